@@ -1,0 +1,218 @@
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { CreateContext, ReadContext, Source, SourceSpec } from '../types.js';
+import { ColumnLayout, type ColumnType, type RecordBatch } from '../../src/records/layout.js';
+import { createCsvTokenizer, CsvSyntaxError } from './csv-tokenizer.js';
+import { redactUrl } from '../../src/util/redact.js';
+
+export interface CsvSourceConfig {
+  type: 'csv';
+  path: string;
+  delimiter?: string;
+  quote?: string;
+  encoding?: string;
+  columns?: Record<string, ColumnType>;
+  headers?: Record<string, string>;
+  timeout?: number;
+}
+
+export const csvSource: SourceSpec<CsvSourceConfig> = {
+  kind: 'source',
+  type: 'csv',
+  summary: 'Rows of CSV files: a local path, a glob, or an http(s) URL. The first row names the columns.',
+  configSchema: {
+    type: 'object',
+    required: ['path'],
+    properties: {
+      path: {
+        type: 'string',
+        minLength: 1,
+        description:
+          'A file path (relative to the config file), a glob such as `data/*.csv` (files read in name order), or an http(s) URL.',
+        examples: ['examples/data/sensors.csv', 'incoming/**/*.csv', 'https://example.com/export.csv'],
+      },
+      delimiter: { type: 'string', minLength: 1, maxLength: 1, default: ',', description: 'Field separator.', examples: [';', '\t'] },
+      quote: { type: 'string', minLength: 1, maxLength: 1, default: '"', description: 'Quote character; doubled inside a quoted field.' },
+      encoding: {
+        type: 'string',
+        default: 'utf-8',
+        description: 'Text encoding (a WHATWG label: utf-8, utf-16le, latin1, windows-1252...). A byte order mark is dropped.',
+        examples: ['latin1'],
+      },
+      columns: {
+        type: 'object',
+        additionalProperties: { type: 'string', enum: ['string', 'number', 'timestamp', 'boolean'] },
+        description:
+          'Types of chosen columns, for export: numbers become JSON numbers, timestamps ISO 8601 UTC, booleans true/false. ' +
+          'Untyped columns are exported as text. Rules compare numerically and by time whatever the type.',
+        examples: [{ value: 'number', created_at: 'timestamp' }],
+      },
+      headers: {
+        type: 'object',
+        additionalProperties: { type: 'string' },
+        description: 'HTTP headers for a URL path, e.g. `Authorization: "Bearer ${CSV_TOKEN}"`.',
+      },
+      timeout: { type: 'number', exclusiveMinimum: 0, default: 30, description: 'Seconds to wait for an HTTP response before giving up.' },
+    },
+  },
+  validate(config) {
+    try {
+      new TextDecoder(config.encoding ?? 'utf-8');
+      return [];
+    } catch {
+      return [{ key: 'encoding', message: `unknown encoding "${config.encoding}"; use a label such as utf-8, utf-16le, latin1 or windows-1252` }];
+    }
+  },
+  async create(config, ctx) {
+    return new CsvSource(config, ctx);
+  },
+};
+
+const READ_CHUNK = 256 * 1024;
+
+function isUrl(location: string): boolean {
+  return /^https?:\/\//i.test(location);
+}
+
+function isGlob(location: string): boolean {
+  return /[*?[\]{}]/.test(location);
+}
+
+class CsvSource implements Source {
+  #http: import('undici').Dispatcher | undefined;
+
+  constructor(
+    private readonly config: CsvSourceConfig,
+    private readonly ctx: CreateContext,
+  ) {}
+
+  async *read(read: ReadContext): AsyncIterable<RecordBatch> {
+    for (const location of await this.locations(read)) {
+      if (read.signal.aborted) return;
+      yield* this.readOne(location, read);
+    }
+  }
+
+  /** The files (or the one URL) to read this cycle, resolved afresh each time so new files are picked up. */
+  private async locations(read: ReadContext): Promise<string[]> {
+    const { path: where } = this.config;
+    if (isUrl(where)) return [where];
+    if (!isGlob(where)) return [path.resolve(this.ctx.configDir, where)];
+    const { glob } = await import('tinyglobby');
+    const files = (await glob(where, { cwd: this.ctx.configDir, absolute: true, onlyFiles: true })).sort();
+    if (files.length === 0) read.log.warn({ path: where }, 'no file matches the glob; nothing to read this cycle');
+    return files;
+  }
+
+  private async *readOne(location: string, read: ReadContext): AsyncIterable<RecordBatch> {
+    const label = isUrl(location) ? redactUrl(location) : path.relative(this.ctx.configDir, location) || location;
+    const bytes = isUrl(location) ? await this.fetch(location, read) : await this.openFile(location);
+    const decoder = new TextDecoder(this.config.encoding ?? 'utf-8');
+    const tokenizer = createCsvTokenizer({ delimiter: this.config.delimiter ?? ',', quote: this.config.quote ?? '"' });
+    const rows = new RowBatcher(label, this.config.columns ?? {}, read);
+    try {
+      for await (const chunk of bytes) {
+        for (const batch of rows.add(tokenizer.push(decoder.decode(chunk as Uint8Array, { stream: true })))) yield batch;
+        if (read.signal.aborted) return;
+      }
+      for (const batch of rows.add(tokenizer.push(decoder.decode()))) yield batch;
+      for (const batch of rows.add(tokenizer.end())) yield batch;
+      const last = rows.flush();
+      if (last) yield last;
+    } catch (err) {
+      if (err instanceof CsvSyntaxError) throw new Error(`${label}: ${err.message}`);
+      throw err;
+    }
+  }
+
+  private async openFile(file: string): Promise<AsyncIterable<unknown>> {
+    try {
+      const info = await stat(file);
+      if (info.isDirectory()) throw new Error(`${file} is a directory; to read every CSV in it use a glob such as ${path.join(file, '*.csv')}`);
+    } catch (err: unknown) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new Error(`cannot read ${file}: no such file; check path (relative paths start at the config file's folder)`);
+      }
+      throw err;
+    }
+    return createReadStream(file, { highWaterMark: READ_CHUNK });
+  }
+
+  private async fetch(url: string, read: ReadContext): Promise<AsyncIterable<unknown>> {
+    const { request, Agent, interceptors } = await import('undici');
+    const timeout = (this.config.timeout ?? 30) * 1000;
+    this.#http ??= new Agent().compose(interceptors.redirect({ maxRedirections: 5 }));
+    const response = await request(url, {
+      dispatcher: this.#http,
+      headers: this.config.headers ?? {},
+      headersTimeout: timeout,
+      bodyTimeout: timeout,
+      signal: read.signal,
+    });
+    if (response.statusCode < 200 || response.statusCode >= 300) {
+      const text = (await response.body.text()).slice(0, 200);
+      throw new Error(`GET ${redactUrl(url)} answered HTTP ${response.statusCode}${text ? `: ${text}` : ''}`);
+    }
+    return response.body;
+  }
+
+  async close(): Promise<void> {
+    await this.#http?.close();
+  }
+}
+
+/** Turns tokenized rows into batches: the first row of a file is its header, the rest are cut into batch-size slices. */
+class RowBatcher {
+  #layout: ColumnLayout | undefined;
+  #rows: string[][] = [];
+  #warnedRagged = false;
+
+  constructor(
+    private readonly label: string,
+    private readonly types: Record<string, ColumnType>,
+    private readonly read: ReadContext,
+  ) {}
+
+  *add(rows: string[][]): Iterable<RecordBatch> {
+    let start = 0;
+    if (this.#layout === undefined && rows.length > 0) {
+      this.#layout = this.layoutFromHeader(rows[0]!);
+      start = 1;
+    }
+    for (let i = start; i < rows.length; i++) {
+      const row = rows[i]!;
+      if (row.length !== this.#layout!.columns.length) this.noteRagged(row.length);
+      this.#rows.push(row);
+      if (this.#rows.length >= this.read.batchSize) yield this.take();
+    }
+  }
+
+  flush(): RecordBatch | undefined {
+    return this.#rows.length > 0 ? this.take() : undefined;
+  }
+
+  private take(): RecordBatch {
+    const batch = { layout: this.#layout!, rows: this.#rows };
+    this.#rows = [];
+    return batch;
+  }
+
+  private layoutFromHeader(header: string[]): ColumnLayout {
+    const names = header.map((h) => h.trim());
+    const unknownTyped = Object.keys(this.types).filter((c) => !names.includes(c));
+    if (unknownTyped.length > 0) {
+      this.read.log.warn({ file: this.label, columns: unknownTyped, header: names }, 'typed columns not in the header are ignored');
+    }
+    return new ColumnLayout(names, this.types);
+  }
+
+  private noteRagged(length: number): void {
+    if (this.#warnedRagged) return;
+    this.#warnedRagged = true;
+    this.read.log.warn(
+      { file: this.label, fields: length, header_fields: this.#layout!.columns.length },
+      'a row has a different number of fields than the header: missing fields read as empty, extra fields are ignored',
+    );
+  }
+}

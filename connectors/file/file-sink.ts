@@ -1,0 +1,265 @@
+import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
+import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type { CreateContext, MatchBatch, Sink, SinkSpec } from '../types.js';
+import { csvLine, exportColumns, exportRecords, toNdjson } from '../../src/records/export-record.js';
+import { renderPathTemplate } from '../../src/util/template.js';
+
+type FileFormat = 'ndjson' | 'csv' | 'json';
+
+export interface FileSinkConfig {
+  type: 'file';
+  path: string;
+  format?: FileFormat;
+  mode?: 'append' | 'overwrite';
+  include_metadata?: boolean;
+}
+
+export const fileSink: SinkSpec<FileSinkConfig> = {
+  kind: 'target',
+  type: 'file',
+  summary: 'Writes matches to local files (NDJSON, CSV or a JSON array), made visible atomically at the end of each run.',
+  configSchema: {
+    type: 'object',
+    required: ['path'],
+    properties: {
+      path: {
+        type: 'string',
+        minLength: 1,
+        description:
+          'File path template, relative to the config file: {rule}, {datasource}, {date} (UTC, YYYY-MM-DD) and {run_id} are filled in. ' +
+          'Folders are created as needed.',
+        examples: ['out/{rule}-{date}.ndjson', 'out/{run_id}/{datasource}.csv'],
+      },
+      format: {
+        type: 'string',
+        enum: ['ndjson', 'csv', 'json'],
+        description: 'File format; by default taken from the extension (.csv, .json), otherwise ndjson.',
+      },
+      mode: {
+        type: 'string',
+        enum: ['append', 'overwrite'],
+        default: 'append',
+        description:
+          'append: a run adds its records after what the file already holds; overwrite: a run replaces the file. ' +
+          'Either way the file is written to a temporary file and renamed into place, so readers never see half a file.',
+      },
+    },
+  },
+  async create(config, ctx) {
+    return new FileSink(config, ctx);
+  },
+};
+
+function formatOf(config: FileSinkConfig): FileFormat {
+  if (config.format) return config.format;
+  const ext = path.extname(config.path).toLowerCase();
+  return ext === '.csv' ? 'csv' : ext === '.json' ? 'json' : 'ndjson';
+}
+
+/** Writes stop and wait here once this much is buffered, so a slow disk slows the reading down instead of filling memory. */
+const HIGH_WATER_MARK = 64 * 1024;
+
+/** One output file being written during a cycle: a temp file renamed over the final path at flush. */
+class PendingFile {
+  readonly temp: string;
+  #out: WriteStream | undefined;
+  #columns: string[] | undefined;
+  #records = 0;
+  #jsonNeedsComma = false;
+  #chain: Promise<void> = Promise.resolve();
+
+  constructor(
+    readonly final: string,
+    private readonly format: FileFormat,
+    private readonly append: boolean,
+    private readonly includeMetadata: boolean,
+  ) {
+    this.temp = path.join(path.dirname(final), `.${path.basename(final)}.${process.pid}.${Date.now()}.tmp`);
+  }
+
+  /** Writes run one after another per file, whichever datasource they come from. */
+  write(batch: MatchBatch): Promise<void> {
+    const next = this.#chain.then(() => this.writeNow(batch));
+    this.#chain = next.catch(() => undefined);
+    return next;
+  }
+
+  private async writeNow(batch: MatchBatch): Promise<void> {
+    if (!this.#out) await this.start(batch);
+    await this.send(this.render(batch));
+    this.#records += batch.rows.length;
+  }
+
+  private async start(batch: MatchBatch): Promise<void> {
+    await mkdir(path.dirname(this.final), { recursive: true });
+    this.#out = createWriteStream(this.temp, { highWaterMark: HIGH_WATER_MARK });
+    await new Promise<void>((resolve, reject) => this.#out!.once('open', () => resolve()).once('error', reject));
+    const existing = this.append && (await nonEmptyFile(this.final));
+    if (existing && this.format === 'json') await this.continueJsonArray();
+    else if (existing) await this.copyExisting();
+    if (this.format === 'csv' && this.#columns === undefined) {
+      this.#columns = exportColumns(batch, this.includeMetadata);
+      await this.send(csvLine(this.#columns));
+    }
+    if (this.format === 'json' && !existing) await this.send('[\n');
+  }
+
+  /** Append mode: the old content goes first into the temp file, so the rename keeps it. */
+  private async copyExisting(): Promise<void> {
+    await pipeline(createReadStream(this.final), this.#out!, { end: false });
+    if (this.format === 'csv') this.#columns = await csvHeader(this.final);
+  }
+
+  /** Append mode for a JSON array: copy it up to its closing bracket and go on from there. */
+  private async continueJsonArray(): Promise<void> {
+    const { closing, empty } = await jsonArrayEnd(this.final);
+    if (empty) {
+      await this.send('[\n');
+      return;
+    }
+    await pipeline(createReadStream(this.final, { end: closing - 1 }), this.#out!, { end: false });
+    this.#jsonNeedsComma = true;
+  }
+
+  private render(batch: MatchBatch): string {
+    if (this.format === 'ndjson') return toNdjson(batch, this.includeMetadata);
+    const records = exportRecords(batch, this.includeMetadata);
+    if (this.format === 'csv') return records.map((r) => csvLine(this.#columns!.map((c) => r[c]))).join('');
+    let out = '';
+    for (const record of records) {
+      out += (this.#jsonNeedsComma ? ',\n' : '') + JSON.stringify(record);
+      this.#jsonNeedsComma = true;
+    }
+    return out;
+  }
+
+  private send(text: string): Promise<void> {
+    const out = this.#out!;
+    if (out.write(text)) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error) => reject(err);
+      out.once('error', onError);
+      out.once('drain', () => {
+        out.off('error', onError);
+        resolve();
+      });
+    });
+  }
+
+  async commit(): Promise<number> {
+    await this.#chain;
+    if (!this.#out) return 0;
+    if (this.format === 'json') await this.send('\n]\n');
+    await new Promise<void>((resolve, reject) => this.#out!.end((err?: Error | null) => (err ? reject(err) : resolve())));
+    await fsyncFile(this.temp);
+    await rename(this.temp, this.final);
+    return this.#records;
+  }
+
+  async discard(): Promise<void> {
+    await this.#chain.catch(() => undefined);
+    this.#out?.destroy();
+    await rm(this.temp, { force: true });
+  }
+}
+
+class FileSink implements Sink {
+  #files = new Map<string, PendingFile>();
+  readonly #format: FileFormat;
+
+  constructor(
+    private readonly config: FileSinkConfig,
+    private readonly ctx: CreateContext,
+  ) {
+    this.#format = formatOf(config);
+  }
+
+  async write(batch: MatchBatch): Promise<void> {
+    if (batch.rows.length === 0) return;
+    const final = path.resolve(
+      this.ctx.configDir,
+      renderPathTemplate(this.config.path, { rule: batch.rule, datasource: batch.datasource, run_id: batch.runId, date: batch.matchedAt.slice(0, 10) }),
+    );
+    let file = this.#files.get(final);
+    if (!file) {
+      file = new PendingFile(final, this.#format, this.config.mode !== 'overwrite', this.config.include_metadata !== false);
+      this.#files.set(final, file);
+    }
+    await file.write(batch);
+  }
+
+  async flush(): Promise<void> {
+    const files = [...this.#files.values()];
+    this.#files = new Map();
+    const results = await Promise.allSettled(files.map((f) => f.commit()));
+    const failed = results.findIndex((r) => r.status === 'rejected');
+    if (failed >= 0) {
+      await Promise.all(files.map((f) => f.discard()));
+      throw new Error(`writing ${files[failed]!.final}: ${(results[failed] as PromiseRejectedResult).reason?.message}`);
+    }
+    for (const [i, r] of results.entries()) {
+      this.ctx.log.debug({ file: files[i]!.final, records: (r as PromiseFulfilledResult<number>).value }, 'file written');
+    }
+  }
+
+  async abort(): Promise<void> {
+    const files = [...this.#files.values()];
+    this.#files = new Map();
+    await Promise.all(files.map((f) => f.discard()));
+  }
+}
+
+async function nonEmptyFile(file: string): Promise<boolean> {
+  try {
+    return (await stat(file)).size > 0;
+  } catch {
+    return false;
+  }
+}
+
+/** Where the closing bracket of a JSON array file sits, so appending can continue the array. */
+async function jsonArrayEnd(file: string): Promise<{ closing: number; empty: boolean }> {
+  const handle = await open(file, 'r');
+  try {
+    const { size } = await handle.stat();
+    const tailLength = Math.min(size, 64);
+    const tail = Buffer.alloc(tailLength);
+    await handle.read(tail, 0, tailLength, size - tailLength);
+    const text = tail.toString('latin1').trimEnd();
+    if (!text.endsWith(']')) {
+      throw new Error(`cannot append to ${file}: it does not end with a JSON array; use mode: overwrite or format: ndjson`);
+    }
+    const closing = size - tailLength + text.length - 1;
+    const head = Buffer.alloc(Math.min(closing, 8));
+    await handle.read(head, 0, head.length, 0);
+    return { closing, empty: head.toString('latin1').trim() === '[' };
+  } finally {
+    await handle.close();
+  }
+}
+
+async function csvHeader(file: string): Promise<string[]> {
+  const handle = await open(file, 'r');
+  try {
+    const buf = Buffer.alloc(64 * 1024);
+    const { bytesRead } = await handle.read(buf, 0, buf.length, 0);
+    const firstLine = buf.toString('utf8', 0, bytesRead).split(/\r?\n/, 1)[0] ?? '';
+    const { createCsvTokenizer } = await import('../csv/csv-tokenizer.js');
+    const tokenizer = createCsvTokenizer({ delimiter: ',', quote: '"' });
+    return [...tokenizer.push(firstLine + '\n'), ...tokenizer.end()][0] ?? [];
+  } finally {
+    await handle.close();
+  }
+}
+
+/** The data reaches the disk before the rename makes it visible; otherwise a crash can leave an empty file in place. */
+async function fsyncFile(file: string): Promise<void> {
+  const handle = await open(file, 'r+');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}

@@ -1,0 +1,19 @@
+import { NotImplementedError, type SinkSpec } from '../types.js';
+import { postgresConnectionProperties } from './postgres-connection.js';
+
+export const postgresSink: SinkSpec = {
+  kind: 'target',
+  type: 'postgresql',
+  summary: 'Inserts matches into a PostgreSQL table.',
+  configSchema: {
+    type: 'object',
+    required: ['table'],
+    properties: {
+      ...postgresConnectionProperties,
+      table: { type: 'string', description: 'Table to insert into, optionally schema-qualified.', examples: ['alerts'] },
+    },
+  },
+  async create() {
+    throw new NotImplementedError('export target', 'postgresql');
+  },
+};

@@ -1,0 +1,74 @@
+import { parseArgs } from 'node:util';
+import { LOG_LEVELS } from '../config/schema.js';
+
+export interface CliOptions {
+  readonly config: string;
+  readonly validate: boolean;
+  readonly dryRun: boolean;
+  readonly continuous: boolean;
+  readonly interval: number;
+  readonly logLevel: string | undefined;
+  readonly help: boolean;
+  readonly version: boolean;
+}
+
+export class UsageError extends Error {}
+
+export const USAGE = `Usage: threshold-processor [options]
+
+Reads the datasources of a config, applies its threshold rules, and exports the matches.
+
+Options:
+  --config FILE      config file (default: ./config.yaml)
+  --validate         check the config and its rule files, then exit (0 valid, 2 invalid)
+  --dry-run          evaluate and show what would be exported; export nothing
+  --continuous       run a cycle every --interval seconds until SIGINT/SIGTERM
+  --interval N       seconds between cycle starts in --continuous mode (default: 60)
+  --log-level LEVEL  ${LOG_LEVELS.join(', ')} (default: settings.log_level, else info)
+  --help             show this help
+  --version          show the version
+
+Exit codes: 0 all went well; 1 a datasource or export target failed; 2 invalid config or arguments.
+`;
+
+export function parseCli(argv: readonly string[]): CliOptions {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      strict: true,
+      allowPositionals: false,
+      options: {
+        config: { type: 'string', short: 'c', default: 'config.yaml' },
+        validate: { type: 'boolean', default: false },
+        'dry-run': { type: 'boolean', default: false },
+        continuous: { type: 'boolean', default: false },
+        interval: { type: 'string', default: '60' },
+        'log-level': { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
+        version: { type: 'boolean', short: 'v', default: false },
+      },
+    });
+  } catch (err) {
+    throw new UsageError((err as Error).message.replace(/\. To specify a positional argument.*$/s, ''));
+  }
+  const { values } = parsed;
+  const interval = Number(values.interval);
+  if (!Number.isFinite(interval) || interval <= 0) {
+    throw new UsageError(`--interval needs a positive number of seconds, got "${values.interval}"`);
+  }
+  const logLevel = values['log-level'];
+  if (logLevel !== undefined && !(LOG_LEVELS as readonly string[]).includes(logLevel)) {
+    throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
+  }
+  return {
+    config: values.config!,
+    validate: values.validate!,
+    dryRun: values['dry-run']!,
+    continuous: values.continuous!,
+    interval,
+    logLevel,
+    help: values.help!,
+    version: values.version!,
+  };
+}

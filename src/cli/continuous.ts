@@ -1,0 +1,61 @@
+import { runCycle } from '../pipeline/run-cycle.js';
+import type { Runtime } from '../pipeline/runtime.js';
+import type { CycleReport } from '../pipeline/stats.js';
+
+export interface LoopOptions {
+  readonly intervalSeconds: number;
+  readonly onReport: (report: CycleReport) => void;
+}
+
+/**
+ * Starts a cycle every interval. Cycles never overlap: one that overruns is reported and the
+ * next starts as soon as it ends. The first SIGINT/SIGTERM lets the running cycle finish and
+ * ends the loop; a second one aborts the cycle (half-written output is discarded).
+ * Resolves with the exit code.
+ */
+export async function runContinuously(runtime: Runtime, options: LoopOptions): Promise<number> {
+  const { log } = runtime;
+  const controller = new AbortController();
+  const intervalMs = options.intervalSeconds * 1000;
+  let stopping = false;
+  let wake: (() => void) | undefined;
+
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal: aborting the current cycle');
+      controller.abort();
+      return;
+    }
+    stopping = true;
+    log.info({ signal }, 'stopping after the current cycle');
+    wake?.();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  log.info({ interval_s: options.intervalSeconds, rules: runtime.config.rules.length }, 'running continuously');
+  try {
+    while (!stopping) {
+      const started = Date.now();
+      options.onReport(await runCycle(runtime, { signal: controller.signal }));
+      if (stopping) break;
+      const elapsed = Date.now() - started;
+      if (elapsed >= intervalMs) {
+        log.warn({ duration_ms: elapsed, interval_s: options.intervalSeconds }, 'cycle took longer than the interval; the next one starts now');
+        continue;
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, intervalMs - elapsed);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      wake = undefined;
+    }
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  log.info('stopped');
+  return controller.signal.aborted ? 130 : 0;
+}

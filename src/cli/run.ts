@@ -1,0 +1,39 @@
+import type { LoadedConfig } from '../config/types.js';
+import { createLogger } from '../log.js';
+import { DryRunSink } from '../pipeline/dry-run-sink.js';
+import { runCycle } from '../pipeline/run-cycle.js';
+import { closeRuntime, openRuntime, type Runtime } from '../pipeline/runtime.js';
+import { cycleSucceeded, type CycleReport } from '../pipeline/stats.js';
+import { logSummary, summaryTable } from '../pipeline/summary.js';
+import type { CliOptions } from './args.js';
+import { runContinuously } from './continuous.js';
+
+/** Runs a loaded config once or in a loop, as the flags say; resolves with the exit code. */
+export async function run(config: LoadedConfig, options: CliOptions): Promise<number> {
+  const log = createLogger(options.logLevel ?? config.settings.log_level);
+  const runtime = await openRuntime(config, log, { dryRun: options.dryRun });
+  try {
+    if (options.continuous) {
+      return await runContinuously(runtime, { intervalSeconds: options.interval, onReport: (r) => report(runtime, r) });
+    }
+    const result = await runCycle(runtime);
+    report(runtime, result);
+    if (options.dryRun) showDryRun(runtime);
+    return cycleSucceeded(result) ? 0 : 1;
+  } finally {
+    await closeRuntime(runtime);
+  }
+}
+
+function report(runtime: Runtime, result: CycleReport): void {
+  if (process.stderr.isTTY) process.stderr.write(summaryTable(result));
+  else logSummary(runtime.log, result);
+}
+
+function showDryRun(runtime: Runtime): void {
+  let out = 'dry run: nothing was exported\n';
+  for (const endpoint of runtime.sinks.values()) {
+    if (endpoint.ok && endpoint.value instanceof DryRunSink) out += endpoint.value.describe();
+  }
+  process.stdout.write(out);
+}

@@ -1,0 +1,191 @@
+import { readdirSync, statSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { sinkSpec, sourceSpec } from '../../connectors/index.js';
+import type { ConfigPath, RuleIssue } from '../rules/compile.js';
+import type { Clock } from '../rules/operators.js';
+import { compileRules, type RuleConfig } from '../rules/rule.js';
+import { substituteEnvironment, type Environment } from './env.js';
+import { ConfigError, formatIssue, sortIssues, type ConfigIssue } from './issues.js';
+import { SETTINGS_DEFAULTS } from './schema.js';
+import type { ConnectorConfig, LoadedConfig, Settings } from './types.js';
+import { validateAgainstSchema } from './validate.js';
+import { issueAt, locate, parseYamlFile, type YamlFile } from './yaml-file.js';
+
+export interface LoadOptions {
+  readonly env?: Environment;
+  /** Where "now" comes from; a test passes a fixed clock. */
+  readonly clock?: Clock;
+}
+
+/** Where a merged rule came from: which file, and its path inside that file. */
+interface RuleOrigin {
+  readonly yaml: YamlFile;
+  readonly prefix: ConfigPath;
+}
+
+/**
+ * Reads, checks and compiles a config and its rule files. Throws ConfigError listing every
+ * issue found, each placed at FILE:LINE:COL, so one run of --validate shows them all.
+ */
+export async function loadConfig(file: string, options: LoadOptions = {}): Promise<LoadedConfig> {
+  const env = options.env ?? process.env;
+  const main = await readYaml(file, env);
+  const raw = main.yaml.doc.toJS() as Record<string, unknown> | null;
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new ConfigError([
+      { file, line: 1, col: 1, path: '', message: 'the config must be a mapping with datasources, processing_rules and export_targets' },
+    ]);
+  }
+  const dir = path.dirname(path.resolve(file));
+  const issues: ConfigIssue[] = [...main.issues];
+  const origins: RuleOrigin[] = [];
+  const ownRules = Array.isArray(raw.processing_rules) ? raw.processing_rules : undefined;
+  ownRules?.forEach((_, i) => origins.push({ yaml: main.yaml, prefix: ['processing_rules', i] }));
+
+  const ruleFiles = await discoverRuleFiles(raw, dir, main.yaml, issues);
+  const fileRules: unknown[] = [];
+  for (const ruleFile of ruleFiles) {
+    const loaded = await readRuleFile(ruleFile, env, issues);
+    for (const { rule, prefix } of loaded.rules) {
+      fileRules.push(rule);
+      origins.push({ yaml: loaded.yaml, prefix });
+    }
+  }
+  const merged: Record<string, unknown> = { ...raw };
+  if (fileRules.length > 0 && (ownRules || raw.processing_rules === undefined)) {
+    merged.processing_rules = [...(ownRules ?? []), ...fileRules];
+  }
+
+  const place = (p: ConfigPath, message: string, atKey = false): ConfigIssue => {
+    const origin = p[0] === 'processing_rules' && typeof p[1] === 'number' ? origins[p[1]] : undefined;
+    return origin ? issueAt(origin.yaml, [...origin.prefix, ...p.slice(2)], message, atKey) : issueAt(main.yaml, p, message, atKey);
+  };
+
+  for (const issue of await validateAgainstSchema(merged)) issues.push(place(issue.path, issue.message, issue.atKey));
+  if (issues.length > 0) throw new ConfigError(sortIssues(issues));
+
+  const config = merged as {
+    datasources: Record<string, ConnectorConfig>;
+    export_targets: Record<string, ConnectorConfig>;
+    processing_rules?: RuleConfig[];
+    settings?: Partial<Settings>;
+  };
+  issues.push(...connectorIssues(config.datasources, 'datasources', place), ...connectorIssues(config.export_targets, 'export_targets', place));
+
+  const clock = options.clock ?? { now: Date.now() };
+  const compiled = compileRules(config.processing_rules ?? [], {
+    datasourceNames: Object.keys(config.datasources),
+    targetNames: Object.keys(config.export_targets),
+    clock,
+  });
+  issues.push(...compiled.issues.map((issue) => placeRuleIssue(issue, place)));
+  if (issues.length > 0) throw new ConfigError(sortIssues(issues));
+
+  return Object.freeze({
+    file,
+    dir,
+    settings: Object.freeze({ ...SETTINGS_DEFAULTS, ...config.settings }),
+    datasources: config.datasources,
+    targets: config.export_targets,
+    rules: compiled.rules,
+    ruleFiles: ruleFiles.map(displayPath),
+    clock,
+  });
+}
+
+function placeRuleIssue(issue: RuleIssue, place: (p: ConfigPath, m: string) => ConfigIssue): ConfigIssue {
+  if (!issue.related) return place(issue.path, issue.message);
+  const related = place(issue.related.path, '');
+  return place(issue.path, `${issue.message} (${issue.related.label} ${related.file}:${related.line}:${related.col})`);
+}
+
+function connectorIssues(
+  section: Record<string, ConnectorConfig>,
+  name: 'datasources' | 'export_targets',
+  place: (p: ConfigPath, m: string) => ConfigIssue,
+): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  for (const [key, config] of Object.entries(section)) {
+    const spec = name === 'datasources' ? sourceSpec(config.type) : sinkSpec(config.type);
+    for (const problem of spec?.validate?.(config) ?? []) issues.push(place([name, key, problem.key], problem.message));
+  }
+  return issues;
+}
+
+function displayPath(file: string): string {
+  const relative = path.relative(process.cwd(), file);
+  return relative.startsWith('..') ? file : relative;
+}
+
+async function readYaml(file: string, env: Environment): Promise<{ yaml: YamlFile; issues: ConfigIssue[] }> {
+  const shown = displayPath(path.resolve(file));
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message;
+    throw new ConfigError([{ file: shown, line: 1, col: 1, path: '', message: `cannot read config: ${reason}` }]);
+  }
+  const parsed = parseYamlFile(shown, text);
+  if (parsed.issues.length > 0) throw new ConfigError(parsed.issues);
+  return { yaml: parsed.yaml, issues: substituteEnvironment(parsed.yaml, env) };
+}
+
+const RULE_FILE = /\.ya?ml$/i;
+const RULE_TEST_FILE = /\.test\.ya?ml$/i;
+
+/** Rule files from `rules_dir` (default `rules`, if it exists) and `include` globs, each once, in name order. */
+async function discoverRuleFiles(raw: Record<string, unknown>, dir: string, yaml: YamlFile, issues: ConfigIssue[]): Promise<string[]> {
+  const files = new Set<string>();
+  const rulesDir = typeof raw.rules_dir === 'string' ? raw.rules_dir : 'rules';
+  const absoluteDir = path.resolve(dir, rulesDir);
+  if (isDirectory(absoluteDir)) {
+    for (const entry of readdirSync(absoluteDir, { recursive: true, encoding: 'utf8' }).sort()) {
+      if (RULE_FILE.test(entry) && !RULE_TEST_FILE.test(entry)) files.add(path.join(absoluteDir, entry));
+    }
+  } else if (typeof raw.rules_dir === 'string') {
+    issues.push(issueAt(yaml, ['rules_dir'], `rules_dir "${rulesDir}" is not a folder (resolved to ${absoluteDir})`));
+  }
+  if (Array.isArray(raw.include) && raw.include.every((g) => typeof g === 'string')) {
+    const { glob } = await import('tinyglobby');
+    for (const [i, pattern] of (raw.include as string[]).entries()) {
+      const found = (await glob(pattern, { cwd: dir, absolute: true, onlyFiles: true })).sort();
+      if (found.length === 0) issues.push(issueAt(yaml, ['include', i], `no file matches "${pattern}"`));
+      for (const f of found) files.add(path.normalize(f));
+    }
+  }
+  return [...files];
+}
+
+function isDirectory(p: string): boolean {
+  try {
+    return statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** A rule file holds a list of rules, or a mapping with one key, processing_rules, holding that list. */
+async function readRuleFile(
+  file: string,
+  env: Environment,
+  issues: ConfigIssue[],
+): Promise<{ yaml: YamlFile; rules: { rule: unknown; prefix: ConfigPath }[] }> {
+  const { yaml, issues: envIssues } = await readYaml(file, env);
+  issues.push(...envIssues);
+  const content = yaml.doc.toJS() as unknown;
+  if (content === null || content === undefined) return { yaml, rules: [] };
+  if (Array.isArray(content)) return { yaml, rules: content.map((rule, i) => ({ rule, prefix: [i] })) };
+  if (typeof content === 'object' && Array.isArray((content as Record<string, unknown>).processing_rules)) {
+    const extra = Object.keys(content).filter((k) => k !== 'processing_rules');
+    for (const key of extra) issues.push(issueAt(yaml, [key], `unknown key "${key}" in a rule file; it holds processing_rules only`, true));
+    const list = (content as { processing_rules: unknown[] }).processing_rules;
+    return { yaml, rules: list.map((rule, i) => ({ rule, prefix: ['processing_rules', i] })) };
+  }
+  const { line, col } = locate(yaml, []);
+  issues.push({ file: yaml.file, line, col, path: '', message: 'a rule file holds a list of rules, or processing_rules: [list of rules]' });
+  return { yaml, rules: [] };
+}
+
+export { formatIssue };

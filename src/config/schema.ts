@@ -1,0 +1,169 @@
+import { SINKS, SOURCES } from '../../connectors/index.js';
+import type { ConnectorSpec, JsonSchema } from '../../connectors/types.js';
+import { OPERATORS, OPERATOR_NAMES } from '../rules/operators.js';
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+export const SETTINGS_DEFAULTS = { concurrency: 4, batch_size: 5000, log_level: 'info' } as const;
+
+const commonKeys = (kind: 'source' | 'target'): Record<string, JsonSchema> => ({
+  description: { type: 'string', description: 'Free text for the people reading the config.' },
+  ...(kind === 'target'
+    ? {
+        include_metadata: {
+          type: 'boolean',
+          default: true,
+          description: 'Add _rule, _datasource, _run_id and _matched_at (ISO 8601) to every exported record.',
+        },
+      }
+    : {}),
+});
+
+/** A connector's own schema closed over: `type` fixed, common keys added, unknown keys refused. */
+function connectorSchema(spec: ConnectorSpec): JsonSchema {
+  const own = spec.configSchema as { properties?: Record<string, JsonSchema> };
+  return {
+    ...spec.configSchema,
+    title: `${spec.type} ${spec.kind === 'source' ? 'datasource' : 'export target'}`,
+    description: spec.summary,
+    additionalProperties: false,
+    required: ['type', ...((spec.configSchema.required as string[] | undefined) ?? [])],
+    properties: {
+      type: { const: spec.type, description: `Connector type: \`${spec.type}\`.` },
+      ...commonKeys(spec.kind),
+      ...own.properties,
+    },
+  };
+}
+
+/**
+ * A map of named connectors whose `type` picks the schema that applies. if/then (rather than
+ * oneOf) keeps the errors to the one branch the user meant.
+ */
+function connectorMap(specs: readonly ConnectorSpec[], kind: string, definitionPrefix: string): JsonSchema {
+  return {
+    type: 'object',
+    description: `Named ${kind}s; each has a \`type\`: ${specs.map((s) => s.type).join(', ')}.`,
+    propertyNames: { minLength: 1 },
+    additionalProperties: {
+      type: 'object',
+      required: ['type'],
+      properties: { type: { type: 'string', enum: specs.map((s) => s.type), description: `The ${kind} type.` } },
+      allOf: specs.map((s) => ({
+        if: { properties: { type: { const: s.type } }, required: ['type'] },
+        then: { $ref: `#/definitions/${definitionPrefix}_${s.type}` },
+      })),
+    },
+  };
+}
+
+const stringList = (description: string): JsonSchema => ({
+  type: 'array',
+  minItems: 1,
+  items: { type: 'string', minLength: 1 },
+  description,
+});
+
+const conditionSchema: JsonSchema = {
+  type: 'object',
+  description:
+    'A condition: a leaf {field, operator, value}, or {all: [...]}, {any: [...]}, {not: {...}} nesting other conditions to any depth.',
+  additionalProperties: false,
+  properties: {
+    field: { type: 'string', minLength: 1, description: 'The record field to test; dotted paths reach into nested JSON.', examples: ['value'] },
+    operator: {
+      type: 'string',
+      enum: [...OPERATOR_NAMES],
+      description: 'How to test it: ' + OPERATORS.map((o) => o.name).join(', ') + '.',
+    },
+    value: { description: 'What to test against; its form depends on the operator (a number, a string, a list, a duration).' },
+    all: { type: 'array', minItems: 1, items: { $ref: '#/definitions/condition' }, description: 'All of these must hold (AND).' },
+    any: { type: 'array', minItems: 1, items: { $ref: '#/definitions/condition' }, description: 'At least one of these must hold (OR).' },
+    not: { $ref: '#/definitions/condition', description: 'This must not hold (NOT).' },
+  },
+};
+
+export const ruleSchema: JsonSchema = {
+  type: 'object',
+  title: 'processing rule',
+  description: 'A threshold rule: which records match, from which datasources, and where the matches go.',
+  additionalProperties: false,
+  required: ['name'],
+  properties: {
+    name: { type: 'string', minLength: 1, description: 'Unique name; shown in logs, summaries and exported records (_rule).', examples: ['high_value_alerts'] },
+    description: { type: 'string', description: 'Free text.' },
+    enabled: { type: 'boolean', default: true, description: 'false keeps the rule in the config without running it.' },
+    datasource: { type: 'string', minLength: 1, description: 'The one datasource the rule reads (default: every datasource).' },
+    datasources: stringList('The datasources the rule reads (default: every datasource).'),
+    export_target: { type: 'string', minLength: 1, description: 'The export target that receives the matches.' },
+    export_targets: stringList('Several export targets; each receives every match.'),
+    threshold_field: { type: 'string', minLength: 1, description: 'Older single-condition form: the field to test.', examples: ['value'] },
+    threshold_type: { type: 'string', enum: [...OPERATOR_NAMES], description: 'Older single-condition form: the operator.', examples: ['greater_than'] },
+    threshold_value: { description: 'Older single-condition form: the value (for within_hours, a number of hours).', examples: [1000] },
+    conditions: {
+      description: 'A list of conditions that must all hold, or one condition tree using all / any / not.',
+      if: { type: 'array' },
+      then: { type: 'array', items: { $ref: '#/definitions/condition' } },
+      else: { $ref: '#/definitions/condition' },
+    },
+  },
+};
+
+const settingsSchema: JsonSchema = {
+  type: 'object',
+  description: 'How the processor runs.',
+  additionalProperties: false,
+  properties: {
+    concurrency: {
+      type: 'integer',
+      minimum: 1,
+      default: SETTINGS_DEFAULTS.concurrency,
+      description: 'How many datasources are read at the same time.',
+    },
+    batch_size: {
+      type: 'integer',
+      minimum: 1,
+      default: SETTINGS_DEFAULTS.batch_size,
+      description: 'Records per batch between a datasource, the rules and the targets.',
+    },
+    log_level: { type: 'string', enum: [...LOG_LEVELS], default: SETTINGS_DEFAULTS.log_level, description: 'Least severe log level written (the --log-level flag wins).' },
+  },
+};
+
+/** The whole config schema, composed from the connectors' own schemas: the one source of truth for validation, editors and docs. */
+export function buildConfigSchema(): JsonSchema {
+  const definitions: Record<string, JsonSchema> = { rule: ruleSchema, condition: conditionSchema, settings: settingsSchema };
+  for (const s of SOURCES) definitions[`source_${s.type}`] = connectorSchema(s);
+  for (const s of SINKS) definitions[`target_${s.type}`] = connectorSchema(s);
+  return {
+    $schema: 'http://json-schema.org/draft-07/schema#',
+    $id: 'urn:threshold-processor:config',
+    title: 'threshold-processor config',
+    description: 'Datasources to read, threshold rules to apply, and export targets for the matches.',
+    type: 'object',
+    additionalProperties: false,
+    required: ['datasources', 'export_targets'],
+    properties: {
+      datasources: connectorMap(SOURCES, 'datasource', 'source'),
+      processing_rules: {
+        type: 'array',
+        items: { $ref: '#/definitions/rule' },
+        description: 'Rules written in this file; rules in rule files are added to them.',
+      },
+      export_targets: connectorMap(SINKS, 'export target', 'target'),
+      rules_dir: {
+        type: 'string',
+        default: 'rules',
+        description:
+          'Folder (relative to this file) whose *.yaml / *.yml files, at any depth, hold more rules; *.test.yaml files are rule tests and are not loaded as rules.',
+      },
+      include: {
+        type: 'array',
+        items: { type: 'string', minLength: 1 },
+        description: 'Globs (relative to this file) of further rule files, e.g. ["teams/*/rules.yaml"].',
+      },
+      settings: { $ref: '#/definitions/settings' },
+    },
+    definitions,
+  };
+}

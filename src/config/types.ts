@@ -1,0 +1,32 @@
+import type { Rule } from '../rules/rule.js';
+import type { Clock } from '../rules/operators.js';
+
+export interface Settings {
+  readonly concurrency: number;
+  readonly batch_size: number;
+  readonly log_level: string;
+}
+
+/** A datasource or export target as written: its `type` and the connector's own keys. */
+export interface ConnectorConfig {
+  readonly type: string;
+  readonly description?: string;
+  readonly include_metadata?: boolean;
+  readonly [key: string]: unknown;
+}
+
+/** A config that passed every check, ready to run. Frozen: a reload builds a new one. */
+export interface LoadedConfig {
+  /** The config file as given on the command line. */
+  readonly file: string;
+  /** Its folder: relative paths in it resolve from here. */
+  readonly dir: string;
+  readonly settings: Settings;
+  readonly datasources: Readonly<Record<string, ConnectorConfig>>;
+  readonly targets: Readonly<Record<string, ConnectorConfig>>;
+  readonly rules: readonly Rule[];
+  /** The rule files merged in, in load order. */
+  readonly ruleFiles: readonly string[];
+  /** The "now" every time-window condition reads; set at the start of each cycle. */
+  readonly clock: Clock;
+}

@@ -1,0 +1,80 @@
+import { readFileSync } from 'node:fs';
+import { parseCli, USAGE, UsageError, type CliOptions } from './cli/args.js';
+import { ConfigError, formatIssue } from './config/issues.js';
+import { loadConfig } from './config/load-config.js';
+import type { LoadedConfig } from './config/types.js';
+
+// What runs a config (logging, the pipeline) is imported only once the config is valid, so
+// --validate, --help and config errors stay fast.
+
+export const EXIT_OK = 0;
+export const EXIT_FAILED = 1;
+export const EXIT_INVALID = 2;
+
+/** The version in our package.json, found from wherever this file runs (the bundle or the compiled tree). */
+function version(): string {
+  for (let dir = new URL('.', import.meta.url); dir.pathname !== '/'; dir = new URL('..', dir)) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL('package.json', dir), 'utf8')) as { name?: string; version: string };
+      if (pkg.name === 'threshold-processor') return pkg.version;
+    } catch {
+      // no package.json at this level: go up
+    }
+  }
+  return 'unknown';
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  let options: CliOptions;
+  try {
+    options = parseCli(argv);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    process.stderr.write(`error: ${err.message}\nRun with --help for the options.\n`);
+    return EXIT_INVALID;
+  }
+  if (options.help) {
+    process.stdout.write(USAGE);
+    return EXIT_OK;
+  }
+  if (options.version) {
+    process.stdout.write(`${version()}\n`);
+    return EXIT_OK;
+  }
+
+  let config: LoadedConfig;
+  try {
+    config = await loadConfig(options.config);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    for (const issue of err.issues) process.stderr.write(formatIssue(issue) + '\n');
+    process.stderr.write(`${options.config}: ${err.issues.length} problem${err.issues.length === 1 ? '' : 's'}; nothing was run\n`);
+    return EXIT_INVALID;
+  }
+  if (options.validate) {
+    process.stdout.write(describeValid(config));
+    return EXIT_OK;
+  }
+  const { run } = await import('./cli/run.js');
+  return run(config, options);
+}
+
+function describeValid(config: LoadedConfig): string {
+  const fromFiles = config.ruleFiles.length ? ` (rule files: ${config.ruleFiles.join(', ')})` : '';
+  return (
+    `${config.file}: valid: ${Object.keys(config.datasources).length} datasources, ` +
+    `${config.rules.length} rules${fromFiles}, ${Object.keys(config.targets).length} export targets\n`
+  );
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+    // An idle keep-alive socket must not hold the process open once the work is done.
+    setTimeout(() => process.exit(code), 2000).unref();
+  },
+  (err: Error) => {
+    process.stderr.write(`internal error: ${err.stack ?? err.message}\n`);
+    process.exit(EXIT_FAILED);
+  },
+);

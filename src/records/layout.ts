@@ -1,0 +1,108 @@
+import type { Accessor } from '../rules/compile.js';
+import { toBoolean, toEpochMillis, toNumber } from '../rules/coerce.js';
+
+export type ColumnType = 'string' | 'number' | 'timestamp' | 'boolean';
+export type PlainRecord = Record<string, unknown>;
+
+/**
+ * The shape of the rows in a batch. Columnar sources (CSV) hand over arrays and one layout
+ * that knows each column's position, so a rule reads `row[3]` and no object is built for a row
+ * that does not match. Other sources hand over objects.
+ */
+export interface RowLayout {
+  /** Equal keys mean equal shapes: compiled predicates are cached by it. */
+  readonly key: string;
+  /** Column names in order, for columnar layouts. */
+  readonly columns: readonly string[] | undefined;
+  accessor(field: string): Accessor;
+  /** The row as the record a target receives, with typed columns converted. */
+  toRecord(row: unknown): PlainRecord;
+}
+
+const absent: Accessor = () => undefined;
+
+export class ColumnLayout implements RowLayout {
+  readonly key: string;
+  readonly columns: readonly string[];
+  readonly converters: readonly ((text: string) => unknown)[];
+  readonly #index = new Map<string, number>();
+
+  constructor(columns: readonly string[], types: Readonly<Record<string, ColumnType>> = {}) {
+    this.columns = columns;
+    columns.forEach((name, i) => {
+      if (!this.#index.has(name)) this.#index.set(name, i);
+    });
+    this.converters = columns.map((name) => converterFor(types[name] ?? 'string'));
+    this.key = `columns:${JSON.stringify(columns)}:${JSON.stringify(types)}`;
+  }
+
+  indexOf(field: string): number {
+    return this.#index.get(field) ?? -1;
+  }
+
+  accessor(field: string): Accessor {
+    const i = this.indexOf(field);
+    return i < 0 ? absent : (row: string[]) => row[i];
+  }
+
+  toRecord(row: unknown): PlainRecord {
+    const values = row as readonly string[];
+    const record: PlainRecord = {};
+    for (let i = 0; i < this.columns.length; i++) record[this.columns[i]!] = this.converters[i]!(values[i] ?? '');
+    return record;
+  }
+}
+
+/**
+ * How a CSV cell is exported. Empty cells are null; a typed cell that does not convert keeps
+ * its text, so nothing the source held is lost.
+ */
+function converterFor(type: ColumnType): (text: string) => unknown {
+  switch (type) {
+    case 'string':
+      return (text) => (text === '' ? null : text);
+    case 'number':
+      return (text) => (text === '' ? null : toNumber(text) ?? text);
+    case 'boolean':
+      return (text) => (text === '' ? null : toBoolean(text) ?? text);
+    case 'timestamp':
+      return (text) => {
+        if (text === '') return null;
+        const ms = toEpochMillis(text);
+        return ms === undefined ? text : new Date(ms).toISOString();
+      };
+  }
+}
+
+/** Rows that are plain objects (JSON from an API, rows from a database). Dotted fields reach into nested objects. */
+class ObjectLayout implements RowLayout {
+  readonly key = 'objects';
+  readonly columns = undefined;
+
+  accessor(field: string): Accessor {
+    if (!field.includes('.')) return (row: PlainRecord) => row[field];
+    const parts = field.split('.');
+    return (row: PlainRecord) => {
+      const direct = row[field];
+      if (direct !== undefined) return direct;
+      let value: unknown = row;
+      for (const part of parts) {
+        if (value === null || typeof value !== 'object') return undefined;
+        value = (value as PlainRecord)[part];
+      }
+      return value;
+    };
+  }
+
+  toRecord(row: unknown): PlainRecord {
+    return row as PlainRecord;
+  }
+}
+
+export const OBJECT_LAYOUT: RowLayout = new ObjectLayout();
+
+/** A slice of a datasource's rows, all of one layout. */
+export interface RecordBatch {
+  readonly layout: RowLayout;
+  readonly rows: readonly unknown[];
+}

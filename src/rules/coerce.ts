@@ -1,0 +1,109 @@
+/**
+ * How record values become numbers and instants for comparison. Sources disagree on types
+ * (CSV gives text, PostgreSQL gives numeric columns as strings, REST gives JSON), so every
+ * comparison goes through these and a value that cannot be read returns undefined: the rule
+ * then counts it as invalid instead of guessing.
+ */
+
+/** A number, or a string holding one ("12.5", " 7 ", "1e3"); anything else is undefined. */
+export function toNumber(value: unknown): number | undefined {
+  if (typeof value === 'number') return Number.isNaN(value) ? undefined : value;
+  if (typeof value === 'string') {
+    // Number('') and Number('  ') are 0, which would make blank cells match "< 10".
+    if (value.length === 0) return undefined;
+    const n = +value;
+    if (n === n && (n !== 0 || value.trim().length > 0)) return n;
+    return undefined;
+  }
+  if (typeof value === 'bigint') return Number(value);
+  return undefined;
+}
+
+/**
+ * Epoch numbers below this are read as seconds, above as milliseconds: 1e11 seconds is the
+ * year 5138, and 1e11 milliseconds is March 1973, so real data is never ambiguous.
+ */
+export const EPOCH_SECONDS_LIMIT = 1e11;
+
+// Date, optional time with fraction, optional zone. A space may stand for the "T" because
+// PostgreSQL and most CSV exports write timestamps that way.
+const ISO_8601 =
+  /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?\s*(Z|z|[+-]\d{2}(?::?\d{2})?)?$/;
+
+/**
+ * Milliseconds since the epoch, from an ISO 8601 string (a missing zone means UTC), epoch
+ * seconds or milliseconds (as number or numeric string), or a Date. Undefined otherwise.
+ */
+export function toEpochMillis(value: unknown): number | undefined {
+  if (typeof value === 'string') return parseTimestampText(value);
+  if (typeof value === 'number') return Number.isFinite(value) ? epochToMillis(value) : undefined;
+  if (value instanceof Date) {
+    const ms = value.getTime();
+    return Number.isNaN(ms) ? undefined : ms;
+  }
+  if (typeof value === 'bigint') return epochToMillis(Number(value));
+  return undefined;
+}
+
+function epochToMillis(n: number): number {
+  return Math.abs(n) < EPOCH_SECONDS_LIMIT ? n * 1000 : n;
+}
+
+function parseTimestampText(text: string): number | undefined {
+  const s = text.trim();
+  if (s.length === 0) return undefined;
+  const m = ISO_8601.exec(s);
+  if (m === null) {
+    const n = toNumber(s);
+    return n === undefined ? undefined : epochToMillis(n);
+  }
+  const [, y, mo, d, h, mi, sec, frac, zone] = m;
+  const month = +mo! - 1;
+  const ms = Date.UTC(+y!, month, +d!, h ? +h : 0, mi ? +mi : 0, sec ? +sec : 0, frac ? fractionToMillis(frac) : 0);
+  // Date.UTC rolls 2024-02-31 over into March; a calendar-impossible date is not a timestamp.
+  const check = new Date(ms);
+  if (check.getUTCDate() !== +d! || check.getUTCMonth() !== month) return undefined;
+  if ((h && +h > 23) || (mi && +mi > 59) || (sec && +sec > 59)) return undefined;
+  return ms - zoneOffsetMillis(zone);
+}
+
+function fractionToMillis(frac: string): number {
+  return Math.floor(+(frac + '00').slice(0, 3));
+}
+
+function zoneOffsetMillis(zone: string | undefined): number {
+  if (zone === undefined || zone === 'Z' || zone === 'z') return 0;
+  const sign = zone[0] === '-' ? -1 : 1;
+  const digits = zone.slice(1).replace(':', '');
+  const hours = +digits.slice(0, 2);
+  const minutes = digits.length > 2 ? +digits.slice(2, 4) : 0;
+  return sign * (hours * 60 + minutes) * 60_000;
+}
+
+const TRUE_WORDS = new Set(['true', 't', 'yes', 'y', '1', 'on']);
+const FALSE_WORDS = new Set(['false', 'f', 'no', 'n', '0', 'off']);
+
+/** true/false from a boolean, 1/0, or the usual words in any case; undefined otherwise. */
+export function toBoolean(value: unknown): boolean | undefined {
+  if (typeof value === 'boolean') return value;
+  if (typeof value === 'number') return value === 1 ? true : value === 0 ? false : undefined;
+  if (typeof value === 'string') {
+    const word = value.trim().toLowerCase();
+    if (TRUE_WORDS.has(word)) return true;
+    if (FALSE_WORDS.has(word)) return false;
+  }
+  return undefined;
+}
+
+/** Missing, null and the empty string are all "no value" (an empty CSV cell is no value). */
+export function isAbsent(value: unknown): boolean {
+  return value === undefined || value === null || value === '';
+}
+
+/** The text a string operator sees: numbers and booleans as JSON writes them, Dates as ISO. */
+export function toText(value: unknown): string | undefined {
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);
+  if (value instanceof Date) return value.toISOString();
+  return undefined;
+}

@@ -1,0 +1,365 @@
+import { isAbsent, toBoolean, toEpochMillis, toNumber, toText } from './coerce.js';
+import { DURATION_HINT, parseDuration } from './duration.js';
+import { FALSE, TRUE, UNKNOWN, negate, truth, type Truth } from './truth.js';
+
+/** The engine's notion of "now", set once at the start of each evaluation cycle. */
+export interface Clock {
+  now: number;
+}
+
+/** Tests one present (not null, not empty) field value. */
+export type ValueTest = (value: unknown) => Truth;
+
+export interface PreparedTest {
+  readonly test: ValueTest;
+  /** What a missing, null or empty field yields: UNKNOWN for every operator but the null checks. */
+  readonly onAbsent: Truth;
+}
+
+/**
+ * An operator is data: its name, what its value must look like, and how to turn that value
+ * into a test once per config load. `prepare` returns a message (in the user's words) when the
+ * rule's value does not fit, which the config loader reports with the value's position.
+ */
+export interface OperatorSpec {
+  readonly name: string;
+  readonly summary: string;
+  /** What `value` must be, as said in an error message: "a number or a timestamp". */
+  readonly expects: string;
+  /** A leaf condition using the operator, for docs and examples. */
+  readonly example: { field: string; operator: string; value?: unknown };
+  prepare(value: unknown, clock: Clock): PreparedTest | string;
+}
+
+const unknownWhenAbsent = (test: ValueTest): PreparedTest => ({ test, onAbsent: UNKNOWN });
+
+function describe(value: unknown): string {
+  return value === undefined ? 'nothing' : JSON.stringify(value);
+}
+
+// ---- comparisons on numbers or instants ------------------------------------------------
+
+type Compare = (a: number, b: number) => boolean;
+
+/** A threshold that is a number compares numerically; one that is a timestamp compares instants. */
+function orderedOperator(name: string, summary: string, compare: Compare, example: unknown): OperatorSpec {
+  return {
+    name,
+    summary,
+    expects: 'a number or a timestamp',
+    example: { field: 'value', operator: name, value: example },
+    prepare(value) {
+      const threshold = toNumber(value);
+      if (threshold !== undefined && typeof value !== 'boolean') {
+        return unknownWhenAbsent((v) => {
+          const n = toNumber(v);
+          return n === undefined ? UNKNOWN : truth(compare(n, threshold));
+        });
+      }
+      const instant = typeof value === 'string' ? toEpochMillis(value) : undefined;
+      if (instant !== undefined) {
+        return unknownWhenAbsent((v) => {
+          const t = toEpochMillis(v);
+          return t === undefined ? UNKNOWN : truth(compare(t, instant));
+        });
+      }
+      return `${name} needs a number or a timestamp as value, got ${describe(value)}`;
+    },
+  };
+}
+
+const between: OperatorSpec = {
+  name: 'between',
+  summary: 'Inclusive range: low <= field <= high (numbers or timestamps).',
+  expects: 'a list [low, high] of two numbers or two timestamps',
+  example: { field: 'value', operator: 'between', value: [100, 500] },
+  prepare(value) {
+    if (!Array.isArray(value) || value.length !== 2) {
+      return `between needs a list [low, high], got ${describe(value)}`;
+    }
+    const [lo, hi] = value.map(toNumber);
+    if (lo !== undefined && hi !== undefined) {
+      if (lo > hi) return `between needs low <= high, got [${lo}, ${hi}]; swap them`;
+      return unknownWhenAbsent((v) => {
+        const n = toNumber(v);
+        return n === undefined ? UNKNOWN : truth(n >= lo && n <= hi);
+      });
+    }
+    const [tlo, thi] = value.map((x) => (typeof x === 'string' ? toEpochMillis(x) : undefined));
+    if (tlo !== undefined && thi !== undefined) {
+      if (tlo > thi) return `between needs the earlier timestamp first, got ${describe(value)}`;
+      return unknownWhenAbsent((v) => {
+        const t = toEpochMillis(v);
+        return t === undefined ? UNKNOWN : truth(t >= tlo && t <= thi);
+      });
+    }
+    return `between needs two numbers or two timestamps, got ${describe(value)}`;
+  },
+};
+
+// ---- equality and membership -----------------------------------------------------------
+
+/** equals on a number compares numerically ("1000.0" equals 1000); on a string, exactly. */
+function prepareEquality(value: unknown): ValueTest | string {
+  if (typeof value === 'number') {
+    return (v) => {
+      const n = toNumber(v);
+      return n === undefined ? UNKNOWN : truth(n === value);
+    };
+  }
+  if (typeof value === 'string') {
+    return (v) => {
+      const text = toText(v);
+      return text === undefined ? UNKNOWN : truth(text === value);
+    };
+  }
+  if (typeof value === 'boolean') {
+    return (v) => {
+      const b = toBoolean(v);
+      return b === undefined ? UNKNOWN : truth(b === value);
+    };
+  }
+  if (value === null || value === undefined) return 'to test for a missing value use operator is_null';
+  return `needs a number, a string or a boolean as value, got ${describe(value)}`;
+}
+
+const equals: OperatorSpec = {
+  name: 'equals',
+  summary: 'Equal: numerically when the value is a number ("1000.0" equals 1000), exactly when it is a string.',
+  expects: 'a number, a string or a boolean',
+  example: { field: 'status', operator: 'equals', value: 'active' },
+  prepare(value) {
+    const test = prepareEquality(value);
+    return typeof test === 'string' ? `equals ${test}` : unknownWhenAbsent(test);
+  },
+};
+
+const notEquals: OperatorSpec = {
+  name: 'not_equals',
+  summary: 'Not equal, with the same comparison as equals. A missing field does not match.',
+  expects: 'a number, a string or a boolean',
+  example: { field: 'status', operator: 'not_equals', value: 'ok' },
+  prepare(value) {
+    const test = prepareEquality(value);
+    if (typeof test === 'string') return `not_equals ${test.replace('is_null', 'is_not_null')}`;
+    return unknownWhenAbsent((v) => negate(test(v)));
+  },
+};
+
+/** Membership in a list of scalars, with equals' comparison for each item. */
+function prepareMembership(name: string, value: unknown): ValueTest | string {
+  if (!Array.isArray(value) || value.length === 0) {
+    return `${name} needs a non-empty list of values, got ${describe(value)}`;
+  }
+  const texts = new Set<string>();
+  const numbers = new Set<number>();
+  const booleans = new Set<boolean>();
+  for (const item of value) {
+    if (typeof item === 'string') texts.add(item);
+    else if (typeof item === 'number') numbers.add(item);
+    else if (typeof item === 'boolean') booleans.add(item);
+    else return `${name} takes numbers, strings and booleans only, got ${describe(item)} in the list`;
+  }
+  return (v) => {
+    const text = toText(v);
+    if (text === undefined) return UNKNOWN;
+    if (texts.has(text)) return TRUE;
+    if (numbers.size > 0) {
+      const n = toNumber(v);
+      if (n !== undefined && numbers.has(n)) return TRUE;
+    }
+    if (booleans.size > 0) {
+      const b = toBoolean(v);
+      if (b !== undefined && booleans.has(b)) return TRUE;
+    }
+    return FALSE;
+  };
+}
+
+const inList: OperatorSpec = {
+  name: 'in',
+  summary: 'The field equals one of the listed values.',
+  expects: 'a list of values',
+  example: { field: 'status', operator: 'in', value: ['error', 'critical'] },
+  prepare(value) {
+    const test = prepareMembership('in', value);
+    return typeof test === 'string' ? test : unknownWhenAbsent(test);
+  },
+};
+
+const notInList: OperatorSpec = {
+  name: 'not_in',
+  summary: 'The field equals none of the listed values. A missing field does not match.',
+  expects: 'a list of values',
+  example: { field: 'region', operator: 'not_in', value: ['test', 'staging'] },
+  prepare(value) {
+    const test = prepareMembership('not_in', value);
+    return typeof test === 'string' ? test : unknownWhenAbsent((v) => negate(test(v)));
+  },
+};
+
+// ---- text ------------------------------------------------------------------------------
+
+function textOperator(
+  name: string,
+  summary: string,
+  check: (text: string, needle: string) => boolean,
+  example: string,
+): OperatorSpec {
+  return {
+    name,
+    summary,
+    expects: 'a string',
+    example: { field: 'message', operator: name, value: example },
+    prepare(value) {
+      if (typeof value !== 'string' && typeof value !== 'number') {
+        return `${name} needs a string as value, got ${describe(value)}`;
+      }
+      const needle = String(value);
+      return unknownWhenAbsent((v) => {
+        const text = toText(v);
+        return text === undefined ? UNKNOWN : truth(check(text, needle));
+      });
+    },
+  };
+}
+
+const contains: OperatorSpec = {
+  name: 'contains',
+  summary: 'The field, as text, contains the value; on a list field, one item equals the value.',
+  expects: 'a string',
+  example: { field: 'message', operator: 'contains', value: 'timeout' },
+  prepare(value) {
+    if (typeof value !== 'string' && typeof value !== 'number') {
+      return `contains needs a string as value, got ${describe(value)}`;
+    }
+    const needle = String(value);
+    return unknownWhenAbsent((v) => {
+      if (Array.isArray(v)) return truth(v.some((item) => toText(item) === needle));
+      const text = toText(v);
+      return text === undefined ? UNKNOWN : truth(text.includes(needle));
+    });
+  },
+};
+
+/** "^err" or, to pass flags, "/^err/i". Global and sticky flags are dropped: they make test() stateful. */
+export function compileRegex(pattern: string): RegExp {
+  const literal = /^\/(.*)\/([a-z]*)$/s.exec(pattern);
+  if (literal) return new RegExp(literal[1]!, literal[2]!.replace(/[gy]/g, ''));
+  return new RegExp(pattern);
+}
+
+const matches: OperatorSpec = {
+  name: 'matches',
+  summary: 'The field, as text, matches a regular expression ("/.../i" to pass flags).',
+  expects: 'a regular expression',
+  example: { field: 'host', operator: 'matches', value: '^db-[0-9]+$' },
+  prepare(value) {
+    if (typeof value !== 'string') return `matches needs a regular expression as a string, got ${describe(value)}`;
+    let re: RegExp;
+    try {
+      re = compileRegex(value);
+    } catch (err) {
+      return `matches: invalid regular expression ${JSON.stringify(value)}: ${(err as Error).message.replace(/^Invalid regular expression: /, '')}`;
+    }
+    return unknownWhenAbsent((v) => {
+      const text = toText(v);
+      return text === undefined ? UNKNOWN : truth(re.test(text));
+    });
+  },
+};
+
+// ---- presence --------------------------------------------------------------------------
+
+function presenceOperator(name: string, summary: string, whenAbsent: Truth): OperatorSpec {
+  const whenPresent = negate(whenAbsent);
+  return {
+    name,
+    summary,
+    expects: 'no value',
+    example: { field: 'closed_at', operator: name },
+    prepare(value) {
+      if (value !== undefined && value !== null) return `${name} takes no value; remove value ${describe(value)}`;
+      return { test: () => whenPresent, onAbsent: whenAbsent };
+    },
+  };
+}
+
+// ---- time windows ----------------------------------------------------------------------
+
+function windowTest(clock: Clock, windowMillis: number, inside: boolean): ValueTest {
+  return (v) => {
+    const t = toEpochMillis(v);
+    if (t === undefined) return UNKNOWN;
+    const isRecent = t >= clock.now - windowMillis;
+    return truth(isRecent === inside);
+  };
+}
+
+const withinHours: OperatorSpec = {
+  name: 'within_hours',
+  summary: 'The timestamp is at or after now minus N hours (N may be fractional).',
+  expects: 'a number of hours',
+  example: { field: 'created_at', operator: 'within_hours', value: 24 },
+  prepare(value, clock) {
+    const hours = toNumber(value);
+    if (hours === undefined || hours <= 0) return `within_hours needs a positive number of hours, got ${describe(value)}`;
+    return unknownWhenAbsent(windowTest(clock, hours * 3_600_000, true));
+  },
+};
+
+const within: OperatorSpec = {
+  name: 'within',
+  summary: 'The timestamp is at or after now minus the duration ("within the last hour").',
+  expects: DURATION_HINT,
+  example: { field: 'created_at', operator: 'within', value: '1h' },
+  prepare(value, clock) {
+    const ms = parseDuration(value);
+    if (ms === undefined || ms <= 0) return `within needs ${DURATION_HINT}, got ${describe(value)}`;
+    return unknownWhenAbsent(windowTest(clock, ms, true));
+  },
+};
+
+const olderThan: OperatorSpec = {
+  name: 'older_than',
+  summary: 'The timestamp is before now minus the duration ("not seen for 30 minutes").',
+  expects: DURATION_HINT,
+  example: { field: 'last_seen', operator: 'older_than', value: '30m' },
+  prepare(value, clock) {
+    const ms = parseDuration(value);
+    if (ms === undefined || ms <= 0) return `older_than needs ${DURATION_HINT}, got ${describe(value)}`;
+    return unknownWhenAbsent(windowTest(clock, ms, false));
+  },
+};
+
+/** Every operator, in the order the docs list them. Adding one is adding an entry here. */
+export const OPERATORS: readonly OperatorSpec[] = [
+  orderedOperator('greater_than', 'field > value', (a, b) => a > b, 1000),
+  orderedOperator('greater_than_or_equal', 'field >= value', (a, b) => a >= b, 1000),
+  orderedOperator('less_than', 'field < value', (a, b) => a < b, 10),
+  orderedOperator('less_than_or_equal', 'field <= value', (a, b) => a <= b, 10),
+  equals,
+  notEquals,
+  between,
+  inList,
+  notInList,
+  contains,
+  textOperator('starts_with', 'The field, as text, starts with the value.', (t, n) => t.startsWith(n), 'db-'),
+  textOperator('ends_with', 'The field, as text, ends with the value.', (t, n) => t.endsWith(n), '.internal'),
+  matches,
+  presenceOperator('is_null', 'The field is missing, null or empty.', TRUE),
+  presenceOperator('is_not_null', 'The field is present and not empty.', FALSE),
+  withinHours,
+  within,
+  olderThan,
+];
+
+export const OPERATOR_NAMES: readonly string[] = OPERATORS.map((op) => op.name);
+
+const BY_NAME = new Map(OPERATORS.map((op) => [op.name, op]));
+
+export function findOperator(name: string): OperatorSpec | undefined {
+  return BY_NAME.get(name);
+}
+
+export { isAbsent };

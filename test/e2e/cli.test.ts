@@ -1,0 +1,194 @@
+import { expect } from 'chai';
+import { cpSync, existsSync, readFileSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { makeTempDir, parseNdjson, repoRoot, runCli, startCli, writeFiles } from '../helpers.js';
+
+/** The structured log lines a run wrote on stderr. */
+function logLines(stderr: string): Record<string, any>[] {
+  return stderr
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l));
+}
+
+function summaryOf(stderr: string): Record<string, any> {
+  const line = logLines(stderr).find((l) => l.msg === 'run summary');
+  if (!line) throw new Error(`no run summary in:\n${stderr}`);
+  return line;
+}
+
+const TWO_SOURCES = `datasources:
+  good:
+    type: csv
+    path: good.csv
+  broken:
+    type: csv
+    path: missing.csv
+processing_rules:
+  - name: big
+    threshold_field: v
+    threshold_type: greater_than
+    threshold_value: 5
+    export_targets: [file, unwritable]
+export_targets:
+  file:
+    type: file
+    path: out/{rule}.ndjson
+  unwritable:
+    type: file
+    path: blocker/x.ndjson
+`;
+
+describe('processor CLI (built, as a child process)', function () {
+  this.timeout(30_000);
+  let dir: string;
+  let cleanup: () => void;
+  beforeEach(() => ({ dir, cleanup } = makeTempDir()));
+  afterEach(() => cleanup());
+
+  function copyDefaultConfig(): void {
+    cpSync(path.join(repoRoot, 'config.yaml'), path.join(dir, 'config.yaml'));
+    cpSync(path.join(repoRoot, 'rules'), path.join(dir, 'rules'), { recursive: true });
+    cpSync(path.join(repoRoot, 'examples', 'data'), path.join(dir, 'examples', 'data'), { recursive: true });
+  }
+
+  it('runs the bundled default config: writes each rule\'s matches and exits 0', async () => {
+    copyDefaultConfig();
+    const result = await runCli(['--config', 'config.yaml'], { cwd: dir });
+    expect(result.code, result.stderr).to.equal(0);
+    const out = (rule: string) => parseNdjson(readFileSync(path.join(dir, 'out', `${rule}.ndjson`), 'utf8'));
+    expect(out('high_value_alerts').map((r) => r.id)).to.deep.equal(['2', '4', '8', '10']);
+    expect(out('low_battery').map((r) => r.id)).to.deep.equal(['3', '6']);
+    expect(out('sensor_faults').map((r) => r.id)).to.deep.equal(['4', '8']);
+    expect(out('southern_sites_high').map((r) => r.id)).to.deep.equal(['3', '4', '10']);
+    const first = out('high_value_alerts')[0]!;
+    expect(first).to.include({ sensor: 'temp-02', value: 1043.2, recorded_at: '2026-11-24T08:00:05.000Z', _rule: 'high_value_alerts', _datasource: 'sensors' });
+    expect(first._run_id).to.match(/^\d{8}T\d{6}Z-[0-9a-f]{4}$/);
+    expect(Date.parse(first._matched_at as string)).to.be.closeTo(Date.now(), 60_000);
+
+    // Not a terminal: the console target writes NDJSON on stdout, the summary is a log line.
+    const printed = parseNdjson(result.stdout);
+    expect(printed.filter((r) => r._rule === 'high_value_alerts')).to.have.length(4);
+    expect(printed.filter((r) => r._rule === 'southern_sites_high')).to.have.length(0);
+    const summary = summaryOf(result.stderr);
+    expect(summary.rules.high_value_alerts).to.deep.equal({ read: 12, matched: 4, invalid: 2, exported: 8, failed: 0 });
+    expect(summary.rules.southern_sites_high).to.deep.equal({ read: 12, matched: 3, invalid: 0, exported: 3, failed: 0 });
+    expect(summary.datasources.sensors).to.deep.equal({ ok: true, records: 12 });
+  });
+
+  it('--dry-run shows what would be exported and writes nothing', async () => {
+    copyDefaultConfig();
+    const result = await runCli(['--config', 'config.yaml', '--dry-run'], { cwd: dir });
+    expect(result.code, result.stderr).to.equal(0);
+    expect(existsSync(path.join(dir, 'out'))).to.equal(false);
+    expect(result.stdout).to.include('dry run: nothing was exported');
+    expect(result.stdout).to.include('would export 11 records to "alerts_file" (file)');
+    expect(result.stdout).to.include('high_value_alerts: 4');
+    expect(result.stdout).to.include('"sensor":"temp-02"');
+  });
+
+  it('--validate on the default config exits 0 and names the rule files', async () => {
+    const result = await runCli(['--config', 'config.yaml', '--validate']);
+    expect(result.code, result.stderr).to.equal(0);
+    expect(result.stdout).to.match(/config\.yaml: valid: 1 datasources, 4 rules \(rule files: rules\/sensors\.yaml, rules\/sites\.yaml\), 2 export targets/);
+  });
+
+  it('--validate on a broken config exits 2 with file:line:col for each problem', async () => {
+    writeFiles(dir, {
+      'bad.yaml': `datasources:
+  s: {type: csv, path: a.csv}
+processing_rules:
+  - name: r
+    threshold_field: v
+    threshold_type: greater_thn
+    threshold_value: 1
+    export_target: out
+export_targets:
+  out: {type: file, path: o.ndjson, formt: csv}
+`,
+    });
+    const result = await runCli(['--config', 'bad.yaml', '--validate'], { cwd: dir });
+    expect(result.code).to.equal(2);
+    expect(result.stderr).to.include('bad.yaml:6:21: processing_rules[0].threshold_type: unknown operator "greater_thn"; did you mean "greater_than"?');
+    expect(result.stderr).to.include('bad.yaml:10:37: export_targets.out.formt: unknown key "formt"; did you mean "format"?');
+    expect(result.stderr).to.include('bad.yaml: 2 problems; nothing was run');
+    expect(result.stdout).to.equal('');
+  });
+
+  it("the older tool's config validates, and running a connector not in this build fails clearly with exit 1", async () => {
+    writeFiles(dir, {
+      'legacy.yaml': `datasources:
+  my_database: { type: "postgresql", host: "localhost", port: 5432, database: "analytics", username: "user", password: "\${DB_PASSWORD}", query: "SELECT * FROM metrics" }
+processing_rules:
+  - name: "high_value_alerts"
+    description: "Alert on high value records"
+    threshold_field: "value"
+    threshold_type: "greater_than"
+    threshold_value: 1000
+    export_target: "alert_api"
+export_targets:
+  alert_api: { type: "rest_api", url: "https://alerts.example.com/api/alerts", method: "POST", headers: { Authorization: "Bearer token" } }
+`,
+    });
+    const env = { DB_PASSWORD: 'sup3r-s3cret' };
+    const validated = await runCli(['--config', 'legacy.yaml', '--validate'], { cwd: dir, env });
+    expect(validated.code, validated.stderr).to.equal(0);
+    const result = await runCli(['--config', 'legacy.yaml'], { cwd: dir, env });
+    expect(result.code).to.equal(1);
+    const errors = logLines(result.stderr).filter((l) => l.level === 'error');
+    expect(errors.find((l) => l.datasource === 'my_database')?.err.message).to.match(/datasource type "postgresql" is not implemented in this build/);
+    expect(errors.find((l) => l.target === 'alert_api')?.err.message).to.match(/export target type "rest_api" is not implemented in this build/);
+    expect(result.stderr).not.to.include('sup3r-s3cret');
+  });
+
+  it('a failing datasource and a failing target name themselves; the others still run; exit 1', async () => {
+    writeFiles(dir, { 'c.yaml': TWO_SOURCES, 'good.csv': 'id,v\n1,3\n2,8\n', blocker: 'a file where a folder should be' });
+    const result = await runCli(['--config', 'c.yaml'], { cwd: dir });
+    expect(result.code).to.equal(1);
+    expect(parseNdjson(readFileSync(path.join(dir, 'out', 'big.ndjson'), 'utf8')).map((r) => r.id)).to.deep.equal(['2']);
+    const errors = logLines(result.stderr).filter((l) => l.level === 'error');
+    expect(errors.find((l) => l.datasource === 'broken')?.err.message).to.match(/missing\.csv: no such file/);
+    expect(errors.some((l) => l.target === 'unwritable')).to.equal(true);
+    const summary = summaryOf(result.stderr);
+    expect(summary.datasources.broken.ok).to.equal(false);
+    expect(summary.targets.file).to.deep.equal({ ok: true, records: 1 });
+    expect(summary.targets.unwritable.ok).to.equal(false);
+    expect(summary.rules.big).to.deep.equal({ read: 2, matched: 1, invalid: 0, exported: 1, failed: 1 });
+    expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).to.deep.equal([]);
+  });
+
+  it('--continuous runs a cycle per interval and stops after the current cycle on SIGTERM with exit 0', async () => {
+    writeFiles(dir, {
+      'c.yaml': `datasources:\n  s: {type: csv, path: d.csv}\nprocessing_rules:\n  - {name: r, threshold_field: v, threshold_type: greater_than, threshold_value: 1, export_target: f}\nexport_targets:\n  f: {type: file, path: "out/{run_id}.ndjson"}\n`,
+      'd.csv': 'v\n5\n',
+    });
+    const cli = startCli(['--config', 'c.yaml', '--continuous', '--interval', '0.3'], { cwd: dir });
+    await cli.waitForStderr(/run summary[\s\S]*run summary/);
+    cli.child.kill('SIGTERM');
+    const result = await cli.done;
+    expect(result.code, result.stderr).to.equal(0);
+    const summaries = logLines(result.stderr).filter((l) => l.msg === 'run summary');
+    expect(summaries.length).to.be.at.least(2);
+    expect(readdirSync(path.join(dir, 'out'))).to.have.length(summaries.length);
+    expect(logLines(result.stderr).some((l) => l.msg === 'stopping after the current cycle' && l.signal === 'SIGTERM')).to.equal(true);
+  });
+
+  it('--help and --version exit 0; an unknown flag exits 2', async () => {
+    const help = await runCli(['--help']);
+    expect(help.code).to.equal(0);
+    expect(help.stdout).to.include('--dry-run');
+    const version = await runCli(['--version']);
+    expect(version.stdout.trim()).to.equal(JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')).version);
+    const bad = await runCli(['--frobnicate']);
+    expect(bad.code).to.equal(2);
+    expect(bad.stderr).to.match(/Unknown option '--frobnicate'/);
+    const badInterval = await runCli(['--interval', 'soon']);
+    expect(badInterval.code).to.equal(2);
+  });
+
+  it('a missing config file exits 2 naming it', async () => {
+    const result = await runCli(['--config', 'nope.yaml'], { cwd: dir });
+    expect(result.code).to.equal(2);
+    expect(result.stderr).to.include('nope.yaml:1:1: cannot read config: no such file');
+  });
+});

@@ -1,0 +1,159 @@
+import { expect } from 'chai';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { csvSource, type CsvSourceConfig } from '../../connectors/csv/csv-source.js';
+import type { RecordBatch } from '../../src/records/layout.js';
+import { makeTempDir, memoryLogger, writeFiles } from '../helpers.js';
+
+async function readAll(config: Omit<CsvSourceConfig, 'type'>, dir: string, batchSize = 1000) {
+  const { log, lines } = memoryLogger();
+  const source = await csvSource.create({ type: 'csv', ...config }, { name: 'test', configDir: dir, log });
+  const batches: RecordBatch[] = [];
+  for await (const batch of source.read({ log, batchSize, signal: new AbortController().signal })) batches.push(batch);
+  const records = batches.flatMap((b) => b.rows.map((r) => b.layout.toRecord(r)));
+  return { batches, records, logs: lines() };
+}
+
+describe('csv datasource', () => {
+  let dir: string;
+  let cleanup: () => void;
+  beforeEach(() => ({ dir, cleanup } = makeTempDir()));
+  afterEach(() => cleanup());
+
+  it('reads a header and rows; empty cells are null, untyped values text', async () => {
+    writeFiles(dir, { 'a.csv': 'id,name,value\n1,alpha,10.5\n2,,\n' });
+    const { records } = await readAll({ path: 'a.csv' }, dir);
+    expect(records).to.deep.equal([
+      { id: '1', name: 'alpha', value: '10.5' },
+      { id: '2', name: null, value: null },
+    ]);
+  });
+
+  it('converts typed columns, keeping text that does not convert', async () => {
+    writeFiles(dir, { 'a.csv': 'v,t,b,s\n1.5,2026-11-24 08:00:00,yes,007\nn/a,1732435200,0,x\n' });
+    const { records } = await readAll({ path: 'a.csv', columns: { v: 'number', t: 'timestamp', b: 'boolean', s: 'string' } }, dir);
+    expect(records).to.deep.equal([
+      { v: 1.5, t: '2026-11-24T08:00:00.000Z', b: true, s: '007' },
+      { v: 'n/a', t: '2024-11-24T08:00:00.000Z', b: false, s: 'x' },
+    ]);
+  });
+
+  it('strips a BOM and handles CRLF, quotes, embedded delimiters and newlines', async () => {
+    writeFiles(dir, { 'a.csv': '\uFEFFid,msg\r\n1,"a, ""quoted""\r\nline"\r\n2,plain\r\n' });
+    const { records } = await readAll({ path: 'a.csv' }, dir);
+    expect(records).to.deep.equal([
+      { id: '1', msg: 'a, "quoted"\r\nline' },
+      { id: '2', msg: 'plain' },
+    ]);
+  });
+
+  it('honours delimiter, quote and encoding', async () => {
+    writeFileSync(path.join(dir, 'a.csv'), Buffer.from("ville;temp\n'Zürich; Nord';-3\n", 'latin1'));
+    const { records } = await readAll({ path: 'a.csv', delimiter: ';', quote: "'", encoding: 'latin1' }, dir);
+    expect(records).to.deep.equal([{ ville: 'Zürich; Nord', temp: '-3' }]);
+  });
+
+  it('reads utf-16le with its BOM', async () => {
+    writeFileSync(path.join(dir, 'a.csv'), Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from('k,v\nä,1\n', 'utf16le')]));
+    const { records } = await readAll({ path: 'a.csv', encoding: 'utf-16le' }, dir);
+    expect(records).to.deep.equal([{ k: 'ä', v: '1' }]);
+  });
+
+  it('reads every file of a glob in name order, each with its own header', async () => {
+    writeFiles(dir, { 'in/b.csv': 'x,y\n3,4\n', 'in/a.csv': 'y,x\n2,1\n', 'in/skip.txt': 'nope' });
+    const { records, batches } = await readAll({ path: 'in/*.csv' }, dir);
+    expect(records).to.deep.equal([{ y: '2', x: '1' }, { x: '3', y: '4' }]);
+    expect(batches[0]!.layout.columns).to.deep.equal(['y', 'x']);
+  });
+
+  it('a glob matching nothing reads nothing and warns', async () => {
+    const { records, logs } = await readAll({ path: 'none/*.csv' }, dir);
+    expect(records).to.deep.equal([]);
+    expect(logs.some((l) => String(l.msg).includes('no file matches'))).to.equal(true);
+  });
+
+  it('cuts rows into batches of the configured size', async () => {
+    const rows = Array.from({ length: 25 }, (_, i) => `${i}`).join('\n');
+    writeFiles(dir, { 'a.csv': `n\n${rows}\n` });
+    const { batches } = await readAll({ path: 'a.csv' }, dir, 10);
+    expect(batches.map((b) => b.rows.length)).to.deep.equal([10, 10, 5]);
+  });
+
+  it('streams a file larger than one read chunk across chunk boundaries', async () => {
+    const line = (i: number) => `${i},"text with, comma and ""quote"" ${i}",${i % 7}\n`;
+    let text = 'id,text,mod\n';
+    for (let i = 0; i < 20000; i++) text += line(i);
+    writeFiles(dir, { 'big.csv': text });
+    const { records } = await readAll({ path: 'big.csv' }, dir);
+    expect(records).to.have.length(20000);
+    expect(records[12345]).to.deep.equal({ id: '12345', text: 'text with, comma and "quote" 12345', mod: String(12345 % 7) });
+  });
+
+  it('ragged rows: missing fields read as null, with one warning', async () => {
+    writeFiles(dir, { 'a.csv': 'a,b,c\n1,2\n1,2,3,4\n' });
+    const { records, logs } = await readAll({ path: 'a.csv' }, dir);
+    expect(records).to.deep.equal([{ a: '1', b: '2', c: null }, { a: '1', b: '2', c: '3' }]);
+    expect(logs.filter((l) => String(l.msg).includes('different number of fields'))).to.have.length(1);
+  });
+
+  it('a missing file fails with a message naming it', async () => {
+    try {
+      await readAll({ path: 'missing.csv' }, dir);
+      expect.fail('should have thrown');
+    } catch (err) {
+      expect((err as Error).message).to.match(/cannot read .*missing\.csv: no such file/);
+    }
+  });
+
+  it('an unterminated quote fails with the file and line', async () => {
+    writeFiles(dir, { 'a.csv': 'a,b\n1,2\n3,"open\n4,5\n' });
+    try {
+      await readAll({ path: 'a.csv' }, dir);
+      expect.fail('should have thrown');
+    } catch (err) {
+      expect((err as Error).message).to.match(/^a\.csv: .*line 3/);
+    }
+  });
+
+  describe('over HTTP', () => {
+    let server: Server;
+    let base: string;
+    const seen: { url?: string; auth?: string }[] = [];
+    before(async () => {
+      server = createServer((req, res) => {
+        seen.push({ url: req.url, auth: req.headers.authorization });
+        if (req.url === '/data.csv') {
+          res.writeHead(200, { 'content-type': 'text/csv' });
+          res.write('id,value\n1,');
+          setTimeout(() => res.end('5\n2,7\n'), 20);
+        } else {
+          res.writeHead(404).end('no such export');
+        }
+      });
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    });
+    after(() => new Promise<void>((r) => server.close(() => r())));
+
+    it('streams a CSV from a URL, sending the configured headers', async () => {
+      const { records } = await readAll({ path: `${base}/data.csv`, headers: { Authorization: 'Bearer abc' } }, dir);
+      expect(records).to.deep.equal([{ id: '1', value: '5' }, { id: '2', value: '7' }]);
+      expect(seen.at(-1)).to.deep.equal({ url: '/data.csv', auth: 'Bearer abc' });
+    });
+
+    it('an HTTP error names the status and the URL without credentials', async () => {
+      const url = base.replace('http://', 'http://user:pw@') + '/gone.csv?token=xyz';
+      try {
+        await readAll({ path: url }, dir);
+        expect.fail('should have thrown');
+      } catch (err) {
+        const message = (err as Error).message;
+        expect(message).to.match(/answered HTTP 404: no such export/);
+        expect(message).not.to.include('pw');
+        expect(message).not.to.include('xyz');
+      }
+    });
+  });
+});

@@ -1,0 +1,143 @@
+import { expect } from 'chai';
+import { readFileSync, readdirSync, existsSync, writeFileSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileSink, type FileSinkConfig } from '../../connectors/file/file-sink.js';
+import type { MatchBatch } from '../../connectors/types.js';
+import { ColumnLayout, OBJECT_LAYOUT } from '../../src/records/layout.js';
+import { makeTempDir, memoryLogger, parseNdjson } from '../helpers.js';
+
+const layout = new ColumnLayout(['id', 'value', 'note'], { value: 'number' });
+
+function batch(rows: string[][], rule = 'hot', datasource = 'sensors'): MatchBatch {
+  return { rule, datasource, runId: 'run-1', matchedAt: '2026-11-24T12:00:00.000Z', layout, rows };
+}
+
+describe('file export target', () => {
+  let dir: string;
+  let cleanup: () => void;
+  beforeEach(() => ({ dir, cleanup } = makeTempDir()));
+  afterEach(() => cleanup());
+
+  async function sinkOf(config: Omit<FileSinkConfig, 'type'>) {
+    return fileSink.create({ type: 'file', ...config }, { name: 'f', configDir: dir, log: memoryLogger().log });
+  }
+  const read = (name: string) => readFileSync(path.join(dir, name), 'utf8');
+
+  it('writes NDJSON with metadata, typed values and nulls', async () => {
+    const sink = await sinkOf({ path: 'out/{rule}-{datasource}-{date}-{run_id}.ndjson' });
+    await sink.write(batch([['1', '10.5', 'a "q"'], ['2', '', '']]));
+    await sink.flush();
+    expect(parseNdjson(read('out/hot-sensors-2026-11-24-run-1.ndjson'))).to.deep.equal([
+      { id: '1', value: 10.5, note: 'a "q"', _rule: 'hot', _datasource: 'sensors', _run_id: 'run-1', _matched_at: '2026-11-24T12:00:00.000Z' },
+      { id: '2', value: null, note: null, _rule: 'hot', _datasource: 'sensors', _run_id: 'run-1', _matched_at: '2026-11-24T12:00:00.000Z' },
+    ]);
+  });
+
+  it('leaves metadata out when include_metadata is false', async () => {
+    const sink = await sinkOf({ path: 'o.ndjson', include_metadata: false });
+    await sink.write(batch([['1', '2', 'x']]));
+    await sink.flush();
+    expect(read('o.ndjson')).to.equal('{"id":"1","value":2,"note":"x"}\n');
+  });
+
+  it('writes CSV with a header and RFC 4180 quoting', async () => {
+    const sink = await sinkOf({ path: 'o.csv', include_metadata: false });
+    await sink.write(batch([['1', '2', 'a,b'], ['2', '3', 'say "hi"\nbye']]));
+    await sink.flush();
+    expect(read('o.csv')).to.equal('id,value,note\n1,2,"a,b"\n2,3,"say ""hi""\nbye"\n');
+  });
+
+  it('writes a JSON array', async () => {
+    const sink = await sinkOf({ path: 'o.json', include_metadata: false });
+    await sink.write(batch([['1', '2', 'x']]));
+    await sink.write(batch([['3', '4', 'y']]));
+    await sink.flush();
+    expect(JSON.parse(read('o.json'))).to.deep.equal([
+      { id: '1', value: 2, note: 'x' },
+      { id: '3', value: 4, note: 'y' },
+    ]);
+  });
+
+  for (const format of ['ndjson', 'csv', 'json'] as const) {
+    it(`appends across runs by default (${format}), keeping one header / one array`, async () => {
+      for (const id of ['1', '2']) {
+        const sink = await sinkOf({ path: `o.${format}`, include_metadata: false });
+        await sink.write(batch([[id, '5', 'n']]));
+        await sink.flush();
+      }
+      const text = read(`o.${format}`);
+      if (format === 'ndjson') expect(parseNdjson(text).map((r) => r.id)).to.deep.equal(['1', '2']);
+      if (format === 'csv') expect(text).to.equal('id,value,note\n1,5,n\n2,5,n\n');
+      if (format === 'json') expect(JSON.parse(text).map((r: { id: string }) => r.id)).to.deep.equal(['1', '2']);
+    });
+  }
+
+  it('overwrite mode replaces the file each run', async () => {
+    for (const id of ['1', '2']) {
+      const sink = await sinkOf({ path: 'o.ndjson', mode: 'overwrite', include_metadata: false });
+      await sink.write(batch([[id, '5', 'n']]));
+      await sink.flush();
+    }
+    expect(parseNdjson(read('o.ndjson')).map((r) => r.id)).to.deep.equal(['2']);
+  });
+
+  it('nothing is visible before flush, and abort leaves no file and no temp file', async () => {
+    const sink = await sinkOf({ path: 'o.ndjson' });
+    await sink.write(batch([['1', '2', 'x']]));
+    expect(existsSync(path.join(dir, 'o.ndjson'))).to.equal(false);
+    await sink.abort!();
+    expect(readdirSync(dir)).to.deep.equal([]);
+  });
+
+  it('writes no file when nothing matched', async () => {
+    const sink = await sinkOf({ path: 'o.ndjson' });
+    await sink.flush();
+    expect(readdirSync(dir)).to.deep.equal([]);
+  });
+
+  it('keeps writes from concurrent datasources whole and separate per file', async () => {
+    const sink = await sinkOf({ path: '{datasource}.ndjson', include_metadata: false });
+    const writes = [];
+    for (let i = 0; i < 50; i++) writes.push(sink.write(batch([[String(i), String(i), 'x'.repeat(5000)]], 'r', i % 2 ? 'odd' : 'even')));
+    await Promise.all(writes);
+    await sink.flush();
+    expect(parseNdjson(read('odd.ndjson'))).to.have.length(25);
+    expect(parseNdjson(read('even.ndjson')).map((r) => r.id)).to.deep.equal(Array.from({ length: 25 }, (_, i) => String(i * 2)));
+  });
+
+  it('makes rule names safe as path segments', async () => {
+    const sink = await sinkOf({ path: 'out/{rule}.ndjson' });
+    await sink.write(batch([['1', '2', 'x']], '../High value / alerts'));
+    await sink.flush();
+    expect(readdirSync(path.join(dir, 'out'))).to.deep.equal(['.._High_value___alerts.ndjson']);
+  });
+
+  it('refuses to append to a file that is not a JSON array, and says what to do', async () => {
+    writeFileSync(path.join(dir, 'o.json'), '{"not": "an array"}');
+    const sink = await sinkOf({ path: 'o.json' });
+    try {
+      await sink.write(batch([['1', '2', 'x']]));
+      expect.fail('should have thrown');
+    } catch (err) {
+      expect((err as Error).message).to.match(/does not end with a JSON array; use mode: overwrite or format: ndjson/);
+    }
+    await sink.abort!();
+    expect(read('o.json')).to.equal('{"not": "an array"}');
+  });
+
+  it('fails cleanly when the folder cannot be created', async () => {
+    writeFileSync(path.join(dir, 'blocker'), 'a file, not a folder');
+    const sink = await sinkOf({ path: 'blocker/o.ndjson' });
+    let message = '';
+    await sink.write(batch([['1', '2', 'x']])).catch((err: Error) => (message = err.message));
+    expect(message).to.match(/EEXIST|ENOTDIR/);
+  });
+
+  it('exports object rows as they are', async () => {
+    mkdirSync(path.join(dir, 'x'));
+    const sink = await sinkOf({ path: 'x/o.ndjson', include_metadata: false });
+    await sink.write({ ...batch([]), layout: OBJECT_LAYOUT, rows: [{ a: { b: [1, 2] }, c: null }] });
+    await sink.flush();
+    expect(read('x/o.ndjson')).to.equal('{"a":{"b":[1,2]},"c":null}\n');
+  });
+});

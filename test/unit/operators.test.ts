@@ -1,0 +1,270 @@
+import { expect } from 'chai';
+import { bindPredicate, prepareCondition, type RuleIssue } from '../../src/rules/compile.js';
+import { OBJECT_LAYOUT } from '../../src/records/layout.js';
+import { OPERATOR_NAMES } from '../../src/rules/operators.js';
+import { FALSE, TRUE, UNKNOWN, type Truth } from '../../src/rules/truth.js';
+
+const NOW = Date.parse('2026-11-24T12:00:00Z');
+
+/** Evaluates `{field: 'x', operator, value}` against a record whose x is `fieldValue` (absent when undefined). */
+function check(operator: string, value: unknown, fieldValue: unknown, now = NOW): Truth {
+  const issues: RuleIssue[] = [];
+  const node = prepareCondition({ field: 'x', operator, value }, ['c'], { now }, issues);
+  if (!node) throw new Error(issues.map((i) => i.message).join('; '));
+  const row = fieldValue === undefined ? {} : { x: fieldValue };
+  return bindPredicate(node, (f) => OBJECT_LAYOUT.accessor(f))(row);
+}
+
+function configError(operator: string, value: unknown): string {
+  const issues: RuleIssue[] = [];
+  const node = prepareCondition({ field: 'x', operator, value }, ['c'], { now: NOW }, issues);
+  expect(node, `expected ${operator} ${JSON.stringify(value)} to be refused`).to.equal(undefined);
+  return issues.map((i) => i.message).join('; ');
+}
+
+describe('operators', () => {
+  it('lists every operator the docs promise', () => {
+    expect(OPERATOR_NAMES).to.have.members([
+      'greater_than', 'greater_than_or_equal', 'less_than', 'less_than_or_equal', 'equals', 'not_equals', 'between',
+      'in', 'not_in', 'contains', 'starts_with', 'ends_with', 'matches', 'is_null', 'is_not_null',
+      'within_hours', 'within', 'older_than',
+    ]);
+  });
+
+  describe('numeric comparisons', () => {
+    it('compare numbers and numeric strings alike', () => {
+      expect(check('greater_than', 1000, 1000.5)).to.equal(TRUE);
+      expect(check('greater_than', 1000, '1000.5')).to.equal(TRUE);
+      expect(check('greater_than', 1000, ' 1001 ')).to.equal(TRUE);
+      expect(check('greater_than', 1000, 1000)).to.equal(FALSE);
+      expect(check('greater_than_or_equal', 1000, '1000')).to.equal(TRUE);
+      expect(check('less_than', 10, '9.99')).to.equal(TRUE);
+      expect(check('less_than', 10, 10)).to.equal(FALSE);
+      expect(check('less_than_or_equal', 10, '1e1')).to.equal(TRUE);
+      expect(check('greater_than', '1000', 1500)).to.equal(TRUE);
+      expect(check('less_than', 0, -3)).to.equal(TRUE);
+    });
+
+    it('do not match a value that is not a number, and say it is undecidable', () => {
+      expect(check('greater_than', 1000, 'n/a')).to.equal(UNKNOWN);
+      expect(check('less_than', 1000, 'n/a')).to.equal(UNKNOWN);
+      expect(check('greater_than', 1000, true)).to.equal(UNKNOWN);
+      expect(check('greater_than', 1000, { a: 1 })).to.equal(UNKNOWN);
+      expect(check('less_than', 10, '   ')).to.equal(UNKNOWN);
+    });
+
+    it('treat missing, null and empty as undecidable, never as zero', () => {
+      expect(check('less_than', 10, undefined)).to.equal(UNKNOWN);
+      expect(check('less_than', 10, null)).to.equal(UNKNOWN);
+      expect(check('less_than', 10, '')).to.equal(UNKNOWN);
+    });
+
+    it('compare instants when the threshold is a timestamp', () => {
+      expect(check('greater_than', '2026-01-01', '2026-06-01T00:00:00Z')).to.equal(TRUE);
+      expect(check('less_than', '2026-01-01T00:00:00+01:00', '2025-12-31T23:30:00Z')).to.equal(FALSE);
+      expect(check('less_than', '2026-01-01T00:00:00+01:00', '2025-12-31T22:59:59Z')).to.equal(TRUE);
+      expect(check('greater_than', '2026-01-01', 'yesterday')).to.equal(UNKNOWN);
+    });
+
+    it('refuse a threshold that is neither number nor timestamp', () => {
+      expect(configError('greater_than', 'high')).to.match(/greater_than needs a number or a timestamp/);
+      expect(configError('less_than', [1])).to.match(/needs a number or a timestamp/);
+    });
+  });
+
+  describe('between', () => {
+    it('is inclusive at both ends', () => {
+      expect(check('between', [10, 20], 10)).to.equal(TRUE);
+      expect(check('between', [10, 20], '20')).to.equal(TRUE);
+      expect(check('between', [10, 20], 20.0001)).to.equal(FALSE);
+      expect(check('between', [10, 20], 9.99)).to.equal(FALSE);
+      expect(check('between', [10, 20], 'x')).to.equal(UNKNOWN);
+    });
+
+    it('works on timestamps', () => {
+      expect(check('between', ['2026-11-01', '2026-11-30'], '2026-11-24T08:00:00Z')).to.equal(TRUE);
+      expect(check('between', ['2026-11-01', '2026-11-30'], '2026-12-01')).to.equal(FALSE);
+    });
+
+    it('needs [low, high] in order', () => {
+      expect(configError('between', 5)).to.match(/needs a list \[low, high\]/);
+      expect(configError('between', [1, 2, 3])).to.match(/needs a list \[low, high\]/);
+      expect(configError('between', [20, 10])).to.match(/low <= high/);
+      expect(configError('between', ['a', 'b'])).to.match(/two numbers or two timestamps/);
+    });
+  });
+
+  describe('equals and not_equals', () => {
+    it('compare numerically when the value is a number', () => {
+      expect(check('equals', 1000, '1000.0')).to.equal(TRUE);
+      expect(check('equals', 1000, 1000)).to.equal(TRUE);
+      expect(check('equals', 1000, '1e3')).to.equal(TRUE);
+      expect(check('equals', 1000, '1000.1')).to.equal(FALSE);
+      expect(check('equals', 1000, 'abc')).to.equal(UNKNOWN);
+    });
+
+    it('compare exactly when the value is a string', () => {
+      expect(check('equals', 'active', 'active')).to.equal(TRUE);
+      expect(check('equals', 'active', 'Active')).to.equal(FALSE);
+      expect(check('equals', 'active', 'active ')).to.equal(FALSE);
+      expect(check('equals', '1000', '1000.0')).to.equal(FALSE);
+      expect(check('equals', '1000', 1000)).to.equal(TRUE);
+    });
+
+    it('compare booleans with their usual spellings', () => {
+      expect(check('equals', true, 'true')).to.equal(TRUE);
+      expect(check('equals', true, 'YES')).to.equal(TRUE);
+      expect(check('equals', false, 0)).to.equal(TRUE);
+      expect(check('equals', true, 'maybe')).to.equal(UNKNOWN);
+    });
+
+    it('not_equals negates, but a missing field still does not match', () => {
+      expect(check('not_equals', 'ok', 'error')).to.equal(TRUE);
+      expect(check('not_equals', 'ok', 'ok')).to.equal(FALSE);
+      expect(check('not_equals', 5, '5.0')).to.equal(FALSE);
+      expect(check('not_equals', 'ok', undefined)).to.equal(UNKNOWN);
+      expect(check('not_equals', 'ok', null)).to.equal(UNKNOWN);
+    });
+
+    it('point to is_null for a null value', () => {
+      expect(configError('equals', null)).to.match(/is_null/);
+      expect(configError('not_equals', null)).to.match(/is_not_null/);
+    });
+  });
+
+  describe('in and not_in', () => {
+    it('test membership with equals semantics for each item', () => {
+      expect(check('in', ['error', 'critical'], 'error')).to.equal(TRUE);
+      expect(check('in', ['error', 'critical'], 'ok')).to.equal(FALSE);
+      expect(check('in', [1, 2, 3], '2.0')).to.equal(TRUE);
+      expect(check('in', [1, 2, 3], 4)).to.equal(FALSE);
+      expect(check('in', ['1'], 1)).to.equal(TRUE);
+      expect(check('in', [true], 'yes')).to.equal(TRUE);
+      expect(check('in', ['a'], undefined)).to.equal(UNKNOWN);
+    });
+
+    it('not_in is the complement for present values only', () => {
+      expect(check('not_in', ['test', 'staging'], 'prod')).to.equal(TRUE);
+      expect(check('not_in', ['test', 'staging'], 'test')).to.equal(FALSE);
+      expect(check('not_in', ['test'], '')).to.equal(UNKNOWN);
+    });
+
+    it('need a non-empty list of scalars', () => {
+      expect(configError('in', 'error')).to.match(/non-empty list/);
+      expect(configError('in', [])).to.match(/non-empty list/);
+      expect(configError('not_in', [{ a: 1 }])).to.match(/numbers, strings and booleans only/);
+    });
+  });
+
+  describe('text operators', () => {
+    it('contains tests a substring of the value as text, or an item of a list', () => {
+      expect(check('contains', 'timeout', 'sensor timeout after 30s')).to.equal(TRUE);
+      expect(check('contains', 'timeout', 'Timeout')).to.equal(FALSE);
+      expect(check('contains', '00', 1005)).to.equal(TRUE);
+      expect(check('contains', 'b', ['a', 'b'])).to.equal(TRUE);
+      expect(check('contains', 'c', ['a', 'b'])).to.equal(FALSE);
+      expect(check('contains', 'x', undefined)).to.equal(UNKNOWN);
+    });
+
+    it('starts_with and ends_with', () => {
+      expect(check('starts_with', 'db-', 'db-17')).to.equal(TRUE);
+      expect(check('starts_with', 'db-', 'web-1')).to.equal(FALSE);
+      expect(check('ends_with', '.internal', 'a.internal')).to.equal(TRUE);
+      expect(check('ends_with', '.internal', 'a.com')).to.equal(FALSE);
+    });
+
+    it('matches a regular expression, with flags in /.../ form', () => {
+      expect(check('matches', '^db-[0-9]+$', 'db-42')).to.equal(TRUE);
+      expect(check('matches', '^db-[0-9]+$', 'db-x')).to.equal(FALSE);
+      expect(check('matches', '/TIMEOUT/i', 'a timeout')).to.equal(TRUE);
+      expect(check('matches', 'TIMEOUT', 'a timeout')).to.equal(FALSE);
+    });
+
+    it('a global flag does not make matches stateful across records', () => {
+      expect(check('matches', '/a/g', 'a')).to.equal(TRUE);
+      expect(check('matches', '/a/g', 'a')).to.equal(TRUE);
+    });
+
+    it('an invalid regular expression is a config error', () => {
+      expect(configError('matches', '([a-z')).to.match(/invalid regular expression/);
+    });
+  });
+
+  describe('is_null and is_not_null', () => {
+    it('treat missing, null and empty as null', () => {
+      for (const v of [undefined, null, '']) {
+        expect(check('is_null', undefined, v)).to.equal(TRUE);
+        expect(check('is_not_null', undefined, v)).to.equal(FALSE);
+      }
+      for (const v of [0, 'x', false, ' ']) {
+        expect(check('is_null', undefined, v)).to.equal(FALSE);
+        expect(check('is_not_null', undefined, v)).to.equal(TRUE);
+      }
+    });
+
+    it('take no value', () => {
+      expect(configError('is_null', 5)).to.match(/takes no value/);
+    });
+  });
+
+  describe('time windows', () => {
+    it('within_hours: at or after now minus N hours', () => {
+      expect(check('within_hours', 1, '2026-11-24T11:30:00Z')).to.equal(TRUE);
+      expect(check('within_hours', 1, '2026-11-24T11:00:00Z')).to.equal(TRUE);
+      expect(check('within_hours', 1, '2026-11-24T10:59:59Z')).to.equal(FALSE);
+      expect(check('within_hours', 0.5, '2026-11-24T11:45:00Z')).to.equal(TRUE);
+      expect(check('within_hours', 24, 'not a date')).to.equal(UNKNOWN);
+    });
+
+    it('within: a duration', () => {
+      expect(check('within', '15m', '2026-11-24T11:50:00Z')).to.equal(TRUE);
+      expect(check('within', '15m', '2026-11-24T11:40:00Z')).to.equal(FALSE);
+      expect(check('within', '30s', NOW - 10_000)).to.equal(TRUE);
+      expect(check('within', '7d', new Date(NOW - 6 * 86_400_000))).to.equal(TRUE);
+      expect(check('within', '1h30m', '2026-11-24T10:31:00Z')).to.equal(TRUE);
+    });
+
+    it('older_than: before now minus the duration', () => {
+      expect(check('older_than', '30m', '2026-11-24T11:00:00Z')).to.equal(TRUE);
+      expect(check('older_than', '30m', '2026-11-24T11:45:00Z')).to.equal(FALSE);
+      expect(check('older_than', '1h', undefined)).to.equal(UNKNOWN);
+    });
+
+    it('read timestamps in every supported form', () => {
+      const inside = NOW - 60_000;
+      const forms = [
+        new Date(inside).toISOString(), // with zone
+        new Date(inside).toISOString().replace('Z', ''), // no zone: UTC
+        new Date(inside).toISOString().replace('T', ' ').replace('Z', ''), // space separator
+        '2026-11-24T12:59:00+01:00', // offset
+        Math.floor(inside / 1000), // epoch seconds
+        String(Math.floor(inside / 1000)), // epoch seconds as text
+        inside, // epoch milliseconds
+        new Date(inside), // Date object
+      ];
+      for (const form of forms) expect(check('within', '5m', form), String(form)).to.equal(TRUE);
+    });
+
+    it('a timestamp without a zone is read as UTC', () => {
+      expect(check('within', '1m', '2026-11-24T11:59:30')).to.equal(TRUE);
+      expect(check('within', '1m', '2026-11-24T12:59:30+01:00')).to.equal(TRUE);
+      expect(check('within', '1m', '2026-11-24T12:59:30+02:00')).to.equal(FALSE);
+    });
+
+    it('an impossible date is not a timestamp', () => {
+      expect(check('within', '1000d', '2026-02-31T00:00:00Z')).to.equal(UNKNOWN);
+      expect(check('within', '1000d', '2026-11-24T25:00:00Z')).to.equal(UNKNOWN);
+    });
+
+    it('need a duration or a number of hours', () => {
+      expect(configError('within', 60)).to.match(/duration such as "30s"/);
+      expect(configError('within', '15 minutes')).to.match(/duration/);
+      expect(configError('older_than', '-1h')).to.match(/duration/);
+      expect(configError('within_hours', 'two')).to.match(/positive number of hours/);
+    });
+  });
+
+  it('an unknown operator suggests the closest one', () => {
+    expect(configError('greater_thn', 5)).to.match(/unknown operator "greater_thn"; did you mean "greater_than"\?/);
+  });
+});

@@ -1,0 +1,28 @@
+import { expect } from 'chai';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { buildConfigSchema } from '../../src/config/schema.js';
+import { repoRoot } from '../helpers.js';
+
+describe('schemas/config.schema.json', () => {
+  it('is what the connectors and rules declare (run `npm run schema` after changing them)', () => {
+    const checkedIn = JSON.parse(readFileSync(path.join(repoRoot, 'schemas', 'config.schema.json'), 'utf8'));
+    expect(checkedIn).to.deep.equal(buildConfigSchema());
+  });
+
+  it('describes every property, so editors and docs can show it', () => {
+    const missing: string[] = [];
+    const walk = (node: unknown, where: string) => {
+      if (node === null || typeof node !== 'object') return;
+      const schema = node as Record<string, unknown>;
+      for (const [name, prop] of Object.entries((schema.properties as Record<string, Record<string, unknown>>) ?? {})) {
+        const isConst = prop && 'const' in prop;
+        if (!prop?.description && !prop?.$ref && !isConst) missing.push(`${where}.${name}`);
+        walk(prop, `${where}.${name}`);
+      }
+      for (const [key, value] of Object.entries(schema)) if (key !== 'properties' && typeof value === 'object') walk(value, `${where}/${key}`);
+    };
+    walk(buildConfigSchema(), '');
+    expect(missing).to.deep.equal([]);
+  });
+});
