@@ -58,12 +58,15 @@ function compileLineWriter(layout: RowLayout, dropMetadataNames: boolean): LineW
     const keys = keep.map(([name], k) => (k === 0 ? '' : ',') + JSON.stringify(name) + ':');
     const positions = keep.map(([, i]) => i);
     const converters = positions.map((i) => layout.converters[i]!);
+    const untyped = positions.map((i) => layout.types[i] === 'string');
     return (row) => {
       const cells = row as readonly string[];
       let out = '';
       for (let k = 0; k < positions.length; k++) {
         const cell = cells[positions[k]!];
-        out += keys[k] + (cell === undefined || cell === '' ? 'null' : JSON.stringify(converters[k]!(cell)));
+        if (cell === undefined || cell === '') out += keys[k] + 'null';
+        else if (untyped[k]) out += keys[k] + jsonString(cell);
+        else out += keys[k] + JSON.stringify(converters[k]!(cell));
       }
       return out;
     };
@@ -77,6 +80,13 @@ function compileLineWriter(layout: RowLayout, dropMetadataNames: boolean): LineW
     }
     return JSON.stringify(record).slice(1, -1);
   };
+}
+
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+
+/** A string as JSON; most CSV cells need no escaping, and skipping JSON.stringify for them is measurably faster. */
+function jsonString(text: string): string {
+  return NEEDS_ESCAPE.test(text) ? JSON.stringify(text) : '"' + text + '"';
 }
 
 /** One CSV cell as RFC 4180 writes it: quoted when it holds the delimiter, a quote, a line break or edge spaces. */

@@ -24,6 +24,7 @@ const absent: Accessor = () => undefined;
 export class ColumnLayout implements RowLayout {
   readonly key: string;
   readonly columns: readonly string[];
+  readonly types: readonly ColumnType[];
   readonly converters: readonly ((text: string) => unknown)[];
   readonly #index = new Map<string, number>();
 
@@ -32,7 +33,8 @@ export class ColumnLayout implements RowLayout {
     columns.forEach((name, i) => {
       if (!this.#index.has(name)) this.#index.set(name, i);
     });
-    this.converters = columns.map((name) => converterFor(types[name] ?? 'string'));
+    this.types = columns.map((name) => types[name] ?? 'string');
+    this.converters = this.types.map(converterFor);
     this.key = `columns:${JSON.stringify(columns)}:${JSON.stringify(types)}`;
   }
 
