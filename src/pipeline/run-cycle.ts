@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import pLimit from 'p-limit';
 import type { MatchBatch, Sink } from '../../connectors/types.js';
 import type { RecordBatch } from '../records/layout.js';
+import { isAbsent } from '../rules/coerce.js';
 import { explain, firstUndecidedLeaf } from '../rules/compile.js';
 import type { Rule } from '../rules/rule.js';
 import { TRUE, UNKNOWN } from '../rules/truth.js';
@@ -129,7 +130,7 @@ class Cycle {
     const leaf = firstUndecidedLeaf(explain(rule.condition, (f) => batch.layout.accessor(f), row));
     this.runtime.log.debug(
       { rule: rule.name, datasource, field: leaf?.field, operator: leaf?.operator, value: leaf?.actual ?? null },
-      leaf?.actual === undefined ? 'record lacks a field the rule needs; not matched' : 'value cannot be compared; not matched',
+      isAbsent(leaf?.actual) ? 'record lacks a field the rule needs; not matched' : 'value cannot be compared; not matched',
     );
   }
 

@@ -192,3 +192,33 @@ export_targets:
     expect(result.stderr).to.include('nope.yaml:1:1: cannot read config: no such file');
   });
 });
+
+describe('processor CLI in continuous mode', function () {
+  this.timeout(30_000);
+  let dir: string;
+  let cleanup: () => void;
+  beforeEach(() => ({ dir, cleanup } = makeTempDir()));
+  afterEach(() => cleanup());
+
+  const CONFIG = `datasources:\n  s: {type: csv, path: d.csv}\nprocessing_rules:\n  - {name: r, threshold_field: v, threshold_type: greater_than, threshold_value: 1, export_target: f}\nexport_targets:\n  f: {type: file, path: out.ndjson}\n`;
+
+  it('warns when a cycle overruns the interval and starts the next one right after, never overlapping', async () => {
+    writeFiles(dir, { 'c.yaml': CONFIG, 'd.csv': 'v\n' + '5\n'.repeat(20000) });
+    const cli = startCli(['--config', 'c.yaml', '--continuous', '--interval', '0.001'], { cwd: dir });
+    await cli.waitForStderr(/longer than the interval[\s\S]*run summary[\s\S]*run summary/);
+    cli.child.kill('SIGINT');
+    const result = await cli.done;
+    expect(result.code, result.stderr).to.equal(0);
+    const lines = result.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+    const summaries = lines.filter((l) => l.msg === 'run summary');
+    // Cycles never overlap: each starts after the previous one's summary was written.
+    const times = summaries.map((s) => Date.parse(s.time));
+    for (let i = 1; i < summaries.length; i++) {
+      expect(times[i]! - times[i - 1]!).to.be.at.least(summaries[i]!.duration_ms - 5);
+    }
+    expect(lines.some((l) => l.level === 'warn' && l.msg.includes('longer than the interval'))).to.equal(true);
+    // append mode: every finished cycle added its 20,000 matches
+    const written = readFileSync(path.join(dir, 'out.ndjson'), 'utf8').split('\n').filter(Boolean).length;
+    expect(written).to.equal(20000 * summaries.length);
+  });
+});
