@@ -1,6 +1,6 @@
 import type { Writable } from 'node:stream';
 import type { CreateContext, MatchBatch, Sink, SinkSpec } from '../types.js';
-import { exportRecords, toNdjson } from '../../src/records/export-record.js';
+import { exportRecords, toNdjsonPieces } from '../../src/records/export-record.js';
 
 export interface ConsoleSinkConfig {
   type: 'console';
@@ -43,8 +43,10 @@ export class ConsoleSink implements Sink {
   async write(batch: MatchBatch): Promise<void> {
     if (batch.rows.length === 0) return;
     const includeMetadata = this.config.include_metadata !== false;
-    const text = this.#pretty ? prettyLines(batch, includeMetadata) : toNdjson(batch, includeMetadata);
-    if (!this.out.write(text)) await new Promise((resolve) => this.out.once('drain', resolve));
+    const pieces = this.#pretty ? [prettyLines(batch, includeMetadata)] : toNdjsonPieces(batch, includeMetadata);
+    for (const text of pieces) {
+      if (!this.out.write(text)) await new Promise((resolve) => this.out.once('drain', resolve));
+    }
   }
 
   async flush(): Promise<void> {}

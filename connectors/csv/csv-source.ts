@@ -70,7 +70,7 @@ export const csvSource: SourceSpec<CsvSourceConfig> = {
   },
 };
 
-const READ_CHUNK = 256 * 1024;
+const READ_CHUNK = 64 * 1024;
 
 function isUrl(location: string): boolean {
   return /^https?:\/\//i.test(location);

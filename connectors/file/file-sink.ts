@@ -3,7 +3,7 @@ import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { CreateContext, MatchBatch, Sink, SinkSpec } from '../types.js';
-import { csvLine, exportColumns, exportRecords, toNdjson } from '../../src/records/export-record.js';
+import { csvLine, exportColumns, exportRecords, OUTPUT_PIECE, toNdjsonPieces } from '../../src/records/export-record.js';
 import { renderPathTemplate } from '../../src/util/template.js';
 
 type FileFormat = 'ndjson' | 'csv' | 'json';
@@ -88,7 +88,7 @@ class PendingFile {
 
   private async writeNow(batch: MatchBatch): Promise<void> {
     if (!this.#out) await this.start(batch);
-    await this.send(this.render(batch));
+    for (const piece of this.render(batch)) await this.send(piece);
     this.#records += batch.rows.length;
   }
 
@@ -123,16 +123,25 @@ class PendingFile {
     this.#jsonNeedsComma = true;
   }
 
-  private render(batch: MatchBatch): string {
-    if (this.format === 'ndjson') return toNdjson(batch, this.includeMetadata);
-    const records = exportRecords(batch, this.includeMetadata);
-    if (this.format === 'csv') return records.map((r) => csvLine(this.#columns!.map((c) => r[c]))).join('');
+  /** The batch as text, in pieces of about OUTPUT_PIECE characters. */
+  private render(batch: MatchBatch): string[] {
+    if (this.format === 'ndjson') return toNdjsonPieces(batch, this.includeMetadata);
+    const pieces: string[] = [];
     let out = '';
-    for (const record of records) {
-      out += (this.#jsonNeedsComma ? ',\n' : '') + JSON.stringify(record);
-      this.#jsonNeedsComma = true;
+    for (const record of exportRecords(batch, this.includeMetadata)) {
+      if (this.format === 'csv') {
+        out += csvLine(this.#columns!.map((c) => record[c]));
+      } else {
+        out += (this.#jsonNeedsComma ? ',\n' : '') + JSON.stringify(record);
+        this.#jsonNeedsComma = true;
+      }
+      if (out.length >= OUTPUT_PIECE) {
+        pieces.push(out);
+        out = '';
+      }
     }
-    return out;
+    if (out.length > 0) pieces.push(out);
+    return pieces;
   }
 
   private send(text: string): Promise<void> {

@@ -24,18 +24,36 @@ export function exportColumns(batch: MatchBatch, includeMetadata: boolean): stri
 }
 
 /**
- * NDJSON lines for a batch. For columnar rows the JSON is assembled from pre-escaped keys and
- * the metadata suffix is built once per batch, so a matched row costs one string per value.
+ * Output is cut into pieces of about this size. A string over ~128 kB lands in V8's large-object
+ * space, which only a full collection frees: on a large file that made the heap, and RSS, grow
+ * with the input. Pieces this size die young and cheaply.
  */
-export function toNdjson(batch: MatchBatch, includeMetadata: boolean): string {
+export const OUTPUT_PIECE = 64 * 1024;
+
+/**
+ * NDJSON lines for a batch, in pieces of about OUTPUT_PIECE characters. For columnar rows the
+ * JSON is assembled from pre-escaped keys and the metadata suffix is built once per batch, so a
+ * matched row costs one string per value.
+ */
+export function toNdjsonPieces(batch: MatchBatch, includeMetadata: boolean): string[] {
   const metaJson = includeMetadata ? JSON.stringify(metadataOf(batch)).slice(1, -1) : '';
   const line = lineWriter(batch.layout, includeMetadata);
+  const pieces: string[] = [];
   let out = '';
   for (const row of batch.rows) {
     const fields = line(row);
     out += '{' + fields + (metaJson && fields ? ',' : '') + metaJson + '}\n';
+    if (out.length >= OUTPUT_PIECE) {
+      pieces.push(out);
+      out = '';
+    }
   }
-  return out;
+  if (out.length > 0) pieces.push(out);
+  return pieces;
+}
+
+export function toNdjson(batch: MatchBatch, includeMetadata: boolean): string {
+  return toNdjsonPieces(batch, includeMetadata).join('');
 }
 
 type LineWriter = (row: unknown) => string;
