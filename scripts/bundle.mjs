@@ -3,12 +3,15 @@
 // one bundle starts in a fraction of that. Connector client libraries stay external and are
 // still imported only by the connectors that use them.
 import { build } from 'esbuild';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
 // Bundled: what every start needs. Everything else loads from node_modules when used.
 const BUNDLED = new Set(['yaml', 'fastest-levenshtein', 'p-limit', 'yocto-queue']);
 const external = Object.keys(pkg.dependencies).filter((name) => !BUNDLED.has(name));
+
+// Chunk names carry a content hash: drop the previous build's so they do not pile up.
+rmSync('dist/chunks', { recursive: true, force: true });
 
 await build({
   entryPoints: { processor: 'dist/src/processor.js' },

@@ -4,7 +4,7 @@ import { OPERATORS, OPERATOR_NAMES } from '../rules/operators.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
-export const SETTINGS_DEFAULTS = { concurrency: 4, batch_size: 5000, log_level: 'info' } as const;
+export const SETTINGS_DEFAULTS = { concurrency: 4, batch_size: 2000, log_level: "info" } as const;
 
 const commonKeys = (kind: 'source' | 'target'): Record<string, JsonSchema> => ({
   description: { type: 'string', description: 'Free text for the people reading the config.' },

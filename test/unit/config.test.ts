@@ -79,7 +79,7 @@ export_targets:
     expect(config.rules.map((r) => r.name)).to.deep.equal(['high_value_alerts', 'recent_errors', 'complex']);
     expect(config.rules[0]!.datasources).to.deep.equal(['my_database']);
     expect(config.rules[0]!.targets).to.deep.equal(['alert_api']);
-    expect(config.settings).to.deep.equal({ concurrency: 4, batch_size: 5000, log_level: 'info' });
+    expect(config.settings).to.deep.equal({ concurrency: 4, batch_size: 2000, log_level: 'info' });
   });
 
   it('reports a wrong type with file:line:col and the key path', async () => {

@@ -268,3 +268,37 @@ describe('operators', () => {
     expect(configError('greater_thn', 5)).to.match(/unknown operator "greater_thn"; did you mean "greater_than"\?/);
   });
 });
+
+describe('timestamp reading', () => {
+  it('the fast path for the common shape agrees with the general parser', async () => {
+    const { toEpochMillis } = await import('../../src/rules/coerce.js');
+    const fc = (await import('fast-check')).default;
+    const pad = (n: number, w: number) => String(n).padStart(w, '0');
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1970, max: 2200 }), fc.integer({ min: 0, max: 13 }), fc.integer({ min: 0, max: 32 }),
+        fc.integer({ min: 0, max: 24 }), fc.integer({ min: 0, max: 60 }), fc.integer({ min: 0, max: 60 }),
+        fc.constantFrom('', '.5', '.123', '.123456', '.1234567890'), fc.constantFrom('Z', '', 'z'), fc.constantFrom('T', ' '),
+        (y, mo, d, h, mi, s, frac, zone, sep) => {
+          const text = `${pad(y, 4)}-${pad(mo, 2)}-${pad(d, 2)}${sep}${pad(h, 2)}:${pad(mi, 2)}:${pad(s, 2)}${frac}${zone}`;
+          const valid = frac.length <= 10 && mo >= 1 && mo <= 12 && d >= 1 && d <= new Date(Date.UTC(y, mo, 0)).getUTCDate() && h < 24 && mi < 60 && s < 60;
+          const expected = valid ? Date.UTC(y, mo - 1, d, h, mi, s, frac ? Math.floor(Number('0' + frac) * 1000 + 1e-9) : 0) : undefined;
+          expect(toEpochMillis(text), text).to.equal(expected);
+          // The same instant with an explicit offset goes through the general parser.
+          if (valid) expect(toEpochMillis(text.replace(/[Zz]?$/, '+00:00')), text).to.equal(expected);
+        },
+      ),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('leap days and month ends', async () => {
+    const { toEpochMillis } = await import('../../src/rules/coerce.js');
+    expect(toEpochMillis('2024-02-29T00:00:00Z')).to.equal(Date.UTC(2024, 1, 29));
+    expect(toEpochMillis('2023-02-29T00:00:00Z')).to.equal(undefined);
+    expect(toEpochMillis('2000-02-29 12:00:00')).to.equal(Date.UTC(2000, 1, 29, 12));
+    expect(toEpochMillis('1900-02-29T00:00:00Z')).to.equal(undefined);
+    expect(toEpochMillis('2026-04-31T00:00:00Z')).to.equal(undefined);
+    expect(toEpochMillis('2026-11-24T13:05:12.345Zjunk')).to.equal(undefined);
+  });
+});
