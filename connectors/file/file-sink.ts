@@ -58,8 +58,12 @@ function formatOf(config: FileSinkConfig): FileFormat {
   return ext === '.csv' ? 'csv' : ext === '.json' ? 'json' : 'ndjson';
 }
 
-/** Writes stop and wait here once this much is buffered, so a slow disk slows the reading down instead of filling memory. */
-const HIGH_WATER_MARK = 64 * 1024;
+/**
+ * Writes stop and wait once this much is queued, so a slow disk slows the reading down instead
+ * of filling memory. Output goes out in 64 KiB pieces; waiting after each piece left the
+ * processor idle while the disk caught up, so a few pieces may queue.
+ */
+const HIGH_WATER_MARK = 1024 * 1024;
 
 /** One output file being written during a cycle: a temp file renamed over the final path at flush. */
 class PendingFile {

@@ -302,3 +302,29 @@ describe('timestamp reading', () => {
     expect(toEpochMillis('2026-11-24T13:05:12.345Zjunk')).to.equal(undefined);
   });
 });
+
+describe('number reading', () => {
+  it('the digit-by-digit path gives exactly what Number() gives', async () => {
+    const { toNumber } = await import('../../src/rules/coerce.js');
+    const fc = (await import('fast-check')).default;
+    const decimalText = fc
+      .tuple(fc.constantFrom('', '-', '+'), fc.stringMatching(/^[0-9]{0,9}$/), fc.constantFrom('', '.'), fc.stringMatching(/^[0-9]{0,9}$/))
+      .map(([sign, a, dot, b]) => sign + a + dot + b);
+    fc.assert(
+      fc.property(fc.oneof(decimalText, fc.double({ noNaN: true }).map(String), fc.string({ maxLength: 8 })), (text) => {
+        const n = Number(text);
+        const expected = text.trim() === '' || Number.isNaN(n) ? undefined : n;
+        expect(toNumber(text), JSON.stringify(text)).to.equal(expected);
+      }),
+      { numRuns: 20000 },
+    );
+    expect(toNumber('912.44')).to.equal(912.44);
+    expect(toNumber('-0.1')).to.equal(-0.1);
+    expect(toNumber('.5')).to.equal(0.5);
+    expect(toNumber('5.')).to.equal(5);
+    expect(toNumber('.')).to.equal(undefined);
+    expect(toNumber('-')).to.equal(undefined);
+    expect(toNumber('1.2.3')).to.equal(undefined);
+    expect(toNumber('123456789012345.6')).to.equal(123456789012345.6);
+  });
+});
