@@ -1,0 +1,84 @@
+// Runs one measured child process and returns its exit status, wall time and peak RSS.
+//
+// Peak RSS is taken two ways: the child's own process.resourceUsage().maxRSS (written at exit by
+// the report-rss.mjs preload) and GNU time's %M when /usr/bin/time exists. The child's own figure
+// is preferred; GNU time's is the fallback and a cross-check.
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const GNU_TIME = '/usr/bin/time';
+const PRELOAD = new URL('./report-rss.mjs', import.meta.url).href;
+const hasGnuTime = existsSync(GNU_TIME);
+let sequence = 0;
+
+function readKiB(path) {
+  try {
+    const kib = Number(readFileSync(path, 'utf8').trim().split('\n').pop());
+    return Number.isFinite(kib) && kib > 0 ? kib : undefined;
+  } finally {
+    rmSync(path, { force: true });
+  }
+}
+
+function collect(stream) {
+  const chunks = [];
+  stream.on('data', (c) => chunks.push(c));
+  return () => Buffer.concat(chunks).toString('utf8');
+}
+
+/**
+ * Runs `node <nodeArgs...>` (the current node binary). `selfReport: false` skips the RSS preload,
+ * for start-up timings where even loading one small module would show.
+ */
+export async function measureNode(nodeArgs, { tmpDir, selfReport = true, cwd, env = {} } = {}) {
+  mkdirSync(tmpDir, { recursive: true });
+  const id = `${process.pid}-${++sequence}`;
+  const rssFile = join(tmpDir, `rss-${id}`);
+  const timeFile = join(tmpDir, `time-${id}`);
+  const node = [process.execPath, ...(selfReport ? ['--import', PRELOAD] : []), ...nodeArgs];
+  const argv = hasGnuTime ? [GNU_TIME, '-f', '%M', '-o', timeFile, ...node] : node;
+  const started = process.hrtime.bigint();
+  const child = spawn(argv[0], argv.slice(1), {
+    cwd,
+    env: { ...process.env, ...env, ...(selfReport ? { BENCH_RSS_FILE: rssFile } : {}) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const stdout = collect(child.stdout);
+  const stderr = collect(child.stderr);
+  const { code, signal } = await new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code, signal }));
+  });
+  const wallSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const rssSelfKiB = selfReport && existsSync(rssFile) ? readKiB(rssFile) : undefined;
+  const rssTimeKiB = hasGnuTime && existsSync(timeFile) ? readKiB(timeFile) : undefined;
+  const rssKiB = rssSelfKiB ?? rssTimeKiB;
+  return {
+    code,
+    signal,
+    wallSeconds,
+    stdout: stdout(),
+    stderr: stderr(),
+    rssMB: rssKiB === undefined ? undefined : rssKiB / 1024,
+    rssSelfMB: rssSelfKiB === undefined ? undefined : rssSelfKiB / 1024,
+    rssTimeMB: rssTimeKiB === undefined ? undefined : rssTimeKiB / 1024,
+  };
+}
+
+/** The last JSON line a case script printed on stdout. */
+export function caseOutput(run) {
+  const line = run.stdout.trim().split('\n').pop();
+  try {
+    return JSON.parse(line);
+  } catch {
+    throw new Error(`no result line on stdout (exit ${run.code ?? run.signal}); stderr: ${tail(run.stderr)}`);
+  }
+}
+
+export function tail(text, lines = 8) {
+  return text.trim().split('\n').slice(-lines).join('\n');
+}
+
+export const benchDir = fileURLToPath(new URL('..', import.meta.url));

@@ -1,0 +1,43 @@
+// Reads what a measured run wrote, for the correctness checks: NDJSON line counts with the sum of
+// the `id` fields, and the processor's "run summary" log line.
+import { createReadStream, existsSync } from 'node:fs';
+
+// The id is the first field of every exported record; quoted when the column is untyped text.
+const ID = /"id":"?(\d+)/;
+
+/** Lines and sum of ids of an NDJSON file; a missing file counts as empty (no file when nothing matched). */
+export async function scanNdjson(path) {
+  if (!existsSync(path)) return { lines: 0, idSum: 0, missingIds: 0 };
+  let lines = 0;
+  let idSum = 0;
+  let missingIds = 0;
+  let rest = '';
+  const takeLine = (line) => {
+    if (line === '') return;
+    lines++;
+    const m = ID.exec(line);
+    if (m) idSum += Number(m[1]);
+    else missingIds++;
+  };
+  for await (const chunk of createReadStream(path, { encoding: 'utf8', highWaterMark: 1 << 22 })) {
+    const parts = (rest + chunk).split('\n');
+    rest = parts.pop();
+    for (const line of parts) takeLine(line);
+  }
+  takeLine(rest);
+  return { lines, idSum, missingIds };
+}
+
+/** The `rules` object of the processor's JSON "run summary" log line on stderr, if there is one. */
+export function runSummary(stderr) {
+  for (const line of stderr.split('\n').reverse()) {
+    if (!line.includes('run summary')) continue;
+    try {
+      const entry = JSON.parse(line);
+      if (entry.msg === 'run summary') return entry.rules;
+    } catch {
+      // Not a JSON log line (e.g. the table printed on a terminal): no summary to check.
+    }
+  }
+  return undefined;
+}
