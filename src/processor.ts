@@ -25,6 +25,10 @@ function version(): string {
 }
 
 async function main(argv: readonly string[]): Promise<number> {
+  if (argv[0] === 'test') {
+    const { runRuleTestsCli } = await import('./rule-tests/cli.js');
+    return runRuleTestsCli(argv.slice(1));
+  }
   let options: CliOptions;
   try {
     options = parseCli(argv);
@@ -66,6 +70,12 @@ function describeValid(config: LoadedConfig): string {
     `${config.rules.length} rules${fromFiles}, ${Object.keys(config.targets).length} export targets\n`
   );
 }
+
+// `... | head` closes our stdout early: that is the reader's choice, not a failure to report.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(process.exitCode ?? EXIT_OK);
+  throw err;
+});
 
 main(process.argv.slice(2)).then(
   (code) => {

@@ -15,8 +15,11 @@ export interface CliOptions {
 export class UsageError extends Error {}
 
 export const USAGE = `Usage: threshold-processor [options]
+       threshold-processor test [FILE | FOLDER ...] [--config FILE]
 
 Reads the datasources of a config, applies its threshold rules, and exports the matches.
+\`test\` runs the rule tests (default: rules/**/*.test.yaml) against the config's rules;
+see \`threshold-processor test --help\`.
 
 Options:
   --config FILE      config file (default: ./config.yaml)

@@ -152,7 +152,7 @@ async function discoverRuleFiles(raw: Record<string, unknown>, dir: string, yaml
     for (const [i, pattern] of (raw.include as string[]).entries()) {
       const found = (await glob(pattern, { cwd: dir, absolute: true, onlyFiles: true })).sort();
       if (found.length === 0) issues.push(issueAt(yaml, ['include', i], `no file matches "${pattern}"`));
-      for (const f of found) files.add(path.normalize(f));
+      for (const f of found) if (!RULE_TEST_FILE.test(f)) files.add(path.normalize(f));
     }
   }
   return [...files];

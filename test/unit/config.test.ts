@@ -275,9 +275,10 @@ export_targets:
 
     it('reads rules_dir and include globs relative to the config file', async () => {
       const config = await load({
-        'config.yaml': `${BASE}rules_dir: alerting\ninclude: ["teams/*/rules.yaml"]\n`,
+        'config.yaml': `${BASE}rules_dir: alerting\ninclude: ["teams/*/rules*.yaml"]\n`,
         'alerting/x.yaml': RULE('x'),
         'teams/ops/rules.yaml': RULE('ops'),
+        'teams/ops/rules.test.yaml': 'tests: not rules',
         'rules/ignored.yaml': RULE('ignored'),
       });
       expect(config.rules.map((r) => r.name)).to.deep.equal(['x', 'ops']);
