@@ -167,3 +167,16 @@ export function buildConfigSchema(): JsonSchema {
     definitions,
   };
 }
+
+/** The schema of a rule file (rules/*.yaml): a list of rules, or processing_rules: [rules]. For editors. */
+export function buildRuleFileSchema(): JsonSchema {
+  const rules = { type: 'array', items: { $ref: '#/definitions/rule' }, description: 'Processing rules, merged into the config\'s.' };
+  return {
+    $schema: 'http://json-schema.org/draft-07/schema#',
+    $id: 'urn:threshold-processor:rules',
+    title: 'threshold-processor rule file',
+    description: 'A list of processing rules, or a mapping with processing_rules: [...]; merged into the config that loads it.',
+    anyOf: [rules, { type: 'object', additionalProperties: false, required: ['processing_rules'], properties: { processing_rules: rules } }],
+    definitions: { rule: ruleSchema, condition: conditionSchema },
+  };
+}
