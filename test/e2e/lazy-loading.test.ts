@@ -1,0 +1,57 @@
+import { expect } from 'chai';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { makeTempDir, runCli, writeFiles } from '../helpers.js';
+
+/**
+ * A resolve hook that appends every package the CLI loads from node_modules to a file, so the
+ * test sees what a real run imported.
+ */
+function loadRecorder(logFile: string): string {
+  const hook = `import { appendFileSync } from 'node:fs';
+export async function resolve(specifier, context, next) {
+  const result = await next(specifier, context);
+  const m = /node_modules\\/((?:@[^/]+\\/)?[^/]+)/.exec(result.url);
+  if (m) appendFileSync(${JSON.stringify(logFile)}, m[1] + '\\n');
+  return result;
+}`;
+  const register = `import { register } from 'node:module'; register(${JSON.stringify('data:text/javascript,' + encodeURIComponent(hook))});`;
+  return `--import=data:text/javascript,${encodeURIComponent(register)}`;
+}
+
+describe('connector libraries load only when a connector needs them', function () {
+  this.timeout(30_000);
+  let dir: string;
+  let cleanup: () => void;
+  beforeEach(() => ({ dir, cleanup } = makeTempDir()));
+  afterEach(() => cleanup());
+
+  async function packagesLoaded(config: string, args: string[] = []): Promise<string[]> {
+    writeFiles(dir, { 'c.yaml': config, 'd.csv': 'v\n5\n', 'loaded.txt': '' });
+    const log = path.join(dir, 'loaded.txt');
+    const result = await runCli(['--config', 'c.yaml', ...args], { cwd: dir, env: { NODE_OPTIONS: loadRecorder(log) } });
+    expect(result.code, result.stderr).to.equal(0);
+    return [...new Set(readFileSync(log, 'utf8').split('\n').filter(Boolean))].sort();
+  }
+
+  const CSV_TO_FILE = `datasources:\n  s: {type: csv, path: d.csv}\nprocessing_rules:\n  - {name: r, threshold_field: v, threshold_type: greater_than, threshold_value: 1, export_target: f}\nexport_targets:\n  f: {type: file, path: out.ndjson}\n`;
+
+  it('--validate loads no connector library, no logger and no schema compiler', async () => {
+    const loaded = await packagesLoaded(CSV_TO_FILE, ['--validate']);
+    for (const heavy of ['pino', 'undici', 'tinyglobby', 'ajv', 'csv-parse', '@aws-sdk/client-s3', 'pg', 'ioredis']) {
+      expect(loaded, heavy).not.to.include(heavy);
+    }
+  });
+
+  it('a local CSV to a file loads neither the HTTP client nor the glob library', async () => {
+    const loaded = await packagesLoaded(CSV_TO_FILE);
+    expect(loaded).to.include('pino');
+    for (const unused of ['undici', 'tinyglobby', 'ajv', '@aws-sdk/client-s3', 'pg', 'ioredis']) expect(loaded, unused).not.to.include(unused);
+  });
+
+  it('a glob path loads the glob library, and only then', async () => {
+    const loaded = await packagesLoaded(CSV_TO_FILE.replace('path: d.csv', 'path: "*.csv"'));
+    expect(loaded).to.include('tinyglobby');
+    expect(loaded).not.to.include('undici');
+  });
+});
