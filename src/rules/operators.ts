@@ -308,29 +308,34 @@ const withinHours: OperatorSpec = {
   },
 };
 
-const within: OperatorSpec = {
-  name: 'within',
-  summary: 'The timestamp is at or after now minus the duration ("within the last hour").',
-  expects: DURATION_HINT,
-  example: { field: 'created_at', operator: 'within', value: '1h' },
-  prepare(value, clock) {
-    const ms = parseDuration(value);
-    if (ms === undefined || ms <= 0) return `within needs ${DURATION_HINT}, got ${describe(value)}`;
-    return unknownWhenAbsent(windowTest(clock, ms, true));
-  },
-};
+/** A window given as a duration: `inside` true for "within", false for "older than". */
+function durationWindow(name: string, summary: string, inside: boolean, example: { field: string; value: string }): OperatorSpec {
+  return {
+    name,
+    summary,
+    expects: DURATION_HINT,
+    example: { field: example.field, operator: name, value: example.value },
+    prepare(value, clock) {
+      const ms = parseDuration(value);
+      if (ms === undefined || ms <= 0) return `${name} needs ${DURATION_HINT}, got ${describe(value)}`;
+      return unknownWhenAbsent(windowTest(clock, ms, inside));
+    },
+  };
+}
 
-const olderThan: OperatorSpec = {
-  name: 'older_than',
-  summary: 'The timestamp is before now minus the duration ("not seen for 30 minutes").',
-  expects: DURATION_HINT,
-  example: { field: 'last_seen', operator: 'older_than', value: '30m' },
-  prepare(value, clock) {
-    const ms = parseDuration(value);
-    if (ms === undefined || ms <= 0) return `older_than needs ${DURATION_HINT}, got ${describe(value)}`;
-    return unknownWhenAbsent(windowTest(clock, ms, false));
-  },
-};
+const within = durationWindow(
+  'within',
+  'The timestamp is at or after now minus the duration ("within the last hour").',
+  true,
+  { field: 'created_at', value: '1h' },
+);
+
+const olderThan = durationWindow(
+  'older_than',
+  'The timestamp is before now minus the duration ("not seen for 30 minutes").',
+  false,
+  { field: 'last_seen', value: '30m' },
+);
 
 /** Every operator, in the order the docs list them. Adding one is adding an entry here. */
 export const OPERATORS: readonly OperatorSpec[] = [
