@@ -16,12 +16,33 @@ export async function run(config: LoadedConfig, options: CliOptions): Promise<nu
     if (options.continuous) {
       return await runContinuously(runtime, { intervalSeconds: options.interval, onReport: (r) => report(runtime, r) });
     }
-    const result = await runCycle(runtime);
+    return await runOnce(runtime, options);
+  } finally {
+    await closeRuntime(runtime);
+  }
+}
+
+/**
+ * One cycle. SIGINT / SIGTERM cancel it: reading stops, targets discard what they half-wrote (no
+ * partial file becomes visible), and the exit code is 130.
+ */
+async function runOnce(runtime: Runtime, options: CliOptions): Promise<number> {
+  const controller = new AbortController();
+  const cancel = (signal: NodeJS.Signals) => {
+    runtime.log.warn({ signal }, 'interrupted: stopping; nothing from this run is made visible');
+    controller.abort();
+  };
+  process.once('SIGINT', cancel);
+  process.once('SIGTERM', cancel);
+  try {
+    const result = await runCycle(runtime, { signal: controller.signal });
     report(runtime, result);
+    if (controller.signal.aborted) return 130;
     if (options.dryRun) showDryRun(runtime);
     return cycleSucceeded(result) ? 0 : 1;
   } finally {
-    await closeRuntime(runtime);
+    process.off('SIGINT', cancel);
+    process.off('SIGTERM', cancel);
   }
 }
 

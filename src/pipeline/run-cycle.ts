@@ -162,20 +162,25 @@ class Cycle {
       [...this.runtime.sinks].map(async ([name, endpoint]) => {
         if (!endpoint.ok) return;
         const status = this.report.targets.get(name)!;
+        if (!status.ok || this.signal.aborted) {
+          // Failed or cancelled: what it took this cycle is discarded, so none of it counts as exported.
+          await this.abortSink(endpoint.value);
+          this.uncountDeliveries(name);
+          return;
+        }
         try {
-          if (status.ok && !this.signal.aborted) await endpoint.value.flush();
-          else await this.abortSink(endpoint.value);
+          await endpoint.value.flush();
         } catch (err) {
           Object.assign(status, this.failure(err as Error));
           this.logFailure({ target: name, type: endpoint.type }, err as Error, 'export target failed to finish writing');
+          this.uncountDeliveries(name);
         }
-        if (!status.ok) this.uncountDeliveries(name);
       }),
     );
   }
 
   private async abortSink(sink: Sink): Promise<void> {
-    await sink.abort?.();
+    await sink.abort?.().catch((err: Error) => this.runtime.log.warn({ err: { message: err.message } }, 'discarding partial output failed'));
   }
 
   private uncountDeliveries(target: string): void {

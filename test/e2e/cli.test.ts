@@ -222,3 +222,30 @@ describe('processor CLI in continuous mode', function () {
     expect(written).to.equal(20000 * summaries.length);
   });
 });
+
+describe('processor CLI, one run interrupted', function () {
+  this.timeout(30_000);
+  let dir: string;
+  let cleanup: () => void;
+  beforeEach(() => ({ dir, cleanup } = makeTempDir()));
+  afterEach(() => cleanup());
+
+  it('SIGINT cancels the run: exit 130, no output file and no temp file left', async () => {
+    const rows = Array.from({ length: 400_000 }, (_, i) => `${i},${i % 10}`).join('\n');
+    writeFiles(dir, {
+      'c.yaml': `datasources:\n  s: {type: csv, path: big.csv}\nprocessing_rules:\n  - {name: r, threshold_field: v, threshold_type: greater_than, threshold_value: 1, export_target: f}\nexport_targets:\n  f: {type: file, path: out/r.ndjson}\nsettings: {log_level: debug}\n`,
+      'big.csv': `id,v\n${rows}\n`.repeat(3),
+    });
+    const cli = startCli(['--config', 'c.yaml'], { cwd: dir });
+    await cli.waitForStderr(/"datasource":"s"/);
+    cli.child.kill('SIGINT');
+    const result = await cli.done;
+    expect(result.code, result.stderr).to.equal(130);
+    expect(result.stderr).to.include('interrupted: stopping; nothing from this run is made visible');
+    const summary = summaryOf(result.stderr);
+    expect(summary.rules.r.exported).to.equal(0);
+    expect(summary.rules.r.failed).to.equal(summary.rules.r.matched);
+    const left = existsSync(path.join(dir, 'out')) ? readdirSync(path.join(dir, 'out')) : [];
+    expect(left).to.deep.equal([]);
+  });
+});
