@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { CreateContext, ReadContext, Source, SourceSpec } from '../types.js';
 import { ColumnLayout, type ColumnType, type RecordBatch } from '../../src/records/layout.js';
 import { createCsvTokenizer, CsvSyntaxError } from './csv-tokenizer.js';
-import { redactUrl } from '../../src/util/redact.js';
+import { redactSecrets, redactUrl } from '../../src/util/redact.js';
 
 export interface CsvSourceConfig {
   type: 'csv';
@@ -163,7 +163,7 @@ class CsvSource implements Source {
       signal: read.signal,
     });
     if (response.statusCode < 200 || response.statusCode >= 300) {
-      const text = (await response.body.text()).slice(0, 200);
+      const text = redactSecrets((await response.body.text()).slice(0, 200));
       throw new Error(`GET ${redactUrl(url)} answered HTTP ${response.statusCode}${text ? `: ${text}` : ''}`);
     }
     return response.body;
@@ -239,12 +239,30 @@ class RowBatcher {
   }
 
   private layoutFromHeader(header: string[]): ColumnLayout {
-    const names = header.map((h) => h.trim());
+    const names = this.uniqueNames(header.map((h) => h.trim()));
     const unknownTyped = Object.keys(this.types).filter((c) => !names.includes(c));
     if (unknownTyped.length > 0) {
       this.read.log.warn({ file: this.label, columns: unknownTyped, header: names }, 'typed columns not in the header are ignored');
     }
     return new ColumnLayout(names, this.types);
+  }
+
+  /**
+   * A repeated column name would make one of the columns unreachable by rules and produce
+   * duplicate keys in JSON: the second `a` becomes `a_2` (and so on), and the file is named in a warning.
+   */
+  private uniqueNames(names: string[]): string[] {
+    const seen = new Set<string>();
+    const renamed: string[] = [];
+    const unique = names.map((name) => {
+      let candidate = name;
+      for (let n = 2; seen.has(candidate); n++) candidate = `${name}_${n}`;
+      if (candidate !== name) renamed.push(`${name} -> ${candidate}`);
+      seen.add(candidate);
+      return candidate;
+    });
+    if (renamed.length > 0) this.read.log.warn({ file: this.label, renamed }, 'repeated column names in the header were renamed');
+    return unique;
   }
 
   private noteRagged(length: number): void {

@@ -1,5 +1,6 @@
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { CreateContext, MatchBatch, Sink, SinkSpec } from '../types.js';
@@ -47,10 +48,19 @@ export const fileSink: SinkSpec<FileSinkConfig> = {
       },
     },
   },
+  validate(config) {
+    const unknown = [...config.path.matchAll(/\{([^{}]*)\}/g)].map((m) => m[1]!).filter((name) => !PLACEHOLDERS.includes(name));
+    return unknown.map((name) => ({
+      key: 'path',
+      message: `unknown placeholder {${name}} in the path; the path can use ${PLACEHOLDERS.map((p) => `{${p}}`).join(', ')}`,
+    }));
+  },
   async create(config, ctx) {
     return new FileSink(config, ctx);
   },
 };
+
+const PLACEHOLDERS = ['rule', 'datasource', 'date', 'run_id'];
 
 function formatOf(config: FileSinkConfig): FileFormat {
   if (config.format) return config.format;
@@ -73,6 +83,8 @@ class PendingFile {
   #records = 0;
   #jsonNeedsComma = false;
   #chain: Promise<void> = Promise.resolve();
+  /** The first write error: every later write and the commit fail with it instead of waiting on a dead stream. */
+  #failure: Error | undefined;
 
   constructor(
     readonly final: string,
@@ -80,7 +92,7 @@ class PendingFile {
     private readonly append: boolean,
     private readonly includeMetadata: boolean,
   ) {
-    this.temp = path.join(path.dirname(final), `.${path.basename(final)}.${process.pid}.${Date.now()}.tmp`);
+    this.temp = path.join(path.dirname(final), `.${path.basename(final)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   }
 
   /** Writes run one after another per file, whichever datasource they come from. */
@@ -91,9 +103,29 @@ class PendingFile {
   }
 
   private async writeNow(batch: MatchBatch): Promise<void> {
-    if (!this.#out) await this.start(batch);
-    for (const piece of this.render(batch)) await this.send(piece);
-    this.#records += batch.rows.length;
+    if (this.#failure) throw this.#failure;
+    try {
+      if (!this.#out) await this.start(batch);
+      this.checkColumns(batch);
+      for (const piece of this.render(batch)) await this.send(piece);
+      this.#records += batch.rows.length;
+    } catch (err) {
+      this.#failure ??= err as Error;
+      throw err;
+    }
+  }
+
+  /** A CSV file has one header: records with other columns would lose fields, so they fail the target instead. */
+  private checkColumns(batch: MatchBatch): void {
+    if (this.format !== 'csv') return;
+    const columns = exportColumns(batch, this.includeMetadata);
+    const missing = columns.filter((c) => !this.#columns!.includes(c));
+    if (missing.length === 0) return;
+    throw new Error(
+      `${this.final}: records of rule "${batch.rule}" from datasource "${batch.datasource}" have columns ` +
+        `${missing.join(', ')} that the file's header (${this.#columns!.join(', ')}) lacks; ` +
+        'put {rule} or {datasource} in the path so each CSV file holds one shape of record, or use format: ndjson',
+    );
   }
 
   private async start(batch: MatchBatch): Promise<void> {
@@ -113,6 +145,8 @@ class PendingFile {
   /** Append mode: the old content goes first into the temp file, so the rename keeps it. */
   private async copyExisting(): Promise<void> {
     await pipeline(createReadStream(this.final), this.#out!, { end: false });
+    // A file that does not end with a line break would glue its last line to our first.
+    if (!(await endsWithLineBreak(this.final))) await this.send('\n');
     if (this.format === 'csv') this.#columns = await csvHeader(this.final);
   }
 
@@ -150,23 +184,36 @@ class PendingFile {
 
   private send(text: string): Promise<void> {
     const out = this.#out!;
+    if (out.destroyed || out.errored) return Promise.reject(out.errored ?? new Error(`writing ${this.temp}: the file was closed`));
     if (out.write(text)) return Promise.resolve();
     return new Promise((resolve, reject) => {
-      const onError = (err: Error) => reject(err);
-      out.once('error', onError);
-      out.once('drain', () => {
-        out.off('error', onError);
-        resolve();
-      });
+      const settle = (err?: Error) => {
+        out.off('drain', onDrain).off('error', onError).off('close', onClose);
+        if (err) reject(err);
+        else resolve();
+      };
+      const onDrain = () => settle();
+      const onError = (err: Error) => settle(err);
+      // A stream destroyed after an error emits neither drain nor a second error: without this the write would wait forever.
+      const onClose = () => settle(out.errored ?? new Error(`writing ${this.temp}: the file was closed`));
+      out.on('drain', onDrain).on('error', onError).on('close', onClose);
     });
   }
 
-  async commit(): Promise<number> {
+  /** Ends and syncs the temp file: after this only the rename is left, which makes it visible. */
+  async finish(): Promise<void> {
     await this.#chain;
-    if (!this.#out) return 0;
+    if (this.#failure) throw this.#failure;
+    if (!this.#out) return;
     if (this.format === 'json') await this.send('\n]\n');
     await new Promise<void>((resolve, reject) => this.#out!.end((err?: Error | null) => (err ? reject(err) : resolve())));
     await fsyncFile(this.temp);
+    // Found now rather than at the rename, so the other files of the cycle are not published either.
+    if ((await stat(this.final).catch(() => undefined))?.isDirectory()) throw new Error(`${this.final} is a folder`);
+  }
+
+  async publish(): Promise<number> {
+    if (!this.#out) return 0;
     await rename(this.temp, this.final);
     return this.#records;
   }
@@ -203,17 +250,27 @@ class FileSink implements Sink {
     await file.write(batch);
   }
 
+  /**
+   * Makes the cycle's files visible, all or none as far as the filesystem allows: every temp file
+   * is finished and synced first, and only when all of them are does any rename happen.
+   */
   async flush(): Promise<void> {
     const files = [...this.#files.values()];
     this.#files = new Map();
-    const results = await Promise.allSettled(files.map((f) => f.commit()));
-    const failed = results.findIndex((r) => r.status === 'rejected');
+    const finished = await Promise.allSettled(files.map((f) => f.finish()));
+    const failed = finished.findIndex((r) => r.status === 'rejected');
     if (failed >= 0) {
       await Promise.all(files.map((f) => f.discard()));
-      throw new Error(`writing ${files[failed]!.final}: ${(results[failed] as PromiseRejectedResult).reason?.message}`);
+      throw new Error(`writing ${files[failed]!.final}: ${(finished[failed] as PromiseRejectedResult).reason?.message}; no file of this run was made visible`);
     }
-    for (const [i, r] of results.entries()) {
-      this.ctx.log.debug({ file: files[i]!.final, records: (r as PromiseFulfilledResult<number>).value }, 'file written');
+    for (const file of files) {
+      try {
+        const records = await file.publish();
+        this.ctx.log.debug({ file: file.final, records }, 'file written');
+      } catch (err) {
+        await Promise.all(files.map((f) => f.discard()));
+        throw new Error(`renaming ${file.temp} to ${file.final}: ${(err as Error).message}`);
+      }
     }
   }
 
@@ -245,9 +302,38 @@ async function jsonArrayEnd(file: string): Promise<{ closing: number; empty: boo
       throw new Error(`cannot append to ${file}: it does not end with a JSON array; use mode: overwrite or format: ndjson`);
     }
     const closing = size - tailLength + text.length - 1;
-    const head = Buffer.alloc(Math.min(closing, 8));
-    await handle.read(head, 0, head.length, 0);
-    return { closing, empty: head.toString('latin1').trim() === '[' };
+    return { closing, empty: await onlyWhitespaceAfterOpening(handle, closing) };
+  } finally {
+    await handle.close();
+  }
+}
+
+/** True when the bytes before `closing` are `[` and white space only: an empty array, however it was indented. */
+async function onlyWhitespaceAfterOpening(handle: import('node:fs/promises').FileHandle, closing: number): Promise<boolean> {
+  const chunk = Buffer.alloc(64 * 1024);
+  let seenOpening = false;
+  for (let at = 0; at < closing; at += chunk.length) {
+    const { bytesRead } = await handle.read(chunk, 0, Math.min(chunk.length, closing - at), at);
+    for (let i = 0; i < bytesRead; i++) {
+      const c = chunk[i]!;
+      if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) continue;
+      if (c === 0x5b && !seenOpening) {
+        seenOpening = true;
+        continue;
+      }
+      return false;
+    }
+  }
+  return seenOpening;
+}
+
+async function endsWithLineBreak(file: string): Promise<boolean> {
+  const handle = await open(file, 'r');
+  try {
+    const { size } = await handle.stat();
+    const last = Buffer.alloc(1);
+    await handle.read(last, 0, 1, size - 1);
+    return last[0] === 0x0a;
   } finally {
     await handle.close();
   }

@@ -14,6 +14,9 @@ export interface CliOptions {
 
 export class UsageError extends Error {}
 
+/** Node's timers hold at most 2^31-1 ms; a longer wait would fire at once. */
+const MAX_INTERVAL_SECONDS = 2_073_600;
+
 export const USAGE = `Usage: threshold-processor [options]
        threshold-processor test [FILE | FOLDER ...] [--config FILE]
 
@@ -31,7 +34,8 @@ Options:
   --help             show this help
   --version          show the version
 
-Exit codes: 0 all went well; 1 a datasource or export target failed; 2 invalid config or arguments.
+Exit codes: 0 all went well; 1 a datasource or export target failed; 2 invalid config or
+arguments; 130 interrupted (a single run cancelled, or a second signal in --continuous).
 `;
 
 export function parseCli(argv: readonly string[]): CliOptions {
@@ -57,8 +61,8 @@ export function parseCli(argv: readonly string[]): CliOptions {
   }
   const { values } = parsed;
   const interval = Number(values.interval);
-  if (!Number.isFinite(interval) || interval <= 0) {
-    throw new UsageError(`--interval needs a positive number of seconds, got "${values.interval}"`);
+  if (!Number.isFinite(interval) || interval <= 0 || interval > MAX_INTERVAL_SECONDS) {
+    throw new UsageError(`--interval needs a number of seconds above 0 and at most ${MAX_INTERVAL_SECONDS} (24 days), got "${values.interval}"`);
   }
   const logLevel = values['log-level'];
   if (logLevel !== undefined && !(LOG_LEVELS as readonly string[]).includes(logLevel)) {

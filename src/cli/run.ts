@@ -29,7 +29,7 @@ export async function run(config: LoadedConfig, options: CliOptions): Promise<nu
 async function runOnce(runtime: Runtime, options: CliOptions): Promise<number> {
   const controller = new AbortController();
   const cancel = (signal: NodeJS.Signals) => {
-    runtime.log.warn({ signal }, 'interrupted: stopping; nothing from this run is made visible');
+    runtime.log.warn({ signal }, 'interrupted: stopping; output not yet made visible is discarded');
     controller.abort();
   };
   process.once('SIGINT', cancel);
@@ -37,7 +37,7 @@ async function runOnce(runtime: Runtime, options: CliOptions): Promise<number> {
   try {
     const result = await runCycle(runtime, { signal: controller.signal });
     report(runtime, result);
-    if (controller.signal.aborted) return 130;
+    if (result.cancelled) return 130;
     if (options.dryRun) showDryRun(runtime);
     return cycleSucceeded(result) ? 0 : 1;
   } finally {
@@ -47,8 +47,9 @@ async function runOnce(runtime: Runtime, options: CliOptions): Promise<number> {
 }
 
 function report(runtime: Runtime, result: CycleReport): void {
-  if (process.stderr.isTTY) process.stderr.write(summaryTable(result));
-  else logSummary(runtime.log, result);
+  if (!process.stderr.isTTY) return logSummary(runtime.log, result, runtime.dryRun);
+  const note = runtime.dryRun ? 'dry run: "exported" counts what would have been exported\n' : '';
+  process.stderr.write(note + summaryTable(result));
 }
 
 function showDryRun(runtime: Runtime): void {

@@ -1,4 +1,4 @@
-import { isScalar, parse, visit, type Scalar } from 'yaml';
+import { isScalar, visit, type Scalar } from 'yaml';
 import type { ConfigIssue } from './issues.js';
 import { formatPath } from './issues.js';
 import type { YamlFile } from './yaml-file.js';
@@ -45,13 +45,18 @@ export function substituteEnvironment(yaml: YamlFile, env: Environment): ConfigI
   return issues;
 }
 
+const YAML_NUMBER = /^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$/;
+const YAML_BOOLEAN = /^(?:true|True|TRUE|false|False|FALSE)$/;
+
+/**
+ * The value a plain `${VAR}` stands for: a number or a boolean when the text is exactly one,
+ * otherwise the text as it is. Nothing else is read as YAML, so "x #1" or a password with
+ * quotes in it arrives unchanged.
+ */
 function typedScalar(text: string): unknown {
-  try {
-    const value: unknown = parse(text);
-    return value === null || typeof value === 'object' ? text : value;
-  } catch {
-    return text;
-  }
+  if (YAML_NUMBER.test(text)) return Number(text);
+  if (YAML_BOOLEAN.test(text)) return text.toLowerCase() === 'true';
+  return text;
 }
 
 /** The key path of a node from the visitor's ancestor list. */

@@ -40,6 +40,7 @@ export async function loadConfig(file: string, options: LoadOptions = {}): Promi
   const dir = path.dirname(path.resolve(file));
   const issues: ConfigIssue[] = [...main.issues];
   const origins: RuleOrigin[] = [];
+  if (raw.processing_rules === null) delete raw.processing_rules; // `processing_rules:` with nothing under it: no rules here
   const ownRules = Array.isArray(raw.processing_rules) ? raw.processing_rules : undefined;
   ownRules?.forEach((_, i) => origins.push({ yaml: main.yaml, prefix: ['processing_rules', i] }));
 
@@ -72,6 +73,7 @@ export async function loadConfig(file: string, options: LoadOptions = {}): Promi
     settings?: Partial<Settings>;
   };
   issues.push(...connectorIssues(config.datasources, 'datasources', place), ...connectorIssues(config.export_targets, 'export_targets', place));
+  issues.push(...sharedFileIssues(config.export_targets, dir, place));
 
   const clock = options.clock ?? { now: Date.now() };
   const compiled = compileRules(config.processing_rules ?? [], {
@@ -113,6 +115,20 @@ function connectorIssues(
   return issues;
 }
 
+/** Two file targets writing the same path would each rename their own temp file over the other's. */
+function sharedFileIssues(targets: Record<string, ConnectorConfig>, dir: string, place: (p: ConfigPath, m: string) => ConfigIssue): ConfigIssue[] {
+  const owners = new Map<string, string>();
+  const issues: ConfigIssue[] = [];
+  for (const [name, target] of Object.entries(targets)) {
+    if (target.type !== 'file' || typeof target.path !== 'string') continue;
+    const resolved = path.resolve(dir, target.path);
+    const owner = owners.get(resolved);
+    if (owner === undefined) owners.set(resolved, name);
+    else issues.push(place(['export_targets', name, 'path'], `export target "${owner}" writes the same path; give each file target its own path, or send both rules to one target`));
+  }
+  return issues;
+}
+
 function displayPath(file: string): string {
   const relative = path.relative(process.cwd(), file);
   return relative.startsWith('..') ? file : relative;
@@ -137,12 +153,14 @@ const RULE_TEST_FILE = /\.test\.ya?ml$/i;
 
 /** Rule files from `rules_dir` (default `rules`, if it exists) and `include` globs, each once, in name order. */
 async function discoverRuleFiles(raw: Record<string, unknown>, dir: string, yaml: YamlFile, issues: ConfigIssue[]): Promise<string[]> {
+  const configFile = path.resolve(dir, path.basename(yaml.file));
   const files = new Set<string>();
   const rulesDir = typeof raw.rules_dir === 'string' ? raw.rules_dir : 'rules';
   const absoluteDir = path.resolve(dir, rulesDir);
   if (isDirectory(absoluteDir)) {
     for (const entry of readdirSync(absoluteDir, { recursive: true, encoding: 'utf8' }).sort()) {
-      if (RULE_FILE.test(entry) && !RULE_TEST_FILE.test(entry)) files.add(path.join(absoluteDir, entry));
+      const file = path.join(absoluteDir, entry);
+      if (RULE_FILE.test(entry) && !RULE_TEST_FILE.test(entry) && file !== configFile) files.add(file);
     }
   } else if (typeof raw.rules_dir === 'string') {
     issues.push(issueAt(yaml, ['rules_dir'], `rules_dir "${rulesDir}" is not a folder (resolved to ${absoluteDir})`));
@@ -152,7 +170,7 @@ async function discoverRuleFiles(raw: Record<string, unknown>, dir: string, yaml
     for (const [i, pattern] of (raw.include as string[]).entries()) {
       const found = (await glob(pattern, { cwd: dir, absolute: true, onlyFiles: true })).sort();
       if (found.length === 0) issues.push(issueAt(yaml, ['include', i], `no file matches "${pattern}"`));
-      for (const f of found) if (!RULE_TEST_FILE.test(f)) files.add(path.normalize(f));
+      for (const f of found) if (!RULE_TEST_FILE.test(f) && path.normalize(f) !== configFile) files.add(path.normalize(f));
     }
   }
   return [...files];

@@ -12,6 +12,7 @@ export class DryRunSink implements Sink {
   constructor(
     readonly name: string,
     readonly type: string,
+    private readonly includeMetadata = true,
   ) {}
 
   async write(batch: MatchBatch): Promise<void> {
@@ -19,7 +20,7 @@ export class DryRunSink implements Sink {
     const kept = this.samples.get(batch.rule) ?? [];
     if (kept.length < SAMPLES_PER_RULE) {
       const take = { ...batch, rows: batch.rows.slice(0, SAMPLES_PER_RULE - kept.length) };
-      kept.push(...exportRecords(take, true));
+      kept.push(...exportRecords(take, this.includeMetadata));
       this.samples.set(batch.rule, kept);
     }
   }

@@ -40,6 +40,7 @@ export async function runCycle(runtime: Runtime, options: CycleOptions = {}): Pr
     rules: new Map(config.rules.filter((r) => r.enabled).map((r) => [r.name, emptyRuleStats()])),
     datasources: new Map(),
     targets: new Map(),
+    cancelled: false,
   };
   const cycle = new Cycle(runtime, report, options.signal ?? new AbortController().signal);
   const limit = pLimit(config.settings.concurrency);
@@ -158,11 +159,14 @@ class Cycle {
 
   /** Makes each target's records durable; a target that failed drops what it half-wrote, and its counts move to failed. */
   async flushTargets(): Promise<void> {
+    // Decided once: a signal that arrives while files are being renamed no longer un-publishes them.
+    const cancelled = this.signal.aborted;
+    this.report.cancelled = cancelled;
     await Promise.all(
       [...this.runtime.sinks].map(async ([name, endpoint]) => {
         if (!endpoint.ok) return;
         const status = this.report.targets.get(name)!;
-        if (!status.ok || this.signal.aborted) {
+        if (!status.ok || cancelled) {
           // Failed or cancelled: what it took this cycle is discarded, so none of it counts as exported.
           await this.abortSink(endpoint.value);
           this.uncountDeliveries(name);

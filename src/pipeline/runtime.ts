@@ -40,7 +40,7 @@ export async function openRuntime(config: LoadedConfig, log: Logger, options: Ru
       const cfg = config.targets[name]!;
       const ctx = { name, configDir: config.dir, log: log.child({ target: name }) };
       const create = options.dryRun
-        ? async (): Promise<Sink> => new DryRunSink(name, cfg.type)
+        ? async (): Promise<Sink> => new DryRunSink(name, cfg.type, cfg.include_metadata !== false)
         : () => sinkSpec(cfg.type)!.create(cfg, ctx);
       sinks.set(name, await attempt(cfg.type, create));
     }),

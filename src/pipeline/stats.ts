@@ -25,6 +25,8 @@ export interface CycleReport {
   readonly rules: Map<string, RuleStats>;
   readonly datasources: Map<string, EndpointStatus>;
   readonly targets: Map<string, EndpointStatus>;
+  /** The cycle was cut short before its output was made visible: targets discarded what they had. */
+  cancelled: boolean;
 }
 
 export function emptyRuleStats(): RuleStats {

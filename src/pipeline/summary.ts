@@ -18,10 +18,11 @@ export function summaryTable(report: CycleReport): string {
 }
 
 /** The same summary as one structured log line, for journald and log shippers. */
-export function logSummary(log: Logger, report: CycleReport): void {
+export function logSummary(log: Logger, report: CycleReport, dryRun = false): void {
   log.info(
     {
       run_id: report.runId,
+      ...(dryRun ? { dry_run: true } : {}),
       duration_ms: report.durationMs,
       rules: Object.fromEntries(report.rules),
       datasources: Object.fromEntries(report.datasources),

@@ -75,6 +75,17 @@ const ISO_8601 =
  * seconds or milliseconds (as number or numeric string), or a Date. Undefined otherwise.
  */
 export function toEpochMillis(value: unknown): number | undefined {
+  return withinDateRange(readEpochMillis(value));
+}
+
+/** JavaScript dates end 8.64e15 ms either side of 1970; past that a value is not a timestamp. */
+const MAX_EPOCH_MILLIS = 8.64e15;
+
+function withinDateRange(ms: number | undefined): number | undefined {
+  return ms !== undefined && Math.abs(ms) <= MAX_EPOCH_MILLIS ? ms : undefined;
+}
+
+function readEpochMillis(value: unknown): number | undefined {
   if (typeof value === 'string') return parseTimestampText(value);
   if (typeof value === 'number') return Number.isFinite(value) ? epochToMillis(value) : undefined;
   if (value instanceof Date) {

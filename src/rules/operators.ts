@@ -160,9 +160,15 @@ function prepareMembership(name: string, value: unknown): ValueTest | string {
     else if (typeof item === 'boolean') booleans.add(item);
     else return `${name} takes numbers, strings and booleans only, got ${describe(item)} in the list`;
   }
+  const numbersOnly = texts.size === 0 && booleans.size === 0;
   return (v) => {
     const text = toText(v);
     if (text === undefined) return UNKNOWN;
+    // A list of numbers compares numerically, as equals does: a value that is no number is undecided.
+    if (numbersOnly) {
+      const n = toNumber(v);
+      return n === undefined ? UNKNOWN : truth(numbers.has(n));
+    }
     if (texts.has(text)) return TRUE;
     if (numbers.size > 0) {
       const n = toNumber(v);

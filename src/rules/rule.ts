@@ -132,13 +132,13 @@ function resolveReferences(
  */
 function buildCondition(config: RuleConfig, path: ConfigPath, ctx: RuleContext, issues: RuleIssue[]): PreparedNode | undefined {
   const parts: (PreparedNode | undefined)[] = [];
-  const hasThreshold = config.threshold_field !== undefined || config.threshold_type !== undefined;
+  const hasThreshold = config.threshold_field !== undefined || config.threshold_type !== undefined || config.threshold_value !== undefined;
   if (hasThreshold) parts.push(prepareThreshold(config, path, ctx, issues));
   if (config.conditions !== undefined) {
     const conditionsPath = [...path, 'conditions'];
     parts.push(
       Array.isArray(config.conditions)
-        ? prepareCondition({ all: config.conditions }, conditionsPath, ctx.clock, issues)
+        ? prepareConditionList(config.conditions, conditionsPath, ctx, issues)
         : prepareCondition(config.conditions, conditionsPath, ctx.clock, issues),
     );
   }
@@ -153,9 +153,22 @@ function buildCondition(config: RuleConfig, path: ConfigPath, ctx: RuleContext, 
   return parts.length === 1 ? parts[0] : { kind: 'all', children: parts as PreparedNode[] };
 }
 
+/** The older form: a list of conditions that must all hold; each item keeps its own path for errors. */
+function prepareConditionList(list: unknown[], path: ConfigPath, ctx: RuleContext, issues: RuleIssue[]): PreparedNode | undefined {
+  if (list.length === 0) {
+    issues.push({ path, message: 'conditions is an empty list; give at least one {field, operator, value}' });
+    return undefined;
+  }
+  const children = list.map((item, i) => prepareCondition(item, [...path, i], ctx.clock, issues));
+  if (children.some((c) => c === undefined)) return undefined;
+  return children.length === 1 ? children[0] : { kind: 'all', children: children as PreparedNode[] };
+}
+
 function prepareThreshold(config: RuleConfig, path: ConfigPath, ctx: RuleContext, issues: RuleIssue[]): PreparedNode | undefined {
   if (config.threshold_field === undefined || config.threshold_type === undefined) {
-    const missing = config.threshold_field === undefined ? 'threshold_field' : 'threshold_type';
+    const missing = [config.threshold_field === undefined && 'threshold_field', config.threshold_type === undefined && 'threshold_type']
+      .filter(Boolean)
+      .join(' and ');
     issues.push({ path, message: `rule "${config.name}" needs ${missing} alongside the other threshold_* keys` });
     return undefined;
   }

@@ -14,3 +14,11 @@ export function redactUrl(url: string): string {
     return url.replace(/\/\/[^/@]*@/, '//***@');
   }
 }
+
+const SECRET_ASSIGNMENT = /((?:token|secret|password|passwd|api[_-]?key|auth\w*|signature)["']?\s*[=:]\s*["']?)(?!Bearer\b|Basic\b)[^\s"'&,;]+/gi;
+const BEARER = /\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/g;
+
+/** Text from elsewhere (an HTTP error body) fit for a log line: values that look like credentials hidden. */
+export function redactSecrets(text: string): string {
+  return text.replace(BEARER, '$1 ***').replace(SECRET_ASSIGNMENT, '$1***');
+}

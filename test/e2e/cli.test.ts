@@ -241,7 +241,7 @@ describe('processor CLI, one run interrupted', function () {
     cli.child.kill('SIGINT');
     const result = await cli.done;
     expect(result.code, result.stderr).to.equal(130);
-    expect(result.stderr).to.include('interrupted: stopping; nothing from this run is made visible');
+    expect(result.stderr).to.include('interrupted: stopping; output not yet made visible is discarded');
     const summary = summaryOf(result.stderr);
     expect(summary.rules.r.exported).to.equal(0);
     expect(summary.rules.r.failed).to.equal(summary.rules.r.matched);

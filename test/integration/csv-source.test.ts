@@ -32,12 +32,20 @@ describe('csv datasource', () => {
   });
 
   it('converts typed columns, keeping text that does not convert', async () => {
-    writeFiles(dir, { 'a.csv': 'v,t,b,s\n1.5,2026-11-24 08:00:00,yes,007\nn/a,1732435200,0,x\n' });
+    writeFiles(dir, { 'a.csv': 'v,t,b,s\n1.5,2026-11-24 08:00:00,yes,007\nn/a,1732435200,0,x\n2,99999999999999999,maybe,y\n' });
     const { records } = await readAll({ path: 'a.csv', columns: { v: 'number', t: 'timestamp', b: 'boolean', s: 'string' } }, dir);
     expect(records).to.deep.equal([
       { v: 1.5, t: '2026-11-24T08:00:00.000Z', b: true, s: '007' },
       { v: 'n/a', t: '2024-11-24T08:00:00.000Z', b: false, s: 'x' },
+      { v: 2, t: '99999999999999999', b: 'maybe', s: 'y' },
     ]);
+  });
+
+  it('renames repeated header names, with a warning, so no column is lost', async () => {
+    writeFiles(dir, { 'a.csv': 'id,a,a,a\n1,x,y,z\n' });
+    const { records, logs } = await readAll({ path: 'a.csv' }, dir);
+    expect(records).to.deep.equal([{ id: '1', a: 'x', a_2: 'y', a_3: 'z' }]);
+    expect(logs.find((l) => String(l.msg).includes('repeated column names'))?.renamed).to.deep.equal(['a -> a_2', 'a -> a_3']);
   });
 
   it('strips a BOM and handles CRLF, quotes, embedded delimiters and newlines', async () => {
@@ -128,6 +136,8 @@ describe('csv datasource', () => {
           res.writeHead(200, { 'content-type': 'text/csv' });
           res.write('id,value\n1,');
           setTimeout(() => res.end('5\n2,7\n'), 20);
+        } else if (req.url === '/echo.csv') {
+          res.writeHead(401).end('denied for token=SECRET123 with Authorization: Bearer TOPSECRET');
         } else {
           res.writeHead(404).end('no such export');
         }
@@ -153,6 +163,17 @@ describe('csv datasource', () => {
         expect(message).to.match(/answered HTTP 404: no such export/);
         expect(message).not.to.include('pw');
         expect(message).not.to.include('xyz');
+      }
+    });
+
+    it('an error body that echoes credentials has them hidden', async () => {
+      try {
+        await readAll({ path: `${base}/echo.csv` }, dir);
+        expect.fail('should have thrown');
+      } catch (err) {
+        const message = (err as Error).message;
+        expect(message).to.match(/answered HTTP 401: denied for token=\*\*\* with Authorization: Bearer \*\*\*/);
+        expect(message).not.to.match(/SECRET123|TOPSECRET/);
       }
     });
   });

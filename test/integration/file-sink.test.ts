@@ -141,3 +141,66 @@ describe('file export target', () => {
     expect(read('x/o.ndjson')).to.equal('{"a":{"b":[1,2]},"c":null}\n');
   });
 });
+
+describe('file export target, failures', () => {
+  let dir: string;
+  let cleanup: () => void;
+  beforeEach(() => ({ dir, cleanup } = makeTempDir()));
+  afterEach(() => cleanup());
+
+  async function sinkOf(config: Omit<FileSinkConfig, 'type'>) {
+    return fileSink.create({ type: 'file', ...config }, { name: 'f', configDir: dir, log: memoryLogger().log });
+  }
+
+  it('a CSV file refuses records with columns its header lacks, naming them, instead of dropping them', async () => {
+    const sink = await sinkOf({ path: 'all.csv', include_metadata: false });
+    await sink.write(batch([['1', '2', 'x']]));
+    const other: MatchBatch = { ...batch([]), datasource: 'b', layout: new ColumnLayout(['id', 'secret_note']), rows: [['9', 'keep me']] };
+    let message = '';
+    await sink.write(other).catch((err: Error) => (message = err.message));
+    expect(message).to.match(/records of rule "hot" from datasource "b" have columns secret_note that the file's header \(id, value, note\) lacks/);
+    await sink.abort!();
+    expect(readdirSync(dir)).to.deep.equal([]);
+  });
+
+  it('nothing is published when one file of the cycle cannot be, and every temp file is removed', async () => {
+    mkdirSync(path.join(dir, 'out', 'r2.ndjson'), { recursive: true });
+    const sink = await sinkOf({ path: 'out/{rule}.ndjson', mode: 'overwrite' });
+    await sink.write(batch([['1', '2', 'x']], 'r1'));
+    await sink.write(batch([['1', '2', 'x']], 'r2'));
+    let message = '';
+    await sink.flush().catch((err: Error) => (message = err.message));
+    expect(message).to.match(/r2\.ndjson is a folder; no file of this run was made visible/);
+    expect(readdirSync(path.join(dir, 'out'))).to.deep.equal(['r2.ndjson']);
+  });
+
+  it('appending to an indented empty JSON array keeps it an array of the new records only', async () => {
+    writeFileSync(path.join(dir, 'o.json'), '[\n        \n]\n');
+    const sink = await sinkOf({ path: 'o.json', include_metadata: false });
+    await sink.write(batch([['1', '2', 'x']]));
+    await sink.flush();
+    expect(JSON.parse(readFileSync(path.join(dir, 'o.json'), 'utf8'))).to.deep.equal([{ id: '1', value: 2, note: 'x' }]);
+  });
+
+  it('appending to an indented JSON array keeps what it held', async () => {
+    writeFileSync(path.join(dir, 'o.json'), '[         \n {"keep":1}\n]');
+    const sink = await sinkOf({ path: 'o.json', include_metadata: false });
+    await sink.write(batch([['1', '2', 'x']]));
+    await sink.flush();
+    expect(JSON.parse(readFileSync(path.join(dir, 'o.json'), 'utf8'))).to.deep.equal([{ keep: 1 }, { id: '1', value: 2, note: 'x' }]);
+  });
+
+  it('appending NDJSON to a file without a final line break does not glue two records', async () => {
+    writeFileSync(path.join(dir, 'o.ndjson'), '{"old":1}');
+    const sink = await sinkOf({ path: 'o.ndjson', include_metadata: false });
+    await sink.write(batch([['1', '2', 'x']]));
+    await sink.flush();
+    expect(parseNdjson(readFileSync(path.join(dir, 'o.ndjson'), 'utf8'))).to.deep.equal([{ old: 1 }, { id: '1', value: 2, note: 'x' }]);
+  });
+
+  it('an unknown placeholder in the path is a config error', () => {
+    expect(fileSink.validate!({ type: 'file', path: 'out/{rul}.ndjson' })).to.deep.equal([
+      { key: 'path', message: 'unknown placeholder {rul} in the path; the path can use {rule}, {datasource}, {date}, {run_id}' },
+    ]);
+  });
+});

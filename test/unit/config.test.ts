@@ -230,6 +230,28 @@ export_targets:
       expect(config.targets.out!.path).to.equal('/var/out/x.ndjson');
     });
 
+    it('an unquoted reference becomes a number or boolean only when it is exactly one; any other text arrives unchanged', async () => {
+      const config = await load(
+        {
+          'config.yaml': `datasources:
+  db:
+    type: postgresql
+    port: \${PORT}
+    ssl: \${SSL}
+    password: \${PW}
+    query: \${Q}
+export_targets:
+  out:
+    type: file
+    path: \${OUT}
+`,
+        },
+        { PORT: '6543', SSL: 'true', PW: "'quoted' #1 [x]", Q: 'SELECT 1 # not a comment', OUT: 'out/alerts #1.ndjson' },
+      );
+      expect(config.datasources.db).to.include({ port: 6543, ssl: true, password: "'quoted' #1 [x]", query: 'SELECT 1 # not a comment' });
+      expect(config.targets.out!.path).to.equal('out/alerts #1.ndjson');
+    });
+
     it('a quoted reference stays a string', async () => {
       const config = await load({ 'config.yaml': BASE.replace('path: data.csv', 'path: "${N}"') }, { N: '42' });
       expect(config.datasources.sensors!.path).to.equal('42');
@@ -311,6 +333,39 @@ export_targets:
       expect(out[0]).to.match(/^config\.yaml:9:12: rules_dir: rules_dir "nope" is not a folder/);
       expect(out[1]).to.equal('config.yaml:10:11: include[0]: no file matches "x/*.yaml"');
     });
+  });
+
+  it('points errors in a list of conditions at the item', async () => {
+    const out = await problems({
+      'config.yaml': `${BASE}processing_rules:
+  - name: r
+    conditions:
+      - {field: a, operator: equals, value: 1}
+      - {field: b, operator: between, value: [9, 1]}
+    export_target: out
+`,
+    });
+    expect(out).to.deep.equal(['config.yaml:13:46: processing_rules[0].conditions[1].value: between needs low <= high, got [9, 1]; swap them']);
+  });
+
+  it('a threshold_value without threshold_field and threshold_type is an error, not ignored', async () => {
+    const out = await problems({ 'config.yaml': `${BASE}processing_rules:\n  - {name: r, threshold_value: 5, export_target: out}\n` });
+    expect(out).to.deep.equal(['config.yaml:10:5: processing_rules[0]: rule "r" needs threshold_field and threshold_type alongside the other threshold_* keys']);
+  });
+
+  it('an empty processing_rules: means no rules in this file', async () => {
+    const config = await load({ 'config.yaml': `${BASE}processing_rules:\n`, 'rules/a.yaml': '- {name: a, threshold_field: v, threshold_type: is_null, export_target: out}\n' });
+    expect(config.rules.map((r) => r.name)).to.deep.equal(['a']);
+  });
+
+  it('rules_dir: . does not read the config file itself as a rule file', async () => {
+    const config = await load({ 'config.yaml': `${BASE}rules_dir: .\n`, 'more.yaml': '- {name: m, threshold_field: v, threshold_type: is_null, export_target: out}\n' });
+    expect(config.rules.map((r) => r.name)).to.deep.equal(['m']);
+  });
+
+  it('two file targets writing the same path is an error', async () => {
+    const out = await problems({ 'config.yaml': BASE + '  again:\n    type: file\n    path: ./out.ndjson\n' });
+    expect(out).to.deep.equal(['config.yaml:11:11: export_targets.again.path: export target "out" writes the same path; give each file target its own path, or send both rules to one target']);
   });
 
   it('checks connector keys beyond the schema (the CSV encoding)', async () => {

@@ -149,6 +149,13 @@ describe('operators', () => {
       expect(check('not_in', ['test'], '')).to.equal(UNKNOWN);
     });
 
+    it('a list of numbers compares numerically: a value that is no number is undecided, as with equals', () => {
+      expect(check('not_in', [5], 'n/a')).to.equal(UNKNOWN);
+      expect(check('in', [5], 'n/a')).to.equal(UNKNOWN);
+      expect(check('not_in', [5], '6')).to.equal(TRUE);
+      expect(check('not_in', [5], '5.0')).to.equal(FALSE);
+    });
+
     it('need a non-empty list of scalars', () => {
       expect(configError('in', 'error')).to.match(/non-empty list/);
       expect(configError('in', [])).to.match(/non-empty list/);
@@ -249,6 +256,12 @@ describe('operators', () => {
       expect(check('within', '1m', '2026-11-24T11:59:30')).to.equal(TRUE);
       expect(check('within', '1m', '2026-11-24T12:59:30+01:00')).to.equal(TRUE);
       expect(check('within', '1m', '2026-11-24T12:59:30+02:00')).to.equal(FALSE);
+    });
+
+    it('a number beyond the range of dates is not a timestamp', () => {
+      expect(check('within', '1h', '99999999999999999')).to.equal(UNKNOWN);
+      expect(check('within', '1h', Infinity)).to.equal(UNKNOWN);
+      expect(check('older_than', '1h', 1e300)).to.equal(UNKNOWN);
     });
 
     it('an impossible date is not a timestamp', () => {
