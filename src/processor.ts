@@ -77,8 +77,18 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   throw err;
 });
 
+// If the event loop empties while main() still waits, something awaited an event that will never
+// come: say so and fail, rather than let Node exit 0 as if the run had succeeded.
+let settled = false;
+process.on('beforeExit', () => {
+  if (settled) return;
+  process.stderr.write('internal error: the run stopped while waiting for a read or a write that will never finish\n');
+  process.exit(EXIT_FAILED);
+});
+
 main(process.argv.slice(2)).then(
   (code) => {
+    settled = true;
     process.exitCode = code;
     // An idle keep-alive socket must not hold the process open once the work is done.
     setTimeout(() => process.exit(code), 2000).unref();

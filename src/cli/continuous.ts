@@ -33,10 +33,13 @@ export async function runContinuously(runtime: Runtime, options: LoopOptions): P
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   log.info({ interval_s: options.intervalSeconds, rules: runtime.config.rules.length }, 'running continuously');
+  let cancelled = false;
   try {
     while (!stopping) {
       const started = Date.now();
-      options.onReport(await runCycle(runtime, { signal: controller.signal }));
+      const report = await runCycle(runtime, { signal: controller.signal });
+      cancelled = report.cancelled;
+      options.onReport(report);
       if (stopping) break;
       const elapsed = Date.now() - started;
       if (elapsed >= intervalMs) {
@@ -57,5 +60,5 @@ export async function runContinuously(runtime: Runtime, options: LoopOptions): P
     process.off('SIGTERM', onSignal);
   }
   log.info('stopped');
-  return controller.signal.aborted ? 130 : 0;
+  return cancelled ? 130 : 0;
 }

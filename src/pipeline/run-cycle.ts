@@ -42,6 +42,7 @@ export async function runCycle(runtime: Runtime, options: CycleOptions = {}): Pr
     targets: new Map(),
     cancelled: false,
   };
+  log.debug({ run_id: report.runId }, 'cycle started');
   const cycle = new Cycle(runtime, report, options.signal ?? new AbortController().signal);
   const limit = pLimit(config.settings.concurrency);
   await Promise.all([...runtime.sources.keys()].map((name) => limit(() => cycle.readDatasource(name))));

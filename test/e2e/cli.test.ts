@@ -1,7 +1,8 @@
 import { expect } from 'chai';
 import { cpSync, existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { makeTempDir, parseNdjson, repoRoot, runCli, startCli, writeFiles } from '../helpers.js';
+import { spawn } from 'node:child_process';
+import { cliPath, makeTempDir, parseNdjson, repoRoot, runCli, startCli, writeFiles } from '../helpers.js';
 
 /** The structured log lines a run wrote on stderr. */
 function logLines(stderr: string): Record<string, any>[] {
@@ -247,5 +248,78 @@ describe('processor CLI, one run interrupted', function () {
     expect(summary.rules.r.failed).to.equal(summary.rules.r.matched);
     const left = existsSync(path.join(dir, 'out')) ? readdirSync(path.join(dir, 'out')) : [];
     expect(left).to.deep.equal([]);
+  });
+});
+
+describe('processor CLI, a target that cannot write', function () {
+  this.timeout(30_000);
+  let dir: string;
+  let cleanup: () => void;
+  beforeEach(() => ({ dir, cleanup } = makeTempDir()));
+  afterEach(() => cleanup());
+
+  it('a write error (file size limit) fails the target by name, exits 1 with a summary, and leaves no temp file', async () => {
+    const rows = (tag: string) => 'id,v,pad\n' + Array.from({ length: 20_000 }, (_, i) => `${tag}${i},${i % 10},${'x'.repeat(40)}`).join('\n') + '\n';
+    writeFiles(dir, {
+      'c.yaml': `datasources:\n  a: {type: csv, path: a.csv}\n  b: {type: csv, path: b.csv}\nprocessing_rules:\n  - {name: r, threshold_field: v, threshold_type: greater_than, threshold_value: 1, export_target: f}\nexport_targets:\n  f: {type: file, path: out/all.ndjson}\n`,
+      'a.csv': rows('a'),
+      'b.csv': rows('b'),
+    });
+    // A real EFBIG from the kernel: files are limited to 256 KiB, and SIGXFSZ is ignored so the write fails instead.
+    const child = spawn('bash', ['-c', 'trap "" XFSZ; ulimit -f 256; exec "$0" "$@"', process.execPath, cliPath, '--config', 'c.yaml'], {
+      cwd: dir,
+      env: { PATH: process.env.PATH ?? '' },
+    });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    child.stdout.resume();
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(code, stderr).to.equal(1);
+    const summary = summaryOf(stderr);
+    expect(summary.targets.f.ok).to.equal(false);
+    expect(summary.targets.f.error).to.match(/EFBIG|too large/i);
+    expect(summary.rules.r.exported).to.equal(0);
+    expect(summary.rules.r.failed).to.equal(summary.rules.r.matched);
+    expect(existsSync(path.join(dir, 'out')) ? readdirSync(path.join(dir, 'out')) : []).to.deep.equal([]);
+  });
+});
+
+describe('processor CLI in continuous mode, signals during a cycle', function () {
+  this.timeout(30_000);
+  let dir: string;
+  let cleanup: () => void;
+  beforeEach(() => {
+    ({ dir, cleanup } = makeTempDir());
+    const rows = Array.from({ length: 300_000 }, (_, i) => `${i},${i % 10}`).join('\n');
+    writeFiles(dir, {
+      'c.yaml': `datasources:\n  s: {type: csv, path: big.csv}\nprocessing_rules:\n  - {name: r, threshold_field: v, threshold_type: greater_than, threshold_value: 1, export_target: f}\nexport_targets:\n  f: {type: file, path: out/r.ndjson}\n`,
+      'big.csv': `id,v\n${rows}\n${rows}\n`,
+    });
+  });
+  afterEach(() => cleanup());
+
+  it('SIGTERM during a cycle lets it finish and publish, then exits 0', async () => {
+    const cli = startCli(['--config', 'c.yaml', '--continuous', '--interval', '60', '--log-level', 'debug'], { cwd: dir });
+    await cli.waitForStderr(/cycle started/);
+    cli.child.kill('SIGTERM');
+    const result = await cli.done;
+    expect(result.code, result.stderr).to.equal(0);
+    const summary = summaryOf(result.stderr);
+    expect(summary.rules.r.matched).to.equal(480_000);
+    const lines = readFileSync(path.join(dir, 'out', 'r.ndjson'), 'utf8').split('\n').filter(Boolean).length;
+    expect(lines).to.equal(480_000);
+    expect(result.stderr.indexOf('stopping after the current cycle')).to.be.below(result.stderr.indexOf('run summary'));
+  });
+
+  it('a second signal aborts the cycle: exit 130 and nothing published', async () => {
+    const cli = startCli(['--config', 'c.yaml', '--continuous', '--interval', '60', '--log-level', 'debug'], { cwd: dir });
+    await cli.waitForStderr(/cycle started/);
+    cli.child.kill('SIGTERM');
+    await cli.waitForStderr(/stopping after the current cycle/);
+    cli.child.kill('SIGTERM');
+    const result = await cli.done;
+    expect(result.code, result.stderr).to.equal(130);
+    expect(result.stderr).to.include('second signal: aborting the current cycle');
+    expect(existsSync(path.join(dir, 'out')) ? readdirSync(path.join(dir, 'out')) : []).to.deep.equal([]);
   });
 });
