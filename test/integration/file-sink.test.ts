@@ -12,15 +12,17 @@ function batch(rows: string[][], rule = 'hot', datasource = 'sensors'): MatchBat
   return { rule, datasource, runId: 'run-1', matchedAt: '2026-11-24T12:00:00.000Z', layout, rows };
 }
 
+function fileTarget(dir: string, config: Omit<FileSinkConfig, 'type'>) {
+  return fileSink.create({ type: 'file', ...config }, { name: 'f', configDir: dir, log: memoryLogger().log });
+}
+
 describe('file export target', () => {
   let dir: string;
   let cleanup: () => void;
   beforeEach(() => ({ dir, cleanup } = makeTempDir()));
   afterEach(() => cleanup());
 
-  async function sinkOf(config: Omit<FileSinkConfig, 'type'>) {
-    return fileSink.create({ type: 'file', ...config }, { name: 'f', configDir: dir, log: memoryLogger().log });
-  }
+  const sinkOf = (config: Omit<FileSinkConfig, 'type'>) => fileTarget(dir, config);
   const read = (name: string) => readFileSync(path.join(dir, name), 'utf8');
 
   it('writes NDJSON with metadata, typed values and nulls', async () => {
@@ -148,9 +150,7 @@ describe('file export target, failures', () => {
   beforeEach(() => ({ dir, cleanup } = makeTempDir()));
   afterEach(() => cleanup());
 
-  async function sinkOf(config: Omit<FileSinkConfig, 'type'>) {
-    return fileSink.create({ type: 'file', ...config }, { name: 'f', configDir: dir, log: memoryLogger().log });
-  }
+  const sinkOf = (config: Omit<FileSinkConfig, 'type'>) => fileTarget(dir, config);
 
   it('a CSV file refuses records with columns its header lacks, naming them, instead of dropping them', async () => {
     const sink = await sinkOf({ path: 'all.csv', include_metadata: false });
