@@ -12,7 +12,8 @@ export interface YamlFile {
 
 export function parseYamlFile(file: string, text: string): { yaml: YamlFile; issues: ConfigIssue[] } {
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  // merge: `<<: *defaults` works as in YAML 1.1, so shared rule settings can be written once.
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, merge: true });
   const yaml = { file, doc, lines };
   const issues = doc.errors.map((err) => {
     const { line, col } = lines.linePos(err.pos[0]);

@@ -82,6 +82,27 @@ export_targets:
     expect(config.settings).to.deep.equal({ concurrency: 4, batch_size: 2000, log_level: 'info' });
   });
 
+  it('YAML anchors and merge keys let rules share settings', async () => {
+    const config = await load({
+      'config.yaml': BASE,
+      'rules/shared.yaml': `- &base
+  name: a
+  datasource: sensors
+  export_target: out
+  threshold_field: v
+  threshold_type: is_null
+- <<: *base
+  name: b
+  threshold_type: is_not_null
+`,
+    });
+    expect(config.rules.map((r) => [r.name, r.datasources, r.targets])).to.deep.equal([
+      ['a', ['sensors'], ['out']],
+      ['b', ['sensors'], ['out']],
+    ]);
+    expect(config.rules[1]!.condition).to.include({ kind: 'leaf', operator: 'is_not_null' });
+  });
+
   it('reports a wrong type with file:line:col and the key path', async () => {
     const out = await problems({
       'config.yaml': `${BASE}processing_rules:
