@@ -1,4 +1,4 @@
-import { createReadStream } from 'node:fs';
+import { createReadStream, existsSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { StringDecoder } from 'node:string_decoder';
 import path from 'node:path';
@@ -106,7 +106,9 @@ class CsvSource implements Source {
   private async locations(read: ReadContext): Promise<string[]> {
     const { path: where } = this.config;
     if (isUrl(where)) return [where];
-    if (!isGlob(where)) return [path.resolve(this.ctx.configDir, where)];
+    const literal = path.resolve(this.ctx.configDir, where);
+    // A file whose name holds [ ] { } * ? is read as that file, not as a pattern.
+    if (!isGlob(where) || existsSync(literal)) return [literal];
     const { glob } = await import('tinyglobby');
     const files = (await glob(where, { cwd: this.ctx.configDir, absolute: true, onlyFiles: true })).sort();
     if (files.length === 0) read.log.warn({ path: where }, 'no file matches the glob; nothing to read this cycle');

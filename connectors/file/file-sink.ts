@@ -118,12 +118,18 @@ class PendingFile {
   /** A CSV file has one header: records with other columns would lose fields, so they fail the target instead. */
   private checkColumns(batch: MatchBatch): void {
     if (this.format !== 'csv') return;
+    // Records of another shape fail whichever arrives first, so the outcome does not depend on timing.
     const columns = exportColumns(batch, this.includeMetadata);
-    const missing = columns.filter((c) => !this.#columns!.includes(c));
-    if (missing.length === 0) return;
+    const header = this.#columns!;
+    const extra = columns.filter((c) => !header.includes(c));
+    const lacking = header.filter((c) => !columns.includes(c));
+    if (extra.length === 0 && lacking.length === 0) return;
+    const differences = [extra.length ? `columns ${extra.join(', ')} that the header lacks` : '', lacking.length ? `no ${lacking.join(', ')}` : '']
+      .filter(Boolean)
+      .join(' and ');
     throw new Error(
-      `${this.final}: records of rule "${batch.rule}" from datasource "${batch.datasource}" have columns ` +
-        `${missing.join(', ')} that the file's header (${this.#columns!.join(', ')}) lacks; ` +
+      `${this.final}: records of rule "${batch.rule}" from datasource "${batch.datasource}" have ${differences} ` +
+        `(the file's header: ${header.join(', ')}); ` +
         'put {rule} or {datasource} in the path so each CSV file holds one shape of record, or use format: ndjson',
     );
   }
@@ -244,6 +250,7 @@ class FileSink implements Sink {
     );
     let file = this.#files.get(final);
     if (!file) {
+      claimPath(final, this.ctx.name);
       file = new PendingFile(final, this.#format, this.config.mode !== 'overwrite', this.config.include_metadata !== false);
       this.#files.set(final, file);
     }
@@ -257,6 +264,7 @@ class FileSink implements Sink {
   async flush(): Promise<void> {
     const files = [...this.#files.values()];
     this.#files = new Map();
+    for (const file of files) releasePath(file.final, this.ctx.name);
     const finished = await Promise.allSettled(files.map((f) => f.finish()));
     const failed = finished.findIndex((r) => r.status === 'rejected');
     if (failed >= 0) {
@@ -277,8 +285,28 @@ class FileSink implements Sink {
   async abort(): Promise<void> {
     const files = [...this.#files.values()];
     this.#files = new Map();
+    for (const file of files) releasePath(file.final, this.ctx.name);
     await Promise.all(files.map((f) => f.discard()));
   }
+}
+
+/**
+ * Final paths being written, by target name. Two targets whose templates resolve to one file
+ * (out/{rule}.ndjson and out/big.ndjson for rule "big") would each rename their temp file over
+ * it and one target's records would be lost, so the second one fails instead.
+ */
+const pathOwners = new Map<string, string>();
+
+function claimPath(final: string, target: string): void {
+  const owner = pathOwners.get(final);
+  if (owner !== undefined && owner !== target) {
+    throw new Error(`${final}: export target "${owner}" writes this file too; give each file target its own path`);
+  }
+  pathOwners.set(final, target);
+}
+
+function releasePath(final: string, target: string): void {
+  if (pathOwners.get(final) === target) pathOwners.delete(final);
 }
 
 async function nonEmptyFile(file: string): Promise<boolean> {
@@ -344,7 +372,7 @@ async function csvHeader(file: string): Promise<string[]> {
   try {
     const buf = Buffer.alloc(64 * 1024);
     const { bytesRead } = await handle.read(buf, 0, buf.length, 0);
-    const firstLine = buf.toString('utf8', 0, bytesRead).split(/\r?\n/, 1)[0] ?? '';
+    const firstLine = (buf.toString('utf8', 0, bytesRead).split(/\r?\n/, 1)[0] ?? '').replace(/^\uFEFF/, '');
     const { createCsvTokenizer } = await import('../csv/csv-tokenizer.js');
     const tokenizer = createCsvTokenizer({ delimiter: ',', quote: '"' });
     return [...tokenizer.push(firstLine + '\n'), ...tokenizer.end()][0] ?? [];

@@ -4,7 +4,7 @@ import { postgresConnectionProperties } from './postgres-connection.js';
 export const postgresSink: SinkSpec = {
   kind: 'target',
   type: 'postgresql',
-  summary: 'Inserts matches into a PostgreSQL table.',
+  summary: 'Inserts matches into a PostgreSQL table. Not implemented in this build: the config validates, running it fails that target.',
   configSchema: {
     type: 'object',
     required: ['table'],

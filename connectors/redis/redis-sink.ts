@@ -3,7 +3,7 @@ import { NotImplementedError, type SinkSpec } from '../types.js';
 export const redisSink: SinkSpec = {
   kind: 'target',
   type: 'redis',
-  summary: 'Stores matches in Redis as hashes, list entries or strings.',
+  summary: 'Stores matches in Redis as hashes, list entries or strings. Not implemented in this build: the config validates, running it fails that target.',
   configSchema: {
     type: 'object',
     properties: {

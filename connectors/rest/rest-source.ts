@@ -4,7 +4,7 @@ import { httpProperties } from './rest-http.js';
 export const restSource: SourceSpec = {
   kind: 'source',
   type: 'rest_api',
-  summary: 'Records from a JSON REST endpoint.',
+  summary: 'Records from a JSON REST endpoint. Not implemented in this build: the config validates, running it fails that datasource.',
   configSchema: {
     type: 'object',
     required: ['url'],

@@ -3,7 +3,7 @@ import { NotImplementedError, type SinkSpec } from '../types.js';
 export const s3Sink: SinkSpec = {
   kind: 'target',
   type: 's3',
-  summary: 'Writes matches as Parquet, CSV or JSON objects to an S3 bucket.',
+  summary: 'Writes matches as Parquet, CSV or JSON objects to an S3 bucket. Not implemented in this build: the config validates, running it fails that target.',
   configSchema: {
     type: 'object',
     required: ['bucket'],
@@ -11,7 +11,7 @@ export const s3Sink: SinkSpec = {
       bucket: { type: 'string', description: 'Bucket name.', examples: ['alerts-archive'] },
       key: {
         type: 'string',
-        description: 'Object key template; {rule}, {datasource}, {date} and {run_id} are filled in.',
+        description: 'Object key template; {rule}, {datasource}, {date}, {run_id} and {format} (the file extension) are filled in.',
         default: '{rule}/{date}/{run_id}.{format}',
       },
       prefix: { type: 'string', description: 'Prefix put before every key.', examples: ['threshold/'] },

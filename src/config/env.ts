@@ -14,7 +14,7 @@ export type Environment = Readonly<Record<string, string | undefined>>;
  * (unquoted) value that is one reference takes the type of what it expands to, so
  * `port: ${PGPORT}` is a number; quote it to keep a string.
  */
-export function substituteEnvironment(yaml: YamlFile, env: Environment): ConfigIssue[] {
+export function substituteEnvironment(yaml: YamlFile, env: Environment, typedAt?: Set<string>): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
   visit(yaml.doc, {
     Scalar(key, node, path) {
@@ -40,6 +40,10 @@ export function substituteEnvironment(yaml: YamlFile, env: Environment): ConfigI
         });
       }
       node.value = node.type === 'PLAIN' && WHOLE_REFERENCE.test(original) ? typedScalar(expanded) : expanded;
+      if (typedAt && typeof node.value !== 'string') {
+        const { line, col } = yaml.lines.linePos(node.range?.[0] ?? 0);
+        typedAt.add(`${yaml.file}:${line}:${col}`);
+      }
     },
   });
   return issues;

@@ -30,7 +30,9 @@ interface RuleOrigin {
  */
 export async function loadConfig(file: string, options: LoadOptions = {}): Promise<LoadedConfig> {
   const env = options.env ?? process.env;
-  const main = await readYaml(file, env);
+  // Where an unquoted ${VAR} became a number or boolean: a "must be a string" there gets a hint.
+  const typedByEnv = new Set<string>();
+  const main = await readYaml(file, env, typedByEnv);
   const raw = main.yaml.doc.toJS() as Record<string, unknown> | null;
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new ConfigError([
@@ -47,7 +49,7 @@ export async function loadConfig(file: string, options: LoadOptions = {}): Promi
   const ruleFiles = await discoverRuleFiles(raw, dir, main.yaml, issues);
   const fileRules: unknown[] = [];
   for (const ruleFile of ruleFiles) {
-    const loaded = await readRuleFile(ruleFile, env, issues);
+    const loaded = await readRuleFile(ruleFile, env, issues, typedByEnv);
     for (const { rule, prefix } of loaded.rules) {
       fileRules.push(rule);
       origins.push({ yaml: loaded.yaml, prefix });
@@ -63,7 +65,7 @@ export async function loadConfig(file: string, options: LoadOptions = {}): Promi
     return origin ? issueAt(origin.yaml, [...origin.prefix, ...p.slice(2)], message, atKey) : issueAt(main.yaml, p, message, atKey);
   };
 
-  for (const issue of await validateAgainstSchema(merged)) issues.push(place(issue.path, issue.message, issue.atKey));
+  for (const issue of await validateAgainstSchema(merged)) issues.push(withEnvHint(place(issue.path, issue.message, issue.atKey), typedByEnv));
   if (issues.length > 0) throw new ConfigError(sortIssues(issues));
 
   const config = merged as {
@@ -134,7 +136,12 @@ function displayPath(file: string): string {
   return relative.startsWith('..') ? file : relative;
 }
 
-async function readYaml(file: string, env: Environment): Promise<{ yaml: YamlFile; issues: ConfigIssue[] }> {
+function withEnvHint(issue: ConfigIssue, typedByEnv: Set<string>): ConfigIssue {
+  if (!issue.message.startsWith('must be a string') || !typedByEnv.has(`${issue.file}:${issue.line}:${issue.col}`)) return issue;
+  return { ...issue, message: `${issue.message}: the environment variable here holds a number or true/false; quote the reference ("\${VAR}") to keep it text` };
+}
+
+async function readYaml(file: string, env: Environment, typedAt?: Set<string>): Promise<{ yaml: YamlFile; issues: ConfigIssue[] }> {
   const shown = displayPath(path.resolve(file));
   let text: string;
   try {
@@ -145,7 +152,7 @@ async function readYaml(file: string, env: Environment): Promise<{ yaml: YamlFil
   }
   const parsed = parseYamlFile(shown, text);
   if (parsed.issues.length > 0) throw new ConfigError(parsed.issues);
-  return { yaml: parsed.yaml, issues: substituteEnvironment(parsed.yaml, env) };
+  return { yaml: parsed.yaml, issues: substituteEnvironment(parsed.yaml, env, typedAt) };
 }
 
 const RULE_FILE = /\.ya?ml$/i;
@@ -189,8 +196,9 @@ async function readRuleFile(
   file: string,
   env: Environment,
   issues: ConfigIssue[],
+  typedAt: Set<string>,
 ): Promise<{ yaml: YamlFile; rules: { rule: unknown; prefix: ConfigPath }[] }> {
-  const { yaml, issues: envIssues } = await readYaml(file, env);
+  const { yaml, issues: envIssues } = await readYaml(file, env, typedAt);
   issues.push(...envIssues);
   const content = yaml.doc.toJS() as unknown;
   if (content === null || content === undefined) return { yaml, rules: [] };

@@ -148,19 +148,20 @@ export function buildConfigSchema(): JsonSchema {
       processing_rules: {
         type: 'array',
         items: { $ref: '#/definitions/rule' },
-        description: 'Rules written in this file; rules in rule files are added to them.',
+        default: [],
+        description: 'Rules written in this file; rules in rule files are added to them. An empty `processing_rules:` means none.',
       },
       export_targets: connectorMap(SINKS, 'export target', 'target'),
       rules_dir: {
         type: 'string',
         default: 'rules',
         description:
-          'Folder (relative to this file) whose *.yaml / *.yml files, at any depth, hold more rules; *.test.yaml files are rule tests and are not loaded as rules.',
+          'Folder (relative to this file) whose *.yaml / *.yml files, at any depth, hold more rules; *.test.yaml files are rule tests and are not loaded as rules. When set, the folder must exist.',
       },
       include: {
         type: 'array',
         items: { type: 'string', minLength: 1 },
-        description: 'Globs (relative to this file) of further rule files, e.g. ["teams/*/rules.yaml"].',
+        description: 'Globs (relative to this file) of further rule files, e.g. ["teams/*/rules.yaml"]; a glob that matches no file is an error.',
       },
       settings: { $ref: '#/definitions/settings' },
     },

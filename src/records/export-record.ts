@@ -18,9 +18,16 @@ export function exportRecords(batch: MatchBatch, includeMetadata: boolean): Plai
 
 /** Field names in export order: the source's columns (when known), then the metadata. */
 export function exportColumns(batch: MatchBatch, includeMetadata: boolean): string[] {
-  const source = batch.layout.columns ?? Object.keys(batch.layout.toRecord(batch.rows[0] ?? {}));
+  const source = batch.layout.columns ?? unionOfKeys(batch);
   const meta: readonly string[] = includeMetadata ? METADATA_FIELDS : [];
   return [...source.filter((c) => !meta.includes(c)), ...meta];
+}
+
+/** Every field of object rows, in order of first appearance: one row's keys would drop the others'. */
+function unionOfKeys(batch: MatchBatch): string[] {
+  const keys = new Set<string>();
+  for (const row of batch.rows) for (const key of Object.keys(batch.layout.toRecord(row))) keys.add(key);
+  return [...keys];
 }
 
 /**

@@ -22,8 +22,13 @@ export interface CaseOutcome {
   readonly rules: readonly RuleOutcome[];
 }
 
+/** A rule that cannot match anything in the case (disabled, or no input for it) fails too: its expectation proves nothing. */
 export function casePassed(outcome: CaseOutcome): boolean {
-  return outcome.rules.every((r) => r.differences.length === 0);
+  return outcome.rules.every(rulePassed);
+}
+
+function rulePassed(rule: RuleOutcome): boolean {
+  return rule.differences.length === 0 && rule.notes.length === 0;
 }
 
 const LONGEST_RECORD = 200;
@@ -32,7 +37,7 @@ const LONGEST_RECORD = 200;
 export function formatCase(outcome: CaseOutcome): string {
   if (casePassed(outcome)) return `  ✔ ${outcome.name}\n`;
   let out = `  ✘ ${outcome.name}\n`;
-  for (const rule of outcome.rules) if (rule.differences.length > 0) out += formatRuleFailure(rule);
+  for (const rule of outcome.rules) if (!rulePassed(rule)) out += formatRuleFailure(rule);
   return out;
 }
 

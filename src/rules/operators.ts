@@ -125,7 +125,7 @@ function prepareEquality(value: unknown): ValueTest | string {
 
 const equals: OperatorSpec = {
   name: 'equals',
-  summary: 'Equal: numerically when the value is a number ("1000.0" equals 1000), exactly when it is a string.',
+  summary: 'Equal: numerically when the value is a number ("1000.0" equals 1000), exactly when it is a string, as true/false (also yes/no, 1/0, on/off) when it is a boolean.',
   expects: 'a number, a string or a boolean',
   example: { field: 'status', operator: 'equals', value: 'active' },
   prepare(value) {

@@ -76,6 +76,12 @@ describe('csv datasource', () => {
     expect(batches[0]!.layout.columns).to.deep.equal(['y', 'x']);
   });
 
+  it('a file whose name holds glob characters is read as that file', async () => {
+    writeFiles(dir, { 'ev[12].csv': 'k\nliteral\n', 'ev1.csv': 'k\nfrom-glob\n' });
+    const { records } = await readAll({ path: 'ev[12].csv' }, dir);
+    expect(records).to.deep.equal([{ k: 'literal' }]);
+  });
+
   it('a glob matching nothing reads nothing and warns', async () => {
     const { records, logs } = await readAll({ path: 'none/*.csv' }, dir);
     expect(records).to.deep.equal([]);

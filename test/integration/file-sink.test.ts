@@ -158,9 +158,42 @@ describe('file export target, failures', () => {
     const other: MatchBatch = { ...batch([]), datasource: 'b', layout: new ColumnLayout(['id', 'secret_note']), rows: [['9', 'keep me']] };
     let message = '';
     await sink.write(other).catch((err: Error) => (message = err.message));
-    expect(message).to.match(/records of rule "hot" from datasource "b" have columns secret_note that the file's header \(id, value, note\) lacks/);
+    expect(message).to.include('records of rule "hot" from datasource "b" have columns secret_note that the header lacks and no value, note (the file\'s header: id, value, note)');
     await sink.abort!();
     expect(readdirSync(dir)).to.deep.equal([]);
+  });
+
+  it('records with fewer columns than the header fail too, so the outcome does not depend on which datasource came first', async () => {
+    const sink = await sinkOf({ path: 'all.csv', include_metadata: false });
+    await sink.write(batch([['1', '2', 'x']]));
+    const narrower: MatchBatch = { ...batch([]), datasource: 'a', layout: new ColumnLayout(['id', 'value']), rows: [['9', '1']] };
+    let message = '';
+    await sink.write(narrower).catch((err: Error) => (message = err.message));
+    expect(message).to.include('have no note');
+    await sink.abort!();
+  });
+
+  it('appending to a CSV file that starts with a byte order mark reads its header correctly', async () => {
+    writeFileSync(path.join(dir, 'o.csv'), '\uFEFFid,value,note\n0,1,old\n');
+    const sink = await sinkOf({ path: 'o.csv', include_metadata: false });
+    await sink.write(batch([['1', '2', 'new']]));
+    await sink.flush();
+    expect(readFileSync(path.join(dir, 'o.csv'), 'utf8')).to.equal('\uFEFFid,value,note\n0,1,old\n1,2,new\n');
+  });
+
+  it('two targets whose paths resolve to the same file: the second one fails, naming the first', async () => {
+    const a = await fileSink.create({ type: 'file', path: 'out/{rule}.ndjson' }, { name: 'per_rule', configDir: dir, log: memoryLogger().log });
+    const b = await fileSink.create({ type: 'file', path: 'out/big.ndjson' }, { name: 'fixed', configDir: dir, log: memoryLogger().log });
+    await a.write(batch([['1', '2', 'x']], 'big'));
+    let message = '';
+    await b.write(batch([['2', '2', 'y']], 'small')).catch((err: Error) => (message = err.message));
+    expect(message).to.match(/out\/big\.ndjson: export target "per_rule" writes this file too/);
+    await a.flush();
+    await b.abort!();
+    // once the first target has published, the path is free again for the next cycle
+    await b.write(batch([['3', '2', 'z']], 'small'));
+    await b.flush();
+    expect(parseNdjson(readFileSync(path.join(dir, 'out', 'big.ndjson'), 'utf8')).map((r) => r.id)).to.deep.equal(['1', '3']);
   });
 
   it('nothing is published when one file of the cycle cannot be, and every temp file is removed', async () => {

@@ -273,6 +273,13 @@ export_targets:
       expect(config.targets.out!.path).to.equal('out/alerts #1.ndjson');
     });
 
+    it('a string key whose unquoted variable holds digits says to quote the reference', async () => {
+      const out = await problems({ 'config.yaml': BASE.replace('path: data.csv', 'path: ${P}') }, { P: '123456' });
+      expect(out).to.deep.equal([
+        'config.yaml:4:11: datasources.sensors.path: must be a string: the environment variable here holds a number or true/false; quote the reference ("${VAR}") to keep it text',
+      ]);
+    });
+
     it('a quoted reference stays a string', async () => {
       const config = await load({ 'config.yaml': BASE.replace('path: data.csv', 'path: "${N}"') }, { N: '42' });
       expect(config.datasources.sensors!.path).to.equal('42');

@@ -164,6 +164,22 @@ tests:
     expect(result.stdout).to.include('note: rule "recent" reads events, and this case gives no input for it');
   });
 
+  it('an expectation of no match on a rule that cannot match (disabled, or no input) fails instead of passing vacuously', async () => {
+    const result = await run({
+      't.test.yaml': `tests:
+  - name: proves nothing
+    input: { sensors: [{ id: a, value: 150 }] }
+    expect:
+      parked: []
+      recent: []
+`,
+    });
+    expect(result.code).to.equal(1);
+    expect(result.stdout).to.include('  ✘ proves nothing');
+    expect(result.stdout).to.include('note: rule "parked" is disabled (enabled: false), so it matches nothing');
+    expect(result.stdout).to.include('rule tests: 0 passed, 1 failed');
+  });
+
   it('exits 2 for names the config does not have and for a missing fixture, with file:line:col', async () => {
     const result = await run({
       't.test.yaml': `tests:
