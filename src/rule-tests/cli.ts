@@ -11,7 +11,8 @@ Runs rule tests: feeds the records written in each test file to the rules of the
 tests, and checks which records each rule matches. No datasource or export target is touched.
 
 Arguments:
-  FILE | FOLDER   test files, or folders searched for *.test.yaml / *.test.yml
+  FILE | FOLDER   test files, folders searched for *.test.yaml / *.test.yml, or globs
+                  (quoted, e.g. 'teams/**/*.test.yaml')
                   (default: rules/**/*.test.yaml and rules/**/*.test.yml)
 
 Options:

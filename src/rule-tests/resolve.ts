@@ -52,7 +52,8 @@ async function readFixture(source: InputSource): Promise<InputSource | string> {
   const missing = await fixtureMissing(source.file, source.written);
   if (missing) return missing;
   if (source.kind === 'csv') return source;
-  const text = await readFile(source.file, 'utf8');
+  // Editors on Windows save JSON with a byte order mark; CSV fixtures drop it too.
+  const text = (await readFile(source.file, 'utf8')).replace(/^\uFEFF/, '');
   const records = source.kind === 'json' ? parseJsonArray(text) : parseJsonLines(text);
   return typeof records === 'string' ? `${source.written}: ${records}` : { kind: 'records', records };
 }

@@ -118,7 +118,7 @@ describe('rule tests: running cases against a config', () => {
 
   it('reads JSON and NDJSON fixtures relative to the test file', async () => {
     const result = await run({
-      'cases/fixtures/a.json': '[{"id": "j", "value": 500}]',
+      'cases/fixtures/a.json': '\uFEFF[{"id": "j", "value": 500}]', // saved with a byte order mark
       'cases/fixtures/b.ndjson': '{"id": "n1", "value": 5}\n\n{"id": "n2", "value": 700}\n',
       'cases/t.test.yaml': `config: ../config.yaml
 tests:
