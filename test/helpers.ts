@@ -15,6 +15,17 @@ export function makeTempDir(prefix = 'tp-test-'): { dir: string; cleanup: () => 
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
+/** A fresh temp folder for each test of the enclosing describe, handed to `use` and removed after the test. */
+export function freshDirPerTest(use: (dir: string) => void): void {
+  let cleanup = () => {};
+  beforeEach(() => {
+    const temp = makeTempDir();
+    cleanup = temp.cleanup;
+    use(temp.dir);
+  });
+  afterEach(() => cleanup());
+}
+
 /** Writes files (relative path -> content) under dir, creating folders. */
 export function writeFiles(dir: string, files: Record<string, string>): void {
   for (const [name, content] of Object.entries(files)) {

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { cpSync, existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
-import { cliPath, makeTempDir, parseNdjson, repoRoot, runCli, startCli, writeFiles } from '../helpers.js';
+import { cliPath, freshDirPerTest, makeTempDir, parseNdjson, repoRoot, runCli, startCli, writeFiles } from '../helpers.js';
 
 /** The structured log lines a run wrote on stderr. */
 function logLines(stderr: string): Record<string, any>[] {
@@ -43,9 +43,7 @@ export_targets:
 describe('processor CLI (built, as a child process)', function () {
   this.timeout(30_000);
   let dir: string;
-  let cleanup: () => void;
-  beforeEach(() => ({ dir, cleanup } = makeTempDir()));
-  afterEach(() => cleanup());
+  freshDirPerTest((d) => (dir = d));
 
   function copyDefaultConfig(): void {
     cpSync(path.join(repoRoot, 'config.yaml'), path.join(dir, 'config.yaml'));
@@ -197,9 +195,7 @@ export_targets:
 describe('processor CLI in continuous mode', function () {
   this.timeout(30_000);
   let dir: string;
-  let cleanup: () => void;
-  beforeEach(() => ({ dir, cleanup } = makeTempDir()));
-  afterEach(() => cleanup());
+  freshDirPerTest((d) => (dir = d));
 
   const CONFIG = `datasources:\n  s: {type: csv, path: d.csv}\nprocessing_rules:\n  - {name: r, threshold_field: v, threshold_type: greater_than, threshold_value: 1, export_target: f}\nexport_targets:\n  f: {type: file, path: out.ndjson}\n`;
 
@@ -227,9 +223,7 @@ describe('processor CLI in continuous mode', function () {
 describe('processor CLI, one run interrupted', function () {
   this.timeout(30_000);
   let dir: string;
-  let cleanup: () => void;
-  beforeEach(() => ({ dir, cleanup } = makeTempDir()));
-  afterEach(() => cleanup());
+  freshDirPerTest((d) => (dir = d));
 
   it('SIGINT cancels the run: exit 130, no output file and no temp file left', async () => {
     const rows = Array.from({ length: 400_000 }, (_, i) => `${i},${i % 10}`).join('\n');
@@ -254,9 +248,7 @@ describe('processor CLI, one run interrupted', function () {
 describe('processor CLI, a target that cannot write', function () {
   this.timeout(30_000);
   let dir: string;
-  let cleanup: () => void;
-  beforeEach(() => ({ dir, cleanup } = makeTempDir()));
-  afterEach(() => cleanup());
+  freshDirPerTest((d) => (dir = d));
 
   it('a write error (file size limit) fails the target by name, exits 1 with a summary, and leaves no temp file', async () => {
     const rows = (tag: string) => 'id,v,pad\n' + Array.from({ length: 20_000 }, (_, i) => `${tag}${i},${i % 10},${'x'.repeat(40)}`).join('\n') + '\n';

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { makeTempDir, runCli, writeFiles } from '../helpers.js';
+import { freshDirPerTest, runCli, writeFiles } from '../helpers.js';
 
 /**
  * A resolve hook that appends every package the CLI loads from node_modules to a file, so the
@@ -31,9 +31,7 @@ Module._resolveFilename = function (...args) {
 describe('connector libraries load only when a connector needs them', function () {
   this.timeout(30_000);
   let dir: string;
-  let cleanup: () => void;
-  beforeEach(() => ({ dir, cleanup } = makeTempDir()));
-  afterEach(() => cleanup());
+  freshDirPerTest((d) => (dir = d));
 
   async function packagesLoaded(config: string, args: string[] = []): Promise<string[]> {
     writeFiles(dir, { 'c.yaml': config, 'd.csv': 'v\n5\n', 'loaded.txt': '' });

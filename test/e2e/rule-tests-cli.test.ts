@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { makeTempDir, runCli, writeFiles } from '../helpers.js';
+import { freshDirPerTest, runCli, writeFiles } from '../helpers.js';
 
 const CONFIG = `datasources:
   sensors: { type: csv, path: data.csv, columns: { value: number } }
@@ -12,9 +12,7 @@ export_targets:
 describe('processor CLI: test command (built, as a child process)', function () {
   this.timeout(30_000);
   let dir: string;
-  let cleanup: () => void;
-  beforeEach(() => ({ dir, cleanup } = makeTempDir()));
-  afterEach(() => cleanup());
+  freshDirPerTest((d) => (dir = d));
 
   it('runs the bundled rule tests against the bundled config and exits 0', async () => {
     const result = await runCli(['test']);

@@ -5,7 +5,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { csvSource, type CsvSourceConfig } from '../../connectors/csv/csv-source.js';
 import type { RecordBatch } from '../../src/records/layout.js';
-import { makeTempDir, memoryLogger, writeFiles } from '../helpers.js';
+import { freshDirPerTest, memoryLogger, writeFiles } from '../helpers.js';
 
 async function readAll(config: Omit<CsvSourceConfig, 'type'>, dir: string, batchSize = 1000) {
   const { log, lines } = memoryLogger();
@@ -18,9 +18,7 @@ async function readAll(config: Omit<CsvSourceConfig, 'type'>, dir: string, batch
 
 describe('csv datasource', () => {
   let dir: string;
-  let cleanup: () => void;
-  beforeEach(() => ({ dir, cleanup } = makeTempDir()));
-  afterEach(() => cleanup());
+  freshDirPerTest((d) => (dir = d));
 
   it('reads a header and rows; empty cells are null, untyped values text', async () => {
     writeFiles(dir, { 'a.csv': 'id,name,value\n1,alpha,10.5\n2,,\n' });

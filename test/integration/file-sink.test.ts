@@ -4,7 +4,7 @@ import path from 'node:path';
 import { fileSink, type FileSinkConfig } from '../../connectors/file/file-sink.js';
 import type { MatchBatch } from '../../connectors/types.js';
 import { ColumnLayout, OBJECT_LAYOUT } from '../../src/records/layout.js';
-import { makeTempDir, memoryLogger, parseNdjson } from '../helpers.js';
+import { freshDirPerTest, memoryLogger, parseNdjson } from '../helpers.js';
 
 const layout = new ColumnLayout(['id', 'value', 'note'], { value: 'number' });
 
@@ -18,9 +18,7 @@ function fileTarget(dir: string, config: Omit<FileSinkConfig, 'type'>) {
 
 describe('file export target', () => {
   let dir: string;
-  let cleanup: () => void;
-  beforeEach(() => ({ dir, cleanup } = makeTempDir()));
-  afterEach(() => cleanup());
+  freshDirPerTest((d) => (dir = d));
 
   const sinkOf = (config: Omit<FileSinkConfig, 'type'>) => fileTarget(dir, config);
   const read = (name: string) => readFileSync(path.join(dir, name), 'utf8');
@@ -146,9 +144,7 @@ describe('file export target', () => {
 
 describe('file export target, failures', () => {
   let dir: string;
-  let cleanup: () => void;
-  beforeEach(() => ({ dir, cleanup } = makeTempDir()));
-  afterEach(() => cleanup());
+  freshDirPerTest((d) => (dir = d));
 
   const sinkOf = (config: Omit<FileSinkConfig, 'type'>) => fileTarget(dir, config);
 

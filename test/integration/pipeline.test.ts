@@ -7,13 +7,11 @@ import { loadConfig } from '../../src/config/load-config.js';
 import { runCycle } from '../../src/pipeline/run-cycle.js';
 import { openRuntime, closeRuntime } from '../../src/pipeline/runtime.js';
 import { summaryTable } from '../../src/pipeline/summary.js';
-import { makeTempDir, memoryLogger, parseNdjson, writeFiles } from '../helpers.js';
+import { freshDirPerTest, memoryLogger, parseNdjson, writeFiles } from '../helpers.js';
 
 describe('pipeline (one cycle, real connectors)', () => {
   let dir: string;
-  let cleanup: () => void;
-  beforeEach(() => ({ dir, cleanup } = makeTempDir()));
-  afterEach(() => cleanup());
+  freshDirPerTest((d) => (dir = d));
 
   async function cycle(yaml: string, files: Record<string, string> = {}, options: { now?: number } = {}) {
     writeFiles(dir, { 'config.yaml': yaml, ...files });

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import path from 'node:path';
 import { loadConfig } from '../../src/config/load-config.js';
 import { ConfigError, formatIssue } from '../../src/config/issues.js';
-import { makeTempDir, writeFiles } from '../helpers.js';
+import { freshDirPerTest, writeFiles } from '../helpers.js';
 
 const BASE = `datasources:
   sensors:
@@ -16,9 +16,7 @@ export_targets:
 
 describe('config loading', () => {
   let dir: string;
-  let cleanup: () => void;
-  beforeEach(() => ({ dir, cleanup } = makeTempDir()));
-  afterEach(() => cleanup());
+  freshDirPerTest((d) => (dir = d));
 
   async function load(files: Record<string, string>, env: Record<string, string> = {}) {
     writeFiles(dir, files);

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import path from 'node:path';
 import { runRuleTestsCli } from '../../src/rule-tests/cli.js';
-import { makeTempDir, repoRoot, writeFiles } from '../helpers.js';
+import { freshDirPerTest, repoRoot, writeFiles } from '../helpers.js';
 
 const CONFIG = `datasources:
   sensors:
@@ -34,9 +34,7 @@ export_targets:
 
 describe('rule tests: running cases against a config', () => {
   let dir: string;
-  let cleanup: () => void;
-  beforeEach(() => ({ dir, cleanup } = makeTempDir()));
-  afterEach(() => cleanup());
+  freshDirPerTest((d) => (dir = d));
 
   /** Runs the test command from the temp folder, as a user in their project would; the folder is shown as "DIR". */
   async function run(files: Record<string, string>, args: string[] = ['t.test.yaml']) {
