@@ -15,7 +15,7 @@ const WRITTEN_EXAMPLES: Record<string, Record<string, unknown>> = {
     processing_rules: [{ name: 'high_value_alerts', threshold_field: 'value', threshold_type: 'greater_than', threshold_value: 1000, export_target: 'alerts_file' }],
     export_targets: { alerts_file: { type: 'file', path: 'out/{rule}.ndjson' } },
     include: ['teams/*/rules.yaml'],
-    settings: { concurrency: 4, batch_size: 5000 },
+    settings: { concurrency: 2, log_level: 'warn' },
   },
   rule: {
     description: 'Active sensors about to go dark',
