@@ -6,7 +6,7 @@ import type { ConfigPath, RuleIssue } from '../rules/compile.js';
 import type { Clock } from '../rules/operators.js';
 import { compileRules, type RuleConfig } from '../rules/rule.js';
 import { substituteEnvironment, type Environment } from './env.js';
-import { ConfigError, formatIssue, sortIssues, type ConfigIssue } from './issues.js';
+import { ConfigError, sortIssues, type ConfigIssue } from './issues.js';
 import { SETTINGS_DEFAULTS } from './schema.js';
 import type { ConnectorConfig, LoadedConfig, Settings } from './types.js';
 import { validateAgainstSchema } from './validate.js';
@@ -214,4 +214,3 @@ async function readRuleFile(
   return { yaml, rules: [] };
 }
 
-export { formatIssue };

@@ -59,10 +59,6 @@ export function toNdjsonPieces(batch: MatchBatch, includeMetadata: boolean): str
   return pieces;
 }
 
-export function toNdjson(batch: MatchBatch, includeMetadata: boolean): string {
-  return toNdjsonPieces(batch, includeMetadata).join('');
-}
-
 type LineWriter = (row: unknown) => string;
 const lineWriters = new WeakMap<RowLayout, LineWriter[]>();
 

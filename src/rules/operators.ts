@@ -1,4 +1,4 @@
-import { isAbsent, toBoolean, toEpochMillis, toNumber, toText } from './coerce.js';
+import { toBoolean, toEpochMillis, toNumber, toText } from './coerce.js';
 import { DURATION_HINT, parseDuration } from './duration.js';
 import { FALSE, TRUE, UNKNOWN, negate, truth, type Truth } from './truth.js';
 
@@ -373,4 +373,3 @@ export function findOperator(name: string): OperatorSpec | undefined {
   return BY_NAME.get(name);
 }
 
-export { isAbsent };
