@@ -9,7 +9,7 @@ import { freshDirPerTest, memoryLogger, writeFiles } from '../helpers.js';
 
 async function readAll(config: Omit<CsvSourceConfig, 'type'>, dir: string, batchSize = 1000) {
   const { log, lines } = memoryLogger();
-  const source = await csvSource.create({ type: 'csv', ...config }, { name: 'test', configDir: dir, log });
+  const source = await csvSource.create({ type: 'csv', ...config }, { name: 'test', configDir: dir, log, signal: new AbortController().signal });
   const batches: RecordBatch[] = [];
   for await (const batch of source.read({ log, batchSize, signal: new AbortController().signal })) batches.push(batch);
   const records = batches.flatMap((b) => b.rows.map((r) => b.layout.toRecord(r)));
