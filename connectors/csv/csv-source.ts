@@ -4,7 +4,7 @@ import { StringDecoder } from 'node:string_decoder';
 import path from 'node:path';
 import type { CreateContext, ReadContext, Source, SourceSpec } from '../types.js';
 import { ColumnLayout, type ColumnType, type RecordBatch } from '../../src/records/layout.js';
-import { createCsvTokenizer, CsvSyntaxError } from './csv-tokenizer.js';
+import { createCsvTokenizer, csvDialectProblems, CsvSyntaxError } from './csv-tokenizer.js';
 import { uniqueColumnNames } from './csv-header.js';
 import { redactSecrets, redactUrl } from '../../src/util/redact.js';
 
@@ -59,12 +59,14 @@ export const csvSource: SourceSpec<CsvSourceConfig> = {
     },
   },
   validate(config) {
+    // The schema already refused a delimiter or quote that is not a string.
+    const problems: { key: string; message: string }[] = [...csvDialectProblems(config)];
     try {
       new TextDecoder(config.encoding ?? 'utf-8');
-      return [];
     } catch {
-      return [{ key: 'encoding', message: `unknown encoding "${config.encoding}"; use a label such as utf-8, utf-16le, latin1 or windows-1252` }];
+      problems.push({ key: 'encoding', message: `unknown encoding "${config.encoding}"; use a label such as utf-8, utf-16le, latin1 or windows-1252` });
     }
+    return problems;
   },
   async create(config, ctx) {
     return new CsvSource(config, ctx);

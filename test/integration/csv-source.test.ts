@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { csvSource, type CsvSourceConfig } from '../../connectors/csv/csv-source.js';
 import { uniqueColumnNames } from '../../connectors/csv/csv-header.js';
 import type { RecordBatch } from '../../src/records/layout.js';
-import { freshDirPerTest, memoryLogger, writeFiles } from '../helpers.js';
+import { freshDirPerTest, memoryLogger, runCli, writeFiles } from '../helpers.js';
 
 async function readAll(config: Omit<CsvSourceConfig, 'type'>, dir: string, batchSize = 1000) {
   const { log, lines } = memoryLogger();
@@ -136,6 +136,33 @@ describe('csv datasource', () => {
     } catch (err) {
       expect((err as Error).message).to.match(/^a\.csv: .*line 3/);
     }
+  });
+
+  it('--validate refuses a dialect the tokenizer cannot work with, at its line and column, and says what to use', async () => {
+    writeFiles(dir, {
+      'd.csv': 'v\n1\n',
+      'c.yaml': `datasources:
+  same:  {type: csv, path: d.csv, delimiter: ";", quote: ";"}
+  lf:    {type: csv, path: d.csv, delimiter: "\\n"}
+  cr:    {type: csv, path: d.csv, quote: "\\r"}
+  emoji: {type: csv, path: d.csv, delimiter: "\u{1F600}"}
+  dq:    {type: csv, path: d.csv, delimiter: '"'}
+  fine:  {type: csv, path: d.csv, delimiter: "\\t", quote: "'"}
+export_targets:
+  out: {type: console}
+`,
+    });
+    const result = await runCli(['--config', 'c.yaml', '--validate'], { cwd: dir });
+    expect(result.code, result.stderr).to.equal(2);
+    const lines = result.stderr.trim().split('\n');
+    expect(lines).to.deep.equal([
+      'c.yaml:2:58: datasources.same.quote: is the same character as the delimiter (";"), so a field could not be told from a separator; use another quote, such as \'"\' or "\'"',
+      'c.yaml:3:46: datasources.lf.delimiter: cannot be a line break ("\\n"): line breaks end rows; use a character such as ",", ";", "|" or "\\t" (tab)',
+      'c.yaml:4:42: datasources.cr.quote: cannot be a line break ("\\r"): line breaks end rows; use a character such as \'"\' or "\'"',
+      'c.yaml:5:46: datasources.emoji.delimiter: must be a single character; "\u{1F600}" is 2 UTF-16 units (an emoji or other character beyond U+FFFF is two); use one such as ",", ";", "|" or "\\t" (tab)',
+      'c.yaml:6:46: datasources.dq.delimiter: is the default quote character ("); to split on it, also set quote to another character, such as "\'"',
+      'c.yaml: 5 problems; nothing was run',
+    ]);
   });
 
   describe('over HTTP', () => {
