@@ -424,17 +424,7 @@ async function endsWithLineBreak(file: string): Promise<boolean> {
 }
 
 async function csvHeader(file: string): Promise<string[]> {
-  const handle = await open(file, 'r');
-  try {
-    const buf = Buffer.alloc(64 * 1024);
-    const { bytesRead } = await handle.read(buf, 0, buf.length, 0);
-    const firstLine = (buf.toString('utf8', 0, bytesRead).split(/\r?\n/, 1)[0] ?? '').replace(/^\uFEFF/, '');
-    const { createCsvTokenizer } = await import('../csv/csv-tokenizer.js');
-    const tokenizer = createCsvTokenizer({ delimiter: ',', quote: '"' });
-    return [...tokenizer.push(firstLine + '\n'), ...tokenizer.end()][0] ?? [];
-  } finally {
-    await handle.close();
-  }
+  return (await import('../csv/csv-header.js')).readCsvHeader(file, { delimiter: ',', quote: '"' });
 }
 
 /** The data reaches the disk before the rename makes it visible; otherwise a crash can leave an empty file in place. */
