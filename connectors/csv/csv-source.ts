@@ -2,7 +2,7 @@ import { createReadStream, existsSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { StringDecoder } from 'node:string_decoder';
 import path from 'node:path';
-import type { CreateContext, ReadContext, Source, SourceSpec } from '../types.js';
+import type { CreateContext, OperationContext, ReadContext, Source, SourceSpec } from '../types.js';
 import { ColumnLayout, type ColumnType, type RecordBatch } from '../../src/records/layout.js';
 import { createCsvTokenizer, csvDialectProblems, CsvSyntaxError } from './csv-tokenizer.js';
 import { uniqueColumnNames } from './csv-header.js';
@@ -154,6 +154,18 @@ class CsvSource implements Source {
       throw err;
     }
     return createReadStream(file, { highWaterMark: READ_CHUNK });
+  }
+
+  /** The file (or the first file of the glob) opens, or the URL answers 2xx; only the first bytes are read. */
+  async check(ctx: OperationContext): Promise<string> {
+    const read: ReadContext = { ...ctx, batchSize: 1 };
+    const locations = await this.locations(read);
+    if (locations.length === 0) throw new Error(`no file matches ${this.config.path}`);
+    const first = locations[0]!;
+    const bytes = isUrl(first) ? await this.fetch(first, read) : await this.openFile(first);
+    for await (const _chunk of bytes) break;
+    const label = isUrl(first) ? redactUrl(first) : path.relative(this.ctx.configDir, first) || first;
+    return locations.length > 1 ? `readable: ${label} and ${locations.length - 1} more` : `readable: ${label}`;
   }
 
   private async fetch(url: string, read: ReadContext): Promise<AsyncIterable<unknown>> {

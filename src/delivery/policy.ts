@@ -31,9 +31,12 @@ export interface DeliveryConfig {
   readonly retry?: { readonly max_attempts?: number; readonly initial_backoff?: string; readonly max_backoff?: string };
 }
 
-const duration = (description: string, example: string, fallback?: string): JsonSchema => ({
+/** What the schema accepts as a duration; the validator turns a mismatch into "must be a duration such as ...". */
+export const DURATION_PATTERN = '^\\s*(\\d+(\\.\\d+)?\\s*(ms|s|m|h|d|w)\\s*)+$';
+
+export const duration = (description: string, example: string, fallback?: string): JsonSchema => ({
   type: 'string',
-  pattern: '^\\s*(\\d+(\\.\\d+)?\\s*(ms|s|m|h|d|w)\\s*)+$',
+  pattern: DURATION_PATTERN,
   description: `${description} (${DURATION_HINT}).`,
   ...(fallback !== undefined ? { default: fallback } : {}),
   examples: [example],
