@@ -136,7 +136,19 @@ function parseCanonicalTimestamp(s: string): number | undefined {
   const zulu = i === n - 1 && (s.charCodeAt(i) === 90 || s.charCodeAt(i) === 122);
   if (i !== n && !zulu) return undefined;
   if (month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month) || hour > 23 || minute > 59 || second > 59) return NaN;
-  return Date.UTC(year, month - 1, day, hour, minute, second, millis);
+  return utcMillis(year, month - 1, day, hour, minute, second, millis);
+}
+
+/** The Gregorian calendar repeats every 400 years, which are exactly 146,097 days. */
+const FOUR_CENTURIES_MILLIS = 146_097 * 86_400_000;
+
+/**
+ * Date.UTC for any year 0-9999. Date.UTC reads years 0-99 as 1900-1999, so those are computed
+ * 400 years later, where weekdays and leap years fall the same, and moved back.
+ */
+function utcMillis(year: number, month: number, day: number, hour: number, minute: number, second: number, millis: number): number {
+  if (year >= 100) return Date.UTC(year, month, day, hour, minute, second, millis);
+  return Date.UTC(year + 400, month, day, hour, minute, second, millis) - FOUR_CENTURIES_MILLIS;
 }
 
 /** The number written by `count` ASCII digits at `start`, or -1 if one is not a digit. */
@@ -169,7 +181,7 @@ function parseTimestampText(text: string): number | undefined {
   }
   const [, y, mo, d, h, mi, sec, frac, zone] = m;
   const month = +mo! - 1;
-  const ms = Date.UTC(+y!, month, +d!, h ? +h : 0, mi ? +mi : 0, sec ? +sec : 0, frac ? fractionToMillis(frac) : 0);
+  const ms = utcMillis(+y!, month, +d!, h ? +h : 0, mi ? +mi : 0, sec ? +sec : 0, frac ? fractionToMillis(frac) : 0);
   // Date.UTC rolls 2024-02-31 over into March; a calendar-impossible date is not a timestamp.
   const check = new Date(ms);
   if (check.getUTCDate() !== +d! || check.getUTCMonth() !== month) return undefined;
