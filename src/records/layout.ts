@@ -1,5 +1,5 @@
 import type { Accessor } from '../rules/compile.js';
-import { toBoolean, toEpochMillis, toNumber } from '../rules/coerce.js';
+import { exactNumber, toBoolean, toEpochMillis } from '../rules/coerce.js';
 
 export type ColumnType = 'string' | 'number' | 'timestamp' | 'boolean';
 export type PlainRecord = Record<string, unknown>;
@@ -57,14 +57,15 @@ export class ColumnLayout implements RowLayout {
 
 /**
  * How a CSV cell is exported. Empty cells are null; a typed cell that does not convert keeps
- * its text, so nothing the source held is lost.
+ * its text, so nothing the source held is lost: that includes a number a JSON number would
+ * round, such as a 20-digit id (see exactNumber).
  */
 function converterFor(type: ColumnType): (text: string) => unknown {
   switch (type) {
     case 'string':
       return (text) => (text === '' ? null : text);
     case 'number':
-      return (text) => (text === '' ? null : toNumber(text) ?? text);
+      return (text) => (text === '' ? null : exactNumber(text) ?? text);
     case 'boolean':
       return (text) => (text === '' ? null : toBoolean(text) ?? text);
     case 'timestamp':

@@ -5,27 +5,91 @@
  * then counts it as invalid instead of guessing.
  */
 
-/** A number, or a string holding one ("12.5", " 7 ", "1e3"); anything else is undefined. */
+/**
+ * What a number is, for every rule and for export: a number value (not NaN), a bigint, or text in
+ * decimal notation: an optional sign, digits with an optional fraction ("12.5", ".5", "5."), an
+ * optional exponent ("1e3", "2.5E-4"), and spaces around (" 7 "). Nothing else is a number,
+ * though Number() reads some of it: "0x10", "0b101", "0o7", "Infinity", "NaN" and "1_000" are
+ * text, so an id such as "0x10" neither compares as 16 nor becomes a timestamp in 1970.
+ *
+ * The result is the nearest double. Text with more significant digits than a double holds
+ * compares as that double (to a rule, the 20-digit "12345678901234567891" equals
+ * "12345678901234567890"); a decimal beyond the double range reads as +/-Infinity ("1e400" is
+ * above every threshold) and one below it as 0. Export does not round: see exactNumber.
+ */
 export function toNumber(value: unknown): number | undefined {
   if (typeof value === 'number') return Number.isNaN(value) ? undefined : value;
   if (typeof value === 'string') {
-    // Number('') and Number('  ') are 0, which would make blank cells match "< 10".
-    if (value.length === 0) return undefined;
     const plain = parsePlainDecimal(value);
     if (plain === plain) return plain;
-    const n = +value;
-    if (n === n && (n !== 0 || value.trim().length > 0)) return n;
-    return undefined;
+    // Number('') and Number('  ') are 0, which would make blank cells match "< 10"; the pattern
+    // refuses them, and the radix prefixes and words Number() would take.
+    return DECIMAL_NOTATION.test(value) ? +value : undefined;
   }
   if (typeof value === 'bigint') return Number(value);
   return undefined;
+}
+
+/** Decimal notation with optional surrounding white space (the same \s that Number() trims). */
+const DECIMAL_NOTATION = /^\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*$/;
+
+/**
+ * The number a text holds when writing that number back (as JSON does) gives the same decimal
+ * value, so exporting it as a number rounds nothing; undefined otherwise, and then the text is
+ * kept. Not exact: "1e400" (Infinity), "1e-400" (0), integers past 2^53 that a double cannot hold
+ * ("12345678901234567891"), and fractions with more digits than a double keeps
+ * ("0.1000000000000000055511151231257827"). "-0" is exported as 0: they are equal everywhere,
+ * and JSON.stringify writes 0 for both.
+ */
+export function exactNumber(text: string): number | undefined {
+  // Up to 15 significant digits, which is what a plain decimal here has, a double always prints back as written.
+  const plain = parsePlainDecimal(text);
+  if (plain === plain) return plain === 0 ? 0 : plain;
+  const n = toNumber(text);
+  if (n === undefined || !Number.isFinite(n)) return undefined;
+  if (decimalKey(text.trim()) !== decimalKey(String(n))) return undefined;
+  return n === 0 ? 0 : n;
+}
+
+/**
+ * A decimal's value as its significant digits and the power of ten of the last one, so that
+ * "0012.3400", "1.234e1" and "12.34" give the same key ("1234e-2"); every zero gives "0".
+ * Only called on text that is decimal notation.
+ */
+function decimalKey(s: string): string {
+  let i = 0;
+  const negative = s[0] === '-';
+  if (negative || s[0] === '+') i = 1;
+  let digits = '';
+  let exponent = 0;
+  let inFraction = false;
+  for (; i < s.length; i++) {
+    const c = s[i]!;
+    if (c === '.') inFraction = true;
+    else if (c === 'e' || c === 'E') {
+      exponent += parseInt(s.slice(i + 1), 10);
+      break;
+    } else {
+      digits += c;
+      if (inFraction) exponent--;
+    }
+  }
+  let start = 0;
+  while (start < digits.length && digits[start] === '0') start++;
+  if (start === digits.length) return '0';
+  let end = digits.length;
+  while (digits[end - 1] === '0') {
+    end--;
+    exponent++;
+  }
+  return (negative ? '-' : '') + digits.slice(start, end) + 'e' + exponent;
 }
 
 const POWERS_OF_TEN = [1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15];
 
 /**
  * "-912.44" read digit by digit, or NaN when the text is not that plain shape (the caller then
- * uses Number()). With at most 15 digits both the digits and the power of ten are exact doubles,
+ * checks the notation and uses Number()). With at most 15 digits both the digits and the power of ten are exact doubles,
  * and one division rounds correctly, so the result is the same as Number()'s, without the call
  * into the runtime that cost more than the comparison on CSV input.
  */
