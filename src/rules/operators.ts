@@ -146,7 +146,13 @@ const notEquals: OperatorSpec = {
   },
 };
 
-/** Membership in a list of scalars, with equals' comparison for each item. */
+/**
+ * Membership: the OR of equals over the items, in three-valued logic. TRUE when the value equals
+ * one item; otherwise UNKNOWN when some item's comparison is undecided (the value "abc" against
+ * an item 5), FALSE only when every item says no. not_in is its negation, so adding an item to
+ * not_in can never make more records match. Items are grouped by type so each of the value's
+ * readings (text, number, boolean) is made once, not once per item.
+ */
 function prepareMembership(name: string, value: unknown): ValueTest | string {
   if (!Array.isArray(value) || value.length === 0) {
     return `${name} needs a non-empty list of values, got ${describe(value)}`;
@@ -160,25 +166,27 @@ function prepareMembership(name: string, value: unknown): ValueTest | string {
     else if (typeof item === 'boolean') booleans.add(item);
     else return `${name} takes numbers, strings and booleans only, got ${describe(item)} in the list`;
   }
-  const numbersOnly = texts.size === 0 && booleans.size === 0;
+  const hasTexts = texts.size > 0;
+  const hasNumbers = numbers.size > 0;
+  const hasBooleans = booleans.size > 0;
   return (v) => {
-    const text = toText(v);
-    if (text === undefined) return UNKNOWN;
-    // A list of numbers compares numerically, as equals does: a value that is no number is undecided.
-    if (numbersOnly) {
-      const n = toNumber(v);
-      return n === undefined ? UNKNOWN : truth(numbers.has(n));
+    let undecided = false;
+    if (hasTexts) {
+      const text = toText(v);
+      if (text === undefined) undecided = true;
+      else if (texts.has(text)) return TRUE;
     }
-    if (texts.has(text)) return TRUE;
-    if (numbers.size > 0) {
+    if (hasNumbers) {
       const n = toNumber(v);
-      if (n !== undefined && numbers.has(n)) return TRUE;
+      if (n === undefined) undecided = true;
+      else if (numbers.has(n)) return TRUE;
     }
-    if (booleans.size > 0) {
+    if (hasBooleans) {
       const b = toBoolean(v);
-      if (b !== undefined && booleans.has(b)) return TRUE;
+      if (b === undefined) undecided = true;
+      else if (booleans.has(b)) return TRUE;
     }
-    return FALSE;
+    return undecided ? UNKNOWN : FALSE;
   };
 }
 

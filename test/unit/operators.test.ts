@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import fc from 'fast-check';
 import { bindPredicate, prepareCondition, type RuleIssue } from '../../src/rules/compile.js';
 import { OBJECT_LAYOUT } from '../../src/records/layout.js';
 import { OPERATOR_NAMES } from '../../src/rules/operators.js';
@@ -339,5 +340,52 @@ describe('number reading', () => {
     expect(toNumber('-')).to.equal(undefined);
     expect(toNumber('1.2.3')).to.equal(undefined);
     expect(toNumber('123456789012345.6')).to.equal(123456789012345.6);
+  });
+});
+
+describe('in and not_in, as equals over the items', () => {
+  const item = fc.oneof(
+    fc.integer({ min: -3, max: 3 }),
+    fc.constantFrom(0.5, -0, 1e3),
+    fc.boolean(),
+    fc.constantFrom('a', 'abc', '1', '1.0', '0', 'yes', 'no', 'true', 'false', '', ' 2 ', '1e3'),
+  );
+  const fieldValue = fc.oneof(item, fc.constantFrom(undefined, null, 'n/a', '0x1', [1], { a: 1 }, new Date(0)));
+
+  /** OR over the items in three-valued logic. */
+  function anyOf(truths: Truth[]): Truth {
+    return truths.includes(TRUE) ? TRUE : truths.includes(UNKNOWN) ? UNKNOWN : FALSE;
+  }
+  function negated(t: Truth): Truth {
+    return t === UNKNOWN ? UNKNOWN : t === TRUE ? FALSE : TRUE;
+  }
+
+  it('in is the OR of equals over the items, and not_in its negation', () => {
+    fc.assert(
+      fc.property(fc.array(item, { minLength: 1, maxLength: 5 }), fieldValue, (list, v) => {
+        const expected = anyOf(list.map((i) => check('equals', i, v)));
+        expect(check('in', list, v), `in ${JSON.stringify(list)} ${String(v)}`).to.equal(expected);
+        expect(check('not_in', list, v), `not_in ${JSON.stringify(list)} ${String(v)}`).to.equal(negated(expected));
+      }),
+      { numRuns: 5000 },
+    );
+  });
+
+  it('adding an item to not_in never makes more records match', () => {
+    fc.assert(
+      fc.property(fc.array(item, { minLength: 1, maxLength: 5 }), item, fieldValue, (list, extra, v) => {
+        if (check('not_in', [...list, extra], v) === TRUE) expect(check('not_in', list, v)).to.equal(TRUE);
+      }),
+      { numRuns: 5000 },
+    );
+  });
+
+  it('a value that cannot be compared to an item leaves not_in undecided, unless another item equals it', () => {
+    expect(check('not_in', ['x', 5], 'abc')).to.equal(UNKNOWN);
+    expect(check('not_in', ['abc', 5], 'abc')).to.equal(FALSE);
+    expect(check('in', ['abc', 5], 'abc')).to.equal(TRUE);
+    expect(check('not_in', [true], 'maybe')).to.equal(UNKNOWN);
+    expect(check('not_in', [true, 'maybe'], 'maybe')).to.equal(FALSE);
+    expect(check('not_in', ['x', 5], '6')).to.equal(TRUE);
   });
 });
