@@ -1,3 +1,4 @@
+import { RE2JS } from 're2js';
 import { toBoolean, toEpochMillis, toNumber, toText } from './coerce.js';
 import { DURATION_HINT, parseDuration } from './duration.js';
 import { FALSE, TRUE, UNKNOWN, negate, truth, type Truth } from './truth.js';
@@ -256,25 +257,73 @@ const contains: OperatorSpec = {
   },
 };
 
-/** "^err" or, to pass flags, "/^err/i". Global and sticky flags are dropped: they make test() stateful. */
-export function compileRegex(pattern: string): RegExp {
+/**
+ * "^err" or, to pass flags, "/^err/i". Patterns run on RE2 (re2js), which matches in time linear
+ * in the text: a backtracking engine can spend hours on `(a+)+$` against a long line, and while
+ * it does, the process ignores signals. RE2 has no lookaround or backreferences, so patterns
+ * using them are refused with a message that names the construct. Flags: i, m and s; u is
+ * accepted (RE2 always matches by code point); g, y and d are dropped (they change how a match
+ * is reported, not whether there is one); any other flag is refused.
+ * Throws an Error whose message says what is wrong, in the user's words.
+ */
+export function compileRegex(pattern: string): RE2JS {
   const literal = /^\/(.*)\/([a-z]*)$/s.exec(pattern);
-  if (literal) return new RegExp(literal[1]!, literal[2]!.replace(/[gy]/g, ''));
-  return new RegExp(pattern);
+  const source = literal ? literal[1]! : pattern;
+  let flags = 0;
+  for (const flag of literal ? literal[2]! : '') {
+    if (flag === 'i') flags |= RE2JS.CASE_INSENSITIVE;
+    else if (flag === 'm') flags |= RE2JS.MULTILINE;
+    else if (flag === 's') flags |= RE2JS.DOTALL;
+    else if (!'gyud'.includes(flag)) throw new Error(`flag "${flag}" is not supported; use i, m or s`);
+  }
+  const unsupported = unsupportedConstruct(source);
+  if (unsupported) throw new Error(`${unsupported} is not supported (the linear-time engine, RE2, has no lookaround or backreferences)`);
+  try {
+    return RE2JS.compile(RE2JS.translateRegExp(source), flags);
+  } catch (err) {
+    throw new Error((err as Error).message.replace(/^error parsing regexp: /, ''));
+  }
+}
+
+/** The first lookaround or backreference in a pattern, described, or undefined. */
+function unsupportedConstruct(pattern: string): string | undefined {
+  let inClass = false;
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i];
+    if (c === '\\') {
+      const next = pattern[i + 1] ?? '';
+      if (!inClass && next >= '1' && next <= '9') return `backreference "\\${next}"`;
+      if (!inClass && next === 'k' && pattern[i + 2] === '<') return 'named backreference "\\k<...>"';
+      i++;
+    } else if (inClass) {
+      if (c === ']') inClass = false;
+    } else if (c === '[') {
+      inClass = true;
+      if (pattern[i + 1] === '^') i++;
+      if (pattern[i + 1] === ']') i++; // a leading ] is a literal
+    } else if (c === '(' && pattern[i + 1] === '?') {
+      const kind = pattern.slice(i + 2, i + 4);
+      if (kind[0] === '=') return 'lookahead "(?=...)"';
+      if (kind[0] === '!') return 'negative lookahead "(?!...)"';
+      if (kind === '<=') return 'lookbehind "(?<=...)"';
+      if (kind === '<!') return 'negative lookbehind "(?<!...)"';
+    }
+  }
+  return undefined;
 }
 
 const matches: OperatorSpec = {
   name: 'matches',
-  summary: 'The field, as text, matches a regular expression ("/.../i" to pass flags).',
+  summary: 'The field, as text, matches a regular expression ("/.../i" to pass flags). Runs in linear time (RE2): no lookaround or backreferences.',
   expects: 'a regular expression',
   example: { field: 'host', operator: 'matches', value: '^db-[0-9]+$' },
   prepare(value) {
     if (typeof value !== 'string') return `matches needs a regular expression as a string, got ${describe(value)}`;
-    let re: RegExp;
+    let re: RE2JS;
     try {
       re = compileRegex(value);
     } catch (err) {
-      return `matches: invalid regular expression ${JSON.stringify(value)}: ${(err as Error).message.replace(/^Invalid regular expression: /, '')}`;
+      return `matches: invalid regular expression ${JSON.stringify(value)}: ${(err as Error).message}`;
     }
     return unknownWhenAbsent((v) => {
       const text = toText(v);

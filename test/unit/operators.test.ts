@@ -196,6 +196,40 @@ describe('operators', () => {
     it('an invalid regular expression is a config error', () => {
       expect(configError('matches', '([a-z')).to.match(/invalid regular expression/);
     });
+
+    it('a pattern that backtracks exponentially in V8 runs in linear time, and does not match', () => {
+      expect(check('matches', '(a+)+$', 'a'.repeat(50_000) + 'b')).to.equal(FALSE);
+      expect(check('matches', '(a+)+$', 'a'.repeat(50_000))).to.equal(TRUE);
+      expect(check('matches', '/^(\\w+\\s?)*$/i', 'An input that is long enough to hang a backtracking engine!')).to.equal(FALSE);
+    });
+
+    it('lookaround and backreferences are config errors naming what is unsupported', () => {
+      expect(configError('matches', 'db(?=-[0-9])')).to.match(/matches: .*lookahead "\(\?=\.\.\.\)" is not supported/);
+      expect(configError('matches', '/db(?!-test)/i')).to.match(/negative lookahead/);
+      expect(configError('matches', '(?<=db-)[0-9]+')).to.match(/lookbehind "\(\?<=/);
+      expect(configError('matches', '(?<!x)y')).to.match(/negative lookbehind/);
+      expect(configError('matches', '(a)\\1')).to.match(/backreference "\\1"/);
+      expect(configError('matches', '(?<q>a)\\k<q>')).to.match(/named backreference/);
+      // Inside a class or escaped, the same characters are literals.
+      expect(check('matches', '[(?=]', '=')).to.equal(TRUE);
+      expect(check('matches', '\\(\\?=', '(?=')).to.equal(TRUE);
+    });
+
+    it('flags: i, m and s work; g, y, d and u are accepted; others are config errors', () => {
+      expect(check('matches', '/^b$/m', 'a\nb')).to.equal(TRUE);
+      expect(check('matches', '/^b$/', 'a\nb')).to.equal(FALSE);
+      expect(check('matches', '/a.b/s', 'a\nb')).to.equal(TRUE);
+      expect(check('matches', '/a.b/', 'a\nb')).to.equal(FALSE);
+      expect(check('matches', '/A/gyud', 'a')).to.equal(FALSE);
+      expect(configError('matches', '/a/v')).to.match(/flag "v" is not supported; use i, m or s/);
+      expect(configError('matches', '/a/x')).to.match(/flag "x" is not supported/);
+    });
+
+    it('JavaScript escapes and named groups keep working', () => {
+      expect(check('matches', '^\\u0041\\x42\\d\\/$', 'AB1/')).to.equal(TRUE);
+      expect(check('matches', '^(?<site>[a-z]+)-[0-9]+$', 'paris-1')).to.equal(TRUE);
+      expect(check('matches', '\\bdb\\b', 'a db here')).to.equal(TRUE);
+    });
   });
 
   describe('is_null and is_not_null', () => {
