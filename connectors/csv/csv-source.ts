@@ -4,7 +4,8 @@ import { StringDecoder } from 'node:string_decoder';
 import path from 'node:path';
 import type { CreateContext, ReadContext, Source, SourceSpec } from '../types.js';
 import { ColumnLayout, type ColumnType, type RecordBatch } from '../../src/records/layout.js';
-import { createCsvTokenizer, CsvSyntaxError } from './csv-tokenizer.js';
+import { createCsvTokenizer, csvDialectProblems, CsvSyntaxError } from './csv-tokenizer.js';
+import { uniqueColumnNames } from './csv-header.js';
 import { redactSecrets, redactUrl } from '../../src/util/redact.js';
 
 export interface CsvSourceConfig {
@@ -58,12 +59,14 @@ export const csvSource: SourceSpec<CsvSourceConfig> = {
     },
   },
   validate(config) {
+    // The schema already refused a delimiter or quote that is not a string.
+    const problems: { key: string; message: string }[] = [...csvDialectProblems(config)];
     try {
       new TextDecoder(config.encoding ?? 'utf-8');
-      return [];
     } catch {
-      return [{ key: 'encoding', message: `unknown encoding "${config.encoding}"; use a label such as utf-8, utf-16le, latin1 or windows-1252` }];
+      problems.push({ key: 'encoding', message: `unknown encoding "${config.encoding}"; use a label such as utf-8, utf-16le, latin1 or windows-1252` });
     }
+    return problems;
   },
   async create(config, ctx) {
     return new CsvSource(config, ctx);
@@ -249,22 +252,11 @@ class RowBatcher {
     return new ColumnLayout(names, this.types);
   }
 
-  /**
-   * A repeated column name would make one of the columns unreachable by rules and produce
-   * duplicate keys in JSON: the second `a` becomes `a_2` (and so on), and the file is named in a warning.
-   */
-  private uniqueNames(names: string[]): string[] {
-    const seen = new Set<string>();
-    const renamed: string[] = [];
-    const unique = names.map((name) => {
-      let candidate = name;
-      for (let n = 2; seen.has(candidate); n++) candidate = `${name}_${n}`;
-      if (candidate !== name) renamed.push(`${name} -> ${candidate}`);
-      seen.add(candidate);
-      return candidate;
-    });
+  /** Repeated names are renamed (see uniqueColumnNames) and the file is named in a warning. */
+  private uniqueNames(header: string[]): string[] {
+    const { names, renamed } = uniqueColumnNames(header);
     if (renamed.length > 0) this.read.log.warn({ file: this.label, renamed }, 'repeated column names in the header were renamed');
-    return unique;
+    return names;
   }
 
   private noteRagged(length: number): void {

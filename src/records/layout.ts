@@ -127,4 +127,6 @@ export const OBJECT_LAYOUT: RowLayout = new ObjectLayout();
 export interface RecordBatch {
   readonly layout: RowLayout;
   readonly rows: readonly unknown[];
+  /** The fields' types, when the source knows them (a database's result metadata). */
+  readonly fields?: readonly import('./fields.js').FieldDescriptor[];
 }
