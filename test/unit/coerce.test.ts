@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { ColumnLayout } from '../../src/records/layout.js';
-import { toNdjsonPieces } from '../../src/records/export-record.js';
+import { toNdjsonPieces } from '../../src/encoding/ndjson.js';
 import { exactNumber, toEpochMillis, toNumber } from '../../src/rules/coerce.js';
 
 /** The instant of a UTC calendar date, built without Date.UTC (which reads years 0-99 as 1900-1999). */

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import type { MatchBatch } from '../../connectors/types.js';
-import { exportRecords, toNdjsonPieces } from '../../src/records/export-record.js';
+import { toNdjsonPieces } from '../../src/encoding/ndjson.js';
+import { exportRecords } from '../../src/records/export-record.js';
 import { ColumnLayout, OBJECT_LAYOUT, type ColumnType, type RowLayout } from '../../src/records/layout.js';
 import { bindPredicate, prepareCondition, type RuleIssue } from '../../src/rules/compile.js';
 import { FALSE, TRUE, UNKNOWN, type Truth } from '../../src/rules/truth.js';
