@@ -5,7 +5,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { CreateContext, MatchBatch, Sink, SinkSpec } from '../types.js';
 import { csvLine, exportColumns, exportRecords, OUTPUT_PIECE, toNdjsonPieces } from '../../src/records/export-record.js';
-import { renderPathTemplate } from '../../src/util/template.js';
+import { templateFor, templateIssues, type CompileOptions } from '../../src/template/template.js';
 
 type FileFormat = 'ndjson' | 'csv' | 'json';
 
@@ -49,18 +49,15 @@ export const fileSink: SinkSpec<FileSinkConfig> = {
     },
   },
   validate(config) {
-    const unknown = [...config.path.matchAll(/\{([^{}]*)\}/g)].map((m) => m[1]!).filter((name) => !PLACEHOLDERS.includes(name));
-    return unknown.map((name) => ({
-      key: 'path',
-      message: `unknown placeholder {${name}} in the path; the path can use ${PLACEHOLDERS.map((p) => `{${p}}`).join(', ')}`,
-    }));
+    return templateIssues(config.path, PATH_TEMPLATE, 'path');
   },
   async create(config, ctx) {
     return new FileSink(config, ctx);
   },
 };
 
-const PLACEHOLDERS = ['rule', 'datasource', 'date', 'run_id'];
+/** A file holds a batch, so its path is rendered per batch: run-level names only, each value made one safe path segment. */
+const PATH_TEMPLATE: CompileOptions = { context: 'path', names: ['rule', 'datasource', 'date', 'run_id'], fields: false, what: 'the path' };
 
 function formatOf(config: FileSinkConfig): FileFormat {
   if (config.format) return config.format;
@@ -246,7 +243,7 @@ class FileSink implements Sink {
     if (batch.rows.length === 0) return;
     const final = path.resolve(
       this.ctx.configDir,
-      renderPathTemplate(this.config.path, { rule: batch.rule, datasource: batch.datasource, run_id: batch.runId, date: batch.matchedAt.slice(0, 10) }),
+      templateFor(this.config.path, PATH_TEMPLATE).render({ rule: batch.rule, datasource: batch.datasource, runId: batch.runId, matchedAt: batch.matchedAt }),
     );
     let file = this.#files.get(final);
     if (!file) {
