@@ -103,7 +103,7 @@ export class HttpClient {
     const contentType = headerText(res.headers['content-type']);
     const declared = Number(headerText(res.headers['content-length']));
     if (Number.isFinite(declared) && declared > maxBytes) {
-      res.body.destroy();
+      discard(res.body);
       exchange.done();
       throw tooLarge(what, maxBytes, res.statusCode, contentType, `it declares ${declared} bytes`);
     }
@@ -123,7 +123,7 @@ export class HttpClient {
     };
     if (res.statusCode >= 200 && res.statusCode < 300) return response;
     if (res.statusCode >= 300 && res.statusCode < 400 && res.headers.location !== undefined) {
-      res.body.destroy();
+      discard(res.body);
       exchange.done();
       const maxRedirects = this.#options.maxRedirects ?? DEFAULT_MAX_REDIRECTS;
       throw new ConnectorError(
@@ -221,18 +221,24 @@ class Exchange {
 /** The body as it arrives, stopping with RESPONSE_TOO_LARGE past the cap; the deadline timer ends with it. */
 async function* cappedBody(res: Dispatcher.ResponseData, maxBytes: number, exchange: Exchange, contentType: string | undefined): AsyncGenerator<Buffer> {
   let seen = 0;
+  let complete = false;
   try {
     for await (const chunk of res.body as AsyncIterable<Buffer>) {
       seen += chunk.length;
       if (seen > maxBytes) throw tooLarge(exchange.what, maxBytes, res.statusCode, contentType, 'the body goes on past that');
       yield chunk;
     }
+    complete = true;
+    // undici frees the connection a turn after the body's end: without this wait, a request sent
+    // right after reading a response finds it busy and opens a second connection.
+    await new Promise((resolve) => setImmediate(resolve));
   } catch (err) {
     throw exchange.failure(err);
   } finally {
     exchange.done();
     // Stopped early (an error, the cap, a caller that broke off): the rest is not read, and the socket is dropped.
-    if (!res.body.destroyed) res.body.destroy();
+    // A body read to its end is left alone: destroying it then would cost the kept-alive connection.
+    if (!complete) discard(res.body);
   }
 }
 
@@ -311,6 +317,13 @@ export function parseRetryAfter(value: string | undefined, now = Date.now()): nu
   if (/^\d+$/.test(text)) return Number(text) * 1000;
   const at = Date.parse(text);
   return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+/** Drops a body without reading it: the connection is closed rather than drained, and the stream's own abort error is expected. */
+function discard(body: Dispatcher.ResponseData['body']): void {
+  if (body.destroyed) return;
+  body.on('error', () => {});
+  body.destroy();
 }
 
 function headerText(value: string | string[] | undefined): string | undefined {
