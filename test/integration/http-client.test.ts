@@ -202,14 +202,15 @@ describe('HTTP client (against servers on 127.0.0.1)', function () {
   });
 
   it('keeps connections alive: several requests, from two clients, share one connection', async () => {
+    const fresh = await startServer({ '/ok': (_req, res) => res.writeHead(200).end('ok') });
     const other = new HttpClient();
     try {
-      const before = server.connections();
-      for (let i = 0; i < 3; i++) await (await client.request({ url: `${server.base}/ok` })).dump();
-      for (let i = 0; i < 3; i++) await (await other.request({ url: `${server.base}/ok` })).text();
-      expect(server.connections() - before).to.equal(1);
+      for (let i = 0; i < 3; i++) await (await client.request({ url: `${fresh.base}/ok` })).dump();
+      for (let i = 0; i < 3; i++) expect(await (await other.request({ url: `${fresh.base}/ok` })).text()).to.equal('ok');
+      expect(fresh.connections()).to.equal(1);
     } finally {
       await other.close();
+      await fresh.stop();
     }
   });
 
