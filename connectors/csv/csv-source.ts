@@ -6,7 +6,7 @@ import type { CreateContext, OperationContext, ReadContext, Source, SourceSpec }
 import { ColumnLayout, type ColumnType, type RecordBatch } from '../../src/records/layout.js';
 import { createCsvTokenizer, csvDialectProblems, CsvSyntaxError } from './csv-tokenizer.js';
 import { uniqueColumnNames } from './csv-header.js';
-import { redactSecrets, redactUrl } from '../../src/util/redact.js';
+import { redactUrl } from '../../src/util/redact.js';
 
 export interface CsvSourceConfig {
   type: 'csv';
@@ -91,7 +91,7 @@ function isGlob(location: string): boolean {
 }
 
 class CsvSource implements Source {
-  #http: import('undici').Dispatcher | undefined;
+  #http: import('../../src/http/client.js').HttpClient | undefined;
 
   constructor(
     private readonly config: CsvSourceConfig,
@@ -169,20 +169,11 @@ class CsvSource implements Source {
   }
 
   private async fetch(url: string, read: ReadContext): Promise<AsyncIterable<unknown>> {
-    const { request, Agent, interceptors } = await import('undici');
-    const timeout = (this.config.timeout ?? 30) * 1000;
-    this.#http ??= new Agent().compose(interceptors.redirect({ maxRedirections: 5 }));
-    const response = await request(url, {
-      dispatcher: this.#http,
-      headers: this.config.headers ?? {},
-      headersTimeout: timeout,
-      bodyTimeout: timeout,
-      signal: read.signal,
-    });
-    if (response.statusCode < 200 || response.statusCode >= 300) {
-      const text = redactSecrets((await response.body.text()).slice(0, 200));
-      throw new Error(`GET ${redactUrl(url)} answered HTTP ${response.statusCode}${text ? `: ${text}` : ''}`);
-    }
+    // Loaded here, so reading local files never loads the HTTP client.
+    const { HttpClient } = await import('../../src/http/client.js');
+    // A CSV export may be large: no size cap and no overall deadline, only the wait for each piece.
+    this.#http ??= new HttpClient({ headers: this.config.headers ?? {}, timeoutMs: (this.config.timeout ?? 30) * 1000, maxResponseBytes: Infinity });
+    const response = await this.#http.request({ url, signal: read.signal });
     return response.body;
   }
 

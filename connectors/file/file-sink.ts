@@ -8,7 +8,7 @@ import { CsvEncoder } from '../../src/encoding/csv.js';
 import { JsonArrayEncoder } from '../../src/encoding/json.js';
 import { toNdjsonPieces } from '../../src/encoding/ndjson.js';
 import { CancelledError, ConnectorError, wrapError } from '../../src/errors.js';
-import { renderPathTemplate } from '../../src/util/template.js';
+import { templateFor, templateIssues, type CompileOptions } from '../../src/template/template.js';
 
 type FileFormat = 'ndjson' | 'csv' | 'json';
 
@@ -54,18 +54,15 @@ export const fileSink: SinkSpec<FileSinkConfig> = {
     },
   },
   validate(config) {
-    const unknown = [...config.path.matchAll(/\{([^{}]*)\}/g)].map((m) => m[1]!).filter((name) => !PLACEHOLDERS.includes(name));
-    return unknown.map((name) => ({
-      key: 'path',
-      message: `unknown placeholder {${name}} in the path; the path can use ${PLACEHOLDERS.map((p) => `{${p}}`).join(', ')}`,
-    }));
+    return templateIssues(config.path, PATH_TEMPLATE, 'path');
   },
   async create(config, ctx) {
     return new FileSink(config, ctx);
   },
 };
 
-const PLACEHOLDERS = ['rule', 'datasource', 'date', 'run_id'];
+/** A file holds a batch, so its path is rendered per batch: run-level names only, each value made one safe path segment. */
+const PATH_TEMPLATE: CompileOptions = { context: 'path', names: ['rule', 'datasource', 'date', 'run_id'], fields: false, what: 'the path' };
 
 function formatOf(config: FileSinkConfig): FileFormat {
   if (config.format) return config.format;
@@ -232,7 +229,7 @@ class FileSink implements Sink {
     if (batch.rows.length === 0) return;
     const final = path.resolve(
       this.ctx.configDir,
-      renderPathTemplate(this.config.path, { rule: batch.rule, datasource: batch.datasource, run_id: batch.runId, date: batch.matchedAt.slice(0, 10) }),
+      templateFor(this.config.path, PATH_TEMPLATE).render({ rule: batch.rule, datasource: batch.datasource, runId: batch.runId, matchedAt: batch.matchedAt }),
     );
     let file = this.#files.get(final);
     if (!file) {
