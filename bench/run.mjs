@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { ensureDataset, withinShare } from './generate.mjs';
+import { ensureBenchDeps } from './lib/deps.mjs';
 import { caseOutput, benchDir, measureNode, tail } from './lib/measure.mjs';
 import { scanNdjson, runSummary } from './lib/outputs.mjs';
 import { countMatches, loadColumns, referenceForRun } from './lib/reference.mjs';
@@ -368,6 +369,8 @@ async function main() {
   if ((selected('processor') || selected('processor-5x') || selected('startup')) && !existsSync(CLI)) {
     throw new Error(`${CLI} not found; build first (npm run build)`);
   }
+  // DuckDB and json-rules-engine come from bench/package.json, not the project's devDependencies.
+  if (selected('duckdb') || selected('json-rules-engine')) ensureBenchDeps();
   mkdirSync(TMP_DIR, { recursive: true });
   // Other work on the machine skews every figure; the load average at both ends tells the reader.
   const loadAtStart = os.loadavg().map((x) => x.toFixed(2)).join(' ');
