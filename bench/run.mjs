@@ -94,9 +94,9 @@ async function runCase({ id, label, group, rows, bytes, runs, prepare, inspect, 
       const run = await measureNode(nodeArgs, { tmpDir: TMP_DIR, selfReport, cwd: REPO, env });
       if (run.code !== 0) throw new Error(`exit ${run.code ?? run.signal}: ${tail(run.stderr)}`);
       const extra = (await inspect?.(run, i)) ?? {};
-      const { wallSeconds, rssMB, rssSelfMB, rssTimeMB } = run;
-      record.runs.push({ wallSeconds, rssMB, rssSelfMB, rssTimeMB, ...extra });
-      progress(`  run ${i + 1}: ${wallSeconds.toFixed(3)} s, ${rssMB?.toFixed(1) ?? '?'} MB`);
+      const { wallSeconds, rssMiB, rssSelfMiB, rssTimeMiB } = run;
+      record.runs.push({ wallSeconds, rssMiB, rssSelfMiB, rssTimeMiB, ...extra });
+      progress(`  run ${i + 1}: ${wallSeconds.toFixed(3)} s, ${rssMiB?.toFixed(1) ?? '?'} MiB`);
     }
   } catch (err) {
     record.failed = true;
@@ -114,8 +114,8 @@ function summarise(record, secondsOf = (run) => run.wallSeconds) {
   // The spread shows how noisy the machine was (2 cores shared with whatever else runs).
   record.minSeconds = Math.min(...times);
   record.maxSeconds = Math.max(...times);
-  const rssValues = record.runs.map((r) => r.rssMB).filter((x) => x !== undefined);
-  record.peakRssMB = rssValues.length ? Math.max(...rssValues) : undefined;
+  const rssValues = record.runs.map((r) => r.rssMiB).filter((x) => x !== undefined);
+  record.peakRssMiB = rssValues.length ? Math.max(...rssValues) : undefined;
   if (record.rows) record.rowsPerSecond = record.rows / record.medianSeconds;
   if (record.bytes) record.mbPerSecond = record.bytes / 1e6 / record.medianSeconds;
   const rate = record.runs.at(-1).matchRate;
@@ -295,7 +295,7 @@ async function startupCases() {
         report(v.id, record.error);
         continue;
       }
-      record.runs.push({ wallSeconds: run.wallSeconds, rssMB: run.rssMB, rssTimeMB: run.rssTimeMB });
+      record.runs.push({ wallSeconds: run.wallSeconds, rssMiB: run.rssMiB, rssTimeMiB: run.rssTimeMiB });
     }
   }
   return records.map((r) => summarise(r));
@@ -327,7 +327,7 @@ function evaluateTargets(cases) {
   const ratioOf = (a, b) => (a && b ? a.rowsPerSecond / b.rowsPerSecond : undefined);
   const x = (r) => (r === undefined ? '?' : `${r.toFixed(2)}×`);
   const fmtRate = (c) => Math.round(c.rowsPerSecond).toLocaleString('en-US');
-  const mb = (c) => (c?.peakRssMB === undefined ? '?' : `${c.peakRssMB.toFixed(1)} MB`);
+  const mib = (c) => (c?.peakRssMiB === undefined ? '?' : `${c.peakRssMiB.toFixed(1)} MiB`);
   const targets = [];
   const add = (name, ok, detail) => targets.push({ name, verdict: typeof ok === 'string' ? ok : verdict(ok), detail });
   const baseline = get('baseline');
@@ -339,10 +339,10 @@ function evaluateTargets(cases) {
     add(`processor >= 2× baseline at ${rate.label}`, r === undefined ? undefined : r >= 2, detail);
   }
   const small = RATES.map((rate) => get(`processor-${rate.key}`)).filter(Boolean);
-  const smallPeak = small.length ? Math.max(...small.map((c) => c.peakRssMB ?? Infinity)) : undefined;
-  add(`peak RSS < 150 MB, ${settings.rows.toLocaleString('en-US')} rows`, smallPeak === undefined ? undefined : smallPeak < 150, small.map((c) => `${c.label}: ${mb(c)}`).join('; ') || 'not run');
+  const smallPeak = small.length ? Math.max(...small.map((c) => c.peakRssMiB ?? Infinity)) : undefined;
+  add(`peak RSS < 150 MiB, ${settings.rows.toLocaleString('en-US')} rows`, smallPeak === undefined ? undefined : smallPeak < 150, small.map((c) => `${c.label}: ${mib(c)}`).join('; ') || 'not run');
   const big = get('processor-5x');
-  add(`peak RSS < 150 MB, ${settings.bigRows.toLocaleString('en-US')} rows`, big ? big.peakRssMB < 150 : undefined, big ? `${mb(big)}` : 'not run');
+  add(`peak RSS < 150 MiB, ${settings.bigRows.toLocaleString('en-US')} rows`, big ? big.peakRssMiB < 150 : undefined, big ? `${mib(big)}` : 'not run');
 
   for (const rate of RATES) {
     const r = ratioOf(get(`processor-${rate.key}`), get(`json-rules-engine-${rate.key}`));

@@ -1,6 +1,6 @@
 // Runs one measured child process and returns its exit status, wall time and peak RSS.
 //
-// Peak RSS is taken two ways: the child's own process.resourceUsage().maxRSS (written at exit by
+// RSS figures are MiB (2^20 bytes): maxRSS and GNU time's %M are KiB. Peak RSS is taken two ways: the child's own process.resourceUsage().maxRSS (written at exit by
 // the report-rss.mjs preload) and GNU time's %M when /usr/bin/time exists. The child's own figure
 // is preferred; GNU time's is the fallback and a cross-check.
 import { spawn } from 'node:child_process';
@@ -61,9 +61,9 @@ export async function measureNode(nodeArgs, { tmpDir, selfReport = true, cwd, en
     wallSeconds,
     stdout: stdout(),
     stderr: stderr(),
-    rssMB: rssKiB === undefined ? undefined : rssKiB / 1024,
-    rssSelfMB: rssSelfKiB === undefined ? undefined : rssSelfKiB / 1024,
-    rssTimeMB: rssTimeKiB === undefined ? undefined : rssTimeKiB / 1024,
+    rssMiB: rssKiB === undefined ? undefined : rssKiB / 1024,
+    rssSelfMiB: rssSelfKiB === undefined ? undefined : rssSelfKiB / 1024,
+    rssTimeMiB: rssTimeKiB === undefined ? undefined : rssTimeKiB / 1024,
   };
 }
 
