@@ -30,7 +30,7 @@ function textTable(header, rows) {
 }
 
 export function resultsTable(cases) {
-  const header = ['case', 'runs', 'median', 'rows/s', 'MB/s', 'peak RSS MiB', 'matched', 'ratio to baseline'];
+  const header = ['case', 'runs', 'median', 'rows/s', 'MB/s', 'peak RSS MiB', 'matched', 'ratio to baseline (same file)'];
   const rows = cases.map((c) => [
     c.label,
     String(c.runs.length),
