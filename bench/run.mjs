@@ -10,15 +10,16 @@ import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { ensureDataset, withinShare } from './generate.mjs';
 import { ensureBenchDeps } from './lib/deps.mjs';
-import { caseOutput, benchDir, measureNode, tail } from './lib/measure.mjs';
-import { scanNdjson, runSummary } from './lib/outputs.mjs';
+import { caseOutput, benchDir, measureNode, SCRIPT, tail } from './lib/measure.mjs';
+import { runSummary, scanNdjson, terminalSummary } from './lib/outputs.mjs';
 import { countMatches, loadColumns, referenceForRun } from './lib/reference.mjs';
 import { median, resultsTable, targetsText, writeResults } from './lib/report.mjs';
 import { pickThresholds, processorConfigYaml, RULE_NAMES } from './lib/workload.mjs';
 
 const CASE_GROUPS = ['baseline', 'processor', 'json-rules-engine', 'duckdb', 'processor-5x', 'batch-size', 'startup'];
-// Run only when named in BENCH_CASES.
-const OPTIONAL_GROUPS = [];
+// Run only when named in BENCH_CASES. `progress`: the CLI on a pseudo-terminal (through util-linux
+// `script`) against the same wrapper writing to files, to measure what a progress display costs.
+const OPTIONAL_GROUPS = ['progress'];
 const RATES = [
   { key: '0.1', share: 0.001, label: '0.1 %' },
   { key: '50', share: 0.5, label: '50 %' },
@@ -195,15 +196,16 @@ function rateWithinTolerance(actual, target, rows) {
 /**
  * Checks one processor run against the reference: per rule, the NDJSON line count and the id
  * checksum must equal the reference's at the "now" (between spawn and exit) that explains the
- * time-window rule's count; the run summary, when there is one, must agree with the files.
- * On a terminal the processor prints a table instead of the JSON summary (`expectSummary: false`).
+ * time-window rule's count; the run summary must agree with the files. On a terminal (`tty`)
+ * the summary is the table the processor prints there instead of the JSON log line: finding it
+ * also shows the processor saw a terminal.
  */
-async function checkProcessorRun({ id, run, data, thresholds, outDir, fromMs, toMs, expectSummary = true }) {
+async function checkProcessorRun({ id, run, data, thresholds, outDir, fromMs, toMs, tty = false }) {
   const columns = await referenceColumns(data);
   const files = {};
   for (const name of RULE_NAMES) files[name] = await scanNdjson(join(outDir, `${name}.ndjson`));
   const reference = referenceForRun(columns, thresholds, fromMs, toMs, files.rule_a.lines);
-  const summary = runSummary(run.stderr);
+  const summary = tty ? terminalSummary(run.stdout) : runSummary(run.stderr);
   const errors = [];
   const perRule = {};
   let total = 0;
@@ -224,7 +226,10 @@ async function checkProcessorRun({ id, run, data, thresholds, outDir, fromMs, to
     if (stats && stats.invalid !== 0) errors.push(`${name}: ${stats.invalid} records reported invalid; the data has none`);
     if (stats && stats.read !== data.rows) errors.push(`${name}: summary says read ${stats.read}, the file has ${data.rows} rows`);
   }
-  if (!summary && expectSummary) report(id, 'no JSON "run summary" line on stderr; checked the output files only', false);
+  if (!summary) {
+    const missing = tty ? 'no summary table in the terminal output (did the processor see a terminal?)' : 'no JSON "run summary" line on stderr';
+    report(id, `${missing}; checked the output files only`, false);
+  }
   if (errors.length) throw new Error(`wrong output: ${errors.join('; ')}`);
   // The rules are disjoint by status, so the union is the sum of the per-rule files.
   return { matched: total, perRule, matchRate: total / data.rows, referenceNowMs: reference.nowMs };
@@ -233,7 +238,7 @@ async function checkProcessorRun({ id, run, data, thresholds, outDir, fromMs, to
 /**
  * The processor CLI on `data` with the bench's three rules writing one NDJSON file per rule.
  * `batchSize` sets settings.batch_size (default: the processor's own default); `tty` runs it on
- * a pseudo-terminal instead of with pipes.
+ * a pseudo-terminal instead of with pipes (`'redirect'`: the same wrapper, output to files).
  */
 function processorSpec({ id, label, group, data, rate, thresholds, runs, batchSize, tty = false }) {
   const outDir = join(OUT_DIR, id);
@@ -255,12 +260,12 @@ function processorSpec({ id, label, group, data, rate, thresholds, runs, batchSi
       return { nodeArgs: [CLI, '--config', configPath] };
     },
     // Checked after the exit, so Date.now() is a valid upper bound for the processor's "now".
-    inspect: (run) => checkProcessorRun({ id, run, data, thresholds, outDir, fromMs, toMs: Date.now(), expectSummary: !tty }),
+    inspect: (run) => checkProcessorRun({ id, run, data, thresholds, outDir, fromMs, toMs: Date.now(), tty: tty === true }),
     finish: (record) => {
       record.targetShare = rate.share;
       record.config = configPath;
       if (batchSize !== undefined) record.batchSize = batchSize;
-      if (tty) record.tty = true;
+      if (tty) record.tty = tty;
       if (record.matchRate !== undefined && !rateWithinTolerance(record.matchRate, rate.share, data.rows)) {
         report(id, `match rate ${(record.matchRate * 100).toFixed(4)} % is outside the tolerance around ${rate.label}`, false);
       }
@@ -450,6 +455,11 @@ function evaluateTargets(cases) {
       add(name, reference && other ? 'INFO' : 'n/a', reference && other ? comparisonText(reference, other) : 'not run');
     }
   }
+  for (const rate of RATES) {
+    const files = get(`progress-files-${rate.key}`);
+    const tty = get(`progress-tty-${rate.key}`);
+    if (selected('progress')) add(`processor on a terminal vs not at ${rate.label}`, files && tty ? 'INFO' : 'n/a', files && tty ? comparisonText(files, tty) : 'not run');
+  }
   const node = get('startup-node');
   const validate = get('startup-validate');
   const s = node && validate ? validate.medianSeconds / node.medianSeconds : undefined;
@@ -514,6 +524,25 @@ async function main() {
     // Its own baseline on the same file, so the ratio compares like with like.
     cases.push(await runCase(baselineSpec({ id: 'baseline-5x', label: `baseline: csv-parse columns:true (count), ${rowsText}`, data: big, runs })));
     cases.push(await processorCase({ id: 'processor-5x', label: `processor CLI, ${rate.label} match, ${rowsText}`, group: 'processor-5x', data: big, rate, thresholds: thresholdsFor(big, rate, benchStart), runs }));
+  }
+  if (selected('progress')) {
+    if (!SCRIPT) {
+      report('progress', '`script` (util-linux; Debian/Ubuntu package bsdutils) is not installed, so the processor cannot be run on a pseudo-terminal; skipped', false);
+    } else {
+      for (const rate of RATES) {
+        // Both under script (the same few ms of wrapper start-up); only where the output goes differs.
+        const variants = ['redirect', true].map((tty) => ({
+          id: `progress-${tty === true ? 'tty' : 'files'}-${rate.key}`,
+          label: `processor CLI, ${rate.label} match, under script, ${tty === true ? 'output to the terminal' : 'output to files'}`,
+          group: 'progress',
+          data,
+          rate,
+          thresholds: thresholds[rate.key],
+          tty,
+        }));
+        cases.push(...(await processorVariants(variants, settings.runs)));
+      }
+    }
   }
   if (selected('startup')) cases.push(...(await startupCases()));
 

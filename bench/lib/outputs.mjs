@@ -1,5 +1,5 @@
 // Reads what a measured run wrote, for the correctness checks: NDJSON line counts with the sum of
-// the `id` fields, and the processor's "run summary" log line.
+// the `id` fields, and the processor's run summary (a JSON log line, or the table on a terminal).
 import { createReadStream, existsSync } from 'node:fs';
 
 // The id is the first field of every exported record; quoted when the column is untyped text.
@@ -40,4 +40,24 @@ export function runSummary(stderr) {
     }
   }
   return undefined;
+}
+
+/**
+ * The same figures from the summary table the processor prints on a terminal
+ * (`rule read matched invalid exported failed`, one line per rule), if there is one.
+ */
+export function terminalSummary(text) {
+  // eslint-disable-next-line no-control-regex
+  const plain = text.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').replace(/\r/g, '\n');
+  const lines = plain.split('\n');
+  const header = lines.findLastIndex((line) => /^\s*rule\s+read\s+matched\s+invalid\s+exported\s+failed\s*$/.test(line));
+  if (header < 0) return undefined;
+  const rules = {};
+  for (const line of lines.slice(header + 1)) {
+    const m = /^\s*(\S+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s*$/.exec(line);
+    if (!m) continue;
+    const [read, matched, invalid, exported, failed] = m.slice(2).map(Number);
+    rules[m[1]] = { read, matched, invalid, exported, failed };
+  }
+  return rules;
 }
