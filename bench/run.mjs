@@ -318,10 +318,11 @@ async function jsonRulesEngineCase({ data, rate, thresholds }) {
 async function duckdbCase({ data, rate, thresholds, mode, threads }) {
   const nowMs = Date.now();
   const columns = await referenceColumns(data);
-  const expected = countMatches(columns, thresholds, nowMs).counts.union;
+  const reference = countMatches(columns, thresholds, nowMs);
+  const expected = reference.counts.union;
   const id = `duckdb-${mode}-${rate.key}-${threads}t`;
   const out = join(OUT_DIR, `${id}.ndjson`);
-  const what = mode === 'copy' ? 'COPY matches TO ndjson' : 'count(*)';
+  const what = mode === 'copy' ? 'COPY matches + metadata TO ndjson, fsync' : 'count(*)';
   return runCase({
     id,
     label: `duckdb ${what}, ${rate.label}, threads=${threads}`,
@@ -335,8 +336,11 @@ async function duckdbCase({ data, rate, thresholds, mode, threads }) {
       const result = caseOutput(run);
       if (result.matched !== expected) throw new Error(`matched ${result.matched}, reference ${expected}`);
       if (mode === 'copy') {
-        const { lines } = await scanNdjson(out);
-        if (lines !== expected) throw new Error(`wrote ${lines} lines, reference ${expected}`);
+        // As for the processor: per rule (by the _rule it wrote), the line count and the id checksum.
+        const file = await scanNdjson(out, { byRule: true });
+        if (file.lines !== expected) throw new Error(`wrote ${file.lines} lines, reference ${expected}`);
+        const wrong = RULE_NAMES.filter((name) => (file.perRule[name]?.lines ?? 0) !== reference.counts[name] || (file.perRule[name]?.idSum ?? 0) !== reference.idSums[name]);
+        if (wrong.length) throw new Error(`wrong records for ${wrong.join(', ')}: ${JSON.stringify(file.perRule)}, reference counts ${JSON.stringify(reference.counts)}`);
       }
       return { innerSeconds: result.innerSeconds, matched: result.matched, matchRate: result.matched / data.rows };
     },

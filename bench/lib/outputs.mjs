@@ -4,10 +4,15 @@ import { createReadStream, existsSync } from 'node:fs';
 
 // The id is the first field of every exported record; quoted when the column is untyped text.
 const ID = /"id":"?(\d+)/;
+const RULE = /"_rule":"([^"]*)"/;
 
-/** Lines and sum of ids of an NDJSON file; a missing file counts as empty (no file when nothing matched). */
-export async function scanNdjson(path) {
-  if (!existsSync(path)) return { lines: 0, idSum: 0, missingIds: 0 };
+/**
+ * Lines and sum of ids of an NDJSON file; a missing file counts as empty (no file when nothing
+ * matched). With `byRule`, also lines and id sums per `_rule` value (`perRule`).
+ */
+export async function scanNdjson(path, { byRule = false } = {}) {
+  const perRule = {};
+  if (!existsSync(path)) return { lines: 0, idSum: 0, missingIds: 0, perRule };
   let lines = 0;
   let idSum = 0;
   let missingIds = 0;
@@ -18,6 +23,12 @@ export async function scanNdjson(path) {
     const m = ID.exec(line);
     if (m) idSum += Number(m[1]);
     else missingIds++;
+    if (byRule) {
+      const rule = RULE.exec(line)?.[1] ?? '(none)';
+      perRule[rule] ??= { lines: 0, idSum: 0 };
+      perRule[rule].lines++;
+      if (m) perRule[rule].idSum += Number(m[1]);
+    }
   };
   for await (const chunk of createReadStream(path, { encoding: 'utf8', highWaterMark: 1 << 22 })) {
     const parts = (rest + chunk).split('\n');
@@ -25,7 +36,7 @@ export async function scanNdjson(path) {
     for (const line of parts) takeLine(line);
   }
   takeLine(rest);
-  return { lines, idSum, missingIds };
+  return { lines, idSum, missingIds, perRule };
 }
 
 /** The `rules` object of the processor's JSON "run summary" log line on stderr, if there is one. */

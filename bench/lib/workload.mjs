@@ -123,13 +123,25 @@ export function processorConfigYaml({ dataPath, outDir, thresholds, typedColumns
 
 const sqlList = (items) => items.map((s) => `'${s}'`).join(', ');
 
-/** The union of the three rules as one SQL predicate, with "now" fixed to `nowMs`. */
-export function sqlPredicate(t, nowMs) {
+/** Each rule as an SQL predicate, with "now" fixed to `nowMs`. */
+export function sqlRulePredicates(t, nowMs) {
   const since = `make_timestamptz(${(nowMs - WINDOW_MS) * 1000}::BIGINT)`;
-  const a = `(value > ${t.aAbove} AND status = 'active' AND created_at >= ${since})`;
-  const b = `(status IN ('error', 'maintenance') AND value > ${t.bAbove})`;
-  const c = `(sensor IN (${sqlList(SENSORS_C)}) AND value < ${t.cBelow} AND NOT (status IN ('active', 'error', 'maintenance')))`;
-  return `${a} OR ${b} OR ${c}`;
+  return {
+    rule_a: `(value > ${t.aAbove} AND status = 'active' AND created_at >= ${since})`,
+    rule_b: `(status IN ('error', 'maintenance') AND value > ${t.bAbove})`,
+    rule_c: `(sensor IN (${sqlList(SENSORS_C)}) AND value < ${t.cBelow} AND NOT (status IN ('active', 'error', 'maintenance')))`,
+  };
+}
+
+/** The union of the three rules as one SQL predicate. */
+export function sqlPredicate(t, nowMs) {
+  return Object.values(sqlRulePredicates(t, nowMs)).join(' OR ');
+}
+
+/** Which rule a matching row matched (the rules are disjoint), as the processor's `_rule` field. */
+export function sqlRuleName(t, nowMs) {
+  const whens = Object.entries(sqlRulePredicates(t, nowMs)).map(([name, predicate]) => `WHEN ${predicate} THEN '${name}'`);
+  return `CASE ${whens.join(' ')} END`;
 }
 
 /**
