@@ -3,7 +3,6 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { sinkSpec, sourceSpec } from '../../connectors/index.js';
 import type { ConfigPath, RuleIssue } from '../rules/compile.js';
-import type { Clock } from '../rules/operators.js';
 import { compileRules, type RuleConfig } from '../rules/rule.js';
 import { substituteEnvironment, type Environment } from './env.js';
 import { ConfigError, sortIssues, type ConfigIssue } from './issues.js';
@@ -14,8 +13,6 @@ import { issueAt, locate, parseYamlFile, type YamlFile } from './yaml-file.js';
 
 export interface LoadOptions {
   readonly env?: Environment;
-  /** Where "now" comes from; a test passes a fixed clock. */
-  readonly clock?: Clock;
 }
 
 /** Where a merged rule came from: which file, and its path inside that file. */
@@ -77,11 +74,9 @@ export async function loadConfig(file: string, options: LoadOptions = {}): Promi
   issues.push(...connectorIssues(config.datasources, 'datasources', place), ...connectorIssues(config.export_targets, 'export_targets', place));
   issues.push(...sharedFileIssues(config.export_targets, dir, place));
 
-  const clock = options.clock ?? { now: Date.now() };
   const compiled = compileRules(config.processing_rules ?? [], {
     datasourceNames: Object.keys(config.datasources),
     targetNames: Object.keys(config.export_targets),
-    clock,
   });
   issues.push(...compiled.issues.map((issue) => placeRuleIssue(issue, place)));
   if (issues.length > 0) throw new ConfigError(sortIssues(issues));
@@ -94,7 +89,6 @@ export async function loadConfig(file: string, options: LoadOptions = {}): Promi
     targets: config.export_targets,
     rules: compiled.rules,
     ruleFiles: ruleFiles.map(displayPath),
-    clock,
   });
 }
 

@@ -1,5 +1,4 @@
 import type { Rule } from '../rules/rule.js';
-import type { Clock } from '../rules/operators.js';
 
 export interface Settings {
   readonly concurrency: number;
@@ -29,6 +28,4 @@ export interface LoadedConfig {
   readonly rules: readonly Rule[];
   /** The rule files merged in, in load order. */
   readonly ruleFiles: readonly string[];
-  /** The "now" every time-window condition reads; set at the start of each cycle. */
-  readonly clock: Clock;
 }

@@ -38,7 +38,6 @@ export async function runCycle(runtime: Runtime, options: CycleOptions = {}): Pr
   const started = new Date();
   const signal = options.signal ?? new AbortController().signal;
   const ctx: EvaluationContext = { now: options.now ?? started.getTime() };
-  config.clock.now = ctx.now;
   const report: CycleReport = {
     runId: newRunId(started),
     startedAt: started.toISOString(),
@@ -164,7 +163,7 @@ class Cycle {
     const seen = this.#invalidSamples.get(rule.name) ?? 0;
     if (seen >= INVALID_SAMPLES || !this.runtime.log.isLevelEnabled('debug') || !('condition' in rule)) return;
     this.#invalidSamples.set(rule.name, seen + 1);
-    const leaf = firstUndecidedLeaf(explain((rule as Rule).condition, (f) => batch.layout.accessor(f), row));
+    const leaf = firstUndecidedLeaf(explain((rule as Rule).condition, (f) => batch.layout.accessor(f), row, this.ctx));
     this.runtime.log.debug(
       { rule: rule.name, datasource, field: leaf?.field, operator: leaf?.operator, value: leaf?.actual ?? null },
       isAbsent(leaf?.actual) ? 'record lacks a field the rule needs; not matched' : 'value cannot be compared; not matched',

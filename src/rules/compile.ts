@@ -1,4 +1,5 @@
-import { findOperator, OPERATOR_NAMES, type Clock, type ValueTest } from './operators.js';
+import type { EvaluationContext } from './context.js';
+import { findOperator, OPERATOR_NAMES, type ValueTest } from './operators.js';
 import { FALSE, TRUE, UNKNOWN, type Truth } from './truth.js';
 import { closest } from '../util/suggest.js';
 
@@ -40,13 +41,13 @@ export type PreparedNode =
 /** Reads one field of a row; rows are arrays for columnar sources and objects for others. */
 export type Accessor = (row: any) => unknown;
 export type AccessorFactory = (field: string) => Accessor;
-export type Predicate = (row: any) => Truth;
+/** A rule's condition over one row, with the cycle's context (its "now"). */
+export type Predicate = (row: any, ctx: EvaluationContext) => Truth;
 
 /** Checks a leaf's operator and value and prepares its test; pushes an issue and returns undefined when it does not fit. */
 export function prepareLeaf(
   leaf: { field: string; operator: string; value?: unknown },
   source: LeafSource,
-  clock: Clock,
   issues: RuleIssue[],
 ): PreparedNode | undefined {
   const spec = findOperator(leaf.operator);
@@ -58,7 +59,7 @@ export function prepareLeaf(
     });
     return undefined;
   }
-  const prepared = spec.prepare(leaf.value, clock);
+  const prepared = spec.prepare(leaf.value);
   if (typeof prepared === 'string') {
     issues.push({ path: leaf.value === undefined ? source.path : source.valuePath, message: prepared });
     return undefined;
@@ -70,7 +71,6 @@ export function prepareLeaf(
 export function prepareCondition(
   node: unknown,
   path: ConfigPath,
-  clock: Clock,
   issues: RuleIssue[],
 ): PreparedNode | undefined {
   if (node === null || typeof node !== 'object' || Array.isArray(node)) {
@@ -90,9 +90,9 @@ export function prepareCondition(
     return undefined;
   }
   const form = forms[0]!;
-  if (form === 'all' || form === 'any') return prepareGroup(form, record[form], [...path, form], clock, issues);
+  if (form === 'all' || form === 'any') return prepareGroup(form, record[form], [...path, form], issues);
   if (form === 'not') {
-    const child = prepareCondition(record.not, [...path, 'not'], clock, issues);
+    const child = prepareCondition(record.not, [...path, 'not'], issues);
     return child && { kind: 'not', child };
   }
   if (typeof record.field !== 'string' || record.field.length === 0) {
@@ -104,21 +104,20 @@ export function prepareCondition(
     return undefined;
   }
   const leaf = { field: record.field, operator: record.operator, value: record.value };
-  return prepareLeaf(leaf, { path, operatorPath: [...path, 'operator'], valuePath: [...path, 'value'] }, clock, issues);
+  return prepareLeaf(leaf, { path, operatorPath: [...path, 'operator'], valuePath: [...path, 'value'] }, issues);
 }
 
 function prepareGroup(
   kind: 'all' | 'any',
   items: unknown,
   path: ConfigPath,
-  clock: Clock,
   issues: RuleIssue[],
 ): PreparedNode | undefined {
   if (!Array.isArray(items) || items.length === 0) {
     issues.push({ path, message: `${kind} needs a non-empty list of conditions` });
     return undefined;
   }
-  const children = items.map((item, i) => prepareCondition(item, [...path, i], clock, issues));
+  const children = items.map((item, i) => prepareCondition(item, [...path, i], issues));
   if (children.some((c) => c === undefined)) return undefined;
   return { kind, children: children as PreparedNode[] };
 }
@@ -132,15 +131,15 @@ export function bindPredicate(node: PreparedNode, accessorFor: AccessorFactory):
     case 'leaf': {
       const get = accessorFor(node.field);
       const { test, onAbsent } = node;
-      return (row) => {
+      return (row, ctx) => {
         const v = get(row);
-        return v === undefined || v === null || v === '' ? onAbsent : test(v);
+        return v === undefined || v === null || v === '' ? onAbsent : test(v, ctx);
       };
     }
     case 'not': {
       const child = bindPredicate(node.child, accessorFor);
-      return (row) => {
-        const t = child(row);
+      return (row, ctx) => {
+        const t = child(row, ctx);
         return t === UNKNOWN ? UNKNOWN : t === TRUE ? FALSE : TRUE;
       };
     }
@@ -155,17 +154,17 @@ function bindAll(children: Predicate[]): Predicate {
   if (children.length === 1) return children[0]!;
   if (children.length === 2) {
     const [a, b] = children as [Predicate, Predicate];
-    return (row) => {
-      const x = a(row);
+    return (row, ctx) => {
+      const x = a(row, ctx);
       if (x === FALSE) return FALSE;
-      const y = b(row);
+      const y = b(row, ctx);
       return y === FALSE ? FALSE : x === UNKNOWN || y === UNKNOWN ? UNKNOWN : TRUE;
     };
   }
-  return (row) => {
+  return (row, ctx) => {
     let result: Truth = TRUE;
     for (let i = 0; i < children.length; i++) {
-      const t = children[i]!(row);
+      const t = children[i]!(row, ctx);
       if (t === FALSE) return FALSE;
       if (t === UNKNOWN) result = UNKNOWN;
     }
@@ -175,10 +174,10 @@ function bindAll(children: Predicate[]): Predicate {
 
 function bindAny(children: Predicate[]): Predicate {
   if (children.length === 1) return children[0]!;
-  return (row) => {
+  return (row, ctx) => {
     let result: Truth = FALSE;
     for (let i = 0; i < children.length; i++) {
-      const t = children[i]!(row);
+      const t = children[i]!(row, ctx);
       if (t === TRUE) return TRUE;
       if (t === UNKNOWN) result = UNKNOWN;
     }
@@ -197,21 +196,21 @@ export interface Explanation {
   readonly children?: readonly Explanation[];
 }
 
-export function explain(node: PreparedNode, accessorFor: AccessorFactory, row: unknown): Explanation {
+export function explain(node: PreparedNode, accessorFor: AccessorFactory, row: unknown, ctx: EvaluationContext): Explanation {
   switch (node.kind) {
     case 'leaf': {
       const actual = accessorFor(node.field)(row);
-      const outcome = bindPredicate(node, accessorFor)(row);
+      const outcome = bindPredicate(node, accessorFor)(row, ctx);
       return { kind: 'leaf', outcome, field: node.field, operator: node.operator, expected: node.value, actual };
     }
     case 'not': {
-      const child = explain(node.child, accessorFor, row);
+      const child = explain(node.child, accessorFor, row, ctx);
       const outcome = child.outcome === UNKNOWN ? UNKNOWN : child.outcome === TRUE ? FALSE : TRUE;
       return { kind: 'not', outcome, children: [child] };
     }
     default: {
-      const children = node.children.map((c) => explain(c, accessorFor, row));
-      return { kind: node.kind, outcome: bindPredicate(node, accessorFor)(row), children };
+      const children = node.children.map((c) => explain(c, accessorFor, row, ctx));
+      return { kind: node.kind, outcome: bindPredicate(node, accessorFor)(row, ctx), children };
     }
   }
 }

@@ -1,15 +1,11 @@
 import { RE2JS } from 're2js';
 import { toBoolean, toEpochMillis, toNumber, toText } from './coerce.js';
 import { DURATION_HINT, parseDuration } from './duration.js';
+import type { EvaluationContext } from './context.js';
 import { FALSE, TRUE, UNKNOWN, negate, truth, type Truth } from './truth.js';
 
-/** The engine's notion of "now", set once at the start of each evaluation cycle. */
-export interface Clock {
-  now: number;
-}
-
 /** Tests one present (not null, not empty) field value. */
-export type ValueTest = (value: unknown) => Truth;
+export type ValueTest = (value: unknown, ctx: EvaluationContext) => Truth;
 
 export interface PreparedTest {
   readonly test: ValueTest;
@@ -29,7 +25,7 @@ export interface OperatorSpec {
   readonly expects: string;
   /** A leaf condition using the operator, for docs and examples. */
   readonly example: { field: string; operator: string; value?: unknown };
-  prepare(value: unknown, clock: Clock): PreparedTest | string;
+  prepare(value: unknown): PreparedTest | string;
 }
 
 const unknownWhenAbsent = (test: ValueTest): PreparedTest => ({ test, onAbsent: UNKNOWN });
@@ -143,7 +139,7 @@ const notEquals: OperatorSpec = {
   prepare(value) {
     const test = prepareEquality(value);
     if (typeof test === 'string') return `not_equals ${test.replace('is_null', 'is_not_null')}`;
-    return unknownWhenAbsent((v) => negate(test(v)));
+    return unknownWhenAbsent((v, ctx) => negate(test(v, ctx)));
   },
 };
 
@@ -209,7 +205,7 @@ const notInList: OperatorSpec = {
   example: { field: 'region', operator: 'not_in', value: ['test', 'staging'] },
   prepare(value) {
     const test = prepareMembership('not_in', value);
-    return typeof test === 'string' ? test : unknownWhenAbsent((v) => negate(test(v)));
+    return typeof test === 'string' ? test : unknownWhenAbsent((v, ctx) => negate(test(v, ctx)));
   },
 };
 
@@ -350,11 +346,11 @@ function presenceOperator(name: string, summary: string, whenAbsent: Truth): Ope
 
 // ---- time windows ----------------------------------------------------------------------
 
-function windowTest(clock: Clock, windowMillis: number, inside: boolean): ValueTest {
-  return (v) => {
+function windowTest(windowMillis: number, inside: boolean): ValueTest {
+  return (v, ctx) => {
     const t = toEpochMillis(v);
     if (t === undefined) return UNKNOWN;
-    const isRecent = t >= clock.now - windowMillis;
+    const isRecent = t >= ctx.now - windowMillis;
     return truth(isRecent === inside);
   };
 }
@@ -364,10 +360,10 @@ const withinHours: OperatorSpec = {
   summary: 'The timestamp is at or after now minus N hours (N may be fractional).',
   expects: 'a number of hours',
   example: { field: 'created_at', operator: 'within_hours', value: 24 },
-  prepare(value, clock) {
+  prepare(value) {
     const hours = toNumber(value);
     if (hours === undefined || hours <= 0) return `within_hours needs a positive number of hours, got ${describe(value)}`;
-    return unknownWhenAbsent(windowTest(clock, hours * 3_600_000, true));
+    return unknownWhenAbsent(windowTest(hours * 3_600_000, true));
   },
 };
 
@@ -378,10 +374,10 @@ function durationWindow(name: string, summary: string, inside: boolean, example:
     summary,
     expects: DURATION_HINT,
     example: { field: example.field, operator: name, value: example.value },
-    prepare(value, clock) {
+    prepare(value) {
       const ms = parseDuration(value);
       if (ms === undefined || ms <= 0) return `${name} needs ${DURATION_HINT}, got ${describe(value)}`;
-      return unknownWhenAbsent(windowTest(clock, ms, inside));
+      return unknownWhenAbsent(windowTest(ms, inside));
     },
   };
 }

@@ -10,7 +10,7 @@ import {
   type Predicate,
   type RuleIssue,
 } from './compile.js';
-import type { Clock } from './operators.js';
+import type { EvaluationContext } from './context.js';
 
 /** A rule as written in config.yaml or a rule file; the older tool's keys are kept as they were. */
 export interface RuleConfig {
@@ -27,10 +27,7 @@ export interface RuleConfig {
   conditions?: unknown;
 }
 
-/** What a rule is evaluated with: the cycle's "now", the same for every record and rule of the cycle. */
-export interface EvaluationContext {
-  readonly now: number;
-}
+export type { EvaluationContext };
 
 /** What a rule made of one batch: the rows that match, and those it could not decide. */
 export interface BatchOutcome {
@@ -87,14 +84,14 @@ export class Rule implements CycleRule {
     return predicate;
   }
 
-  evaluate(batch: RecordBatch, _ctx: EvaluationContext): BatchOutcome {
+  evaluate(batch: RecordBatch, ctx: EvaluationContext): BatchOutcome {
     const predicate = this.predicateFor(batch.layout);
     const { rows } = batch;
     const matched: unknown[] = [];
     let invalidRows: unknown[] | undefined;
     let invalid = 0;
     for (let i = 0; i < rows.length; i++) {
-      const outcome = predicate(rows[i]);
+      const outcome = predicate(rows[i], ctx);
       if (outcome === TRUE) matched.push(rows[i]);
       else if (outcome === UNKNOWN) {
         if (invalid++ < INVALID_ROWS_KEPT) (invalidRows ??= []).push(rows[i]);
@@ -111,7 +108,6 @@ export class Rule implements CycleRule {
 export interface RuleContext {
   readonly datasourceNames: readonly string[];
   readonly targetNames: readonly string[];
-  readonly clock: Clock;
 }
 
 export interface CompiledRules {
@@ -198,7 +194,7 @@ function buildCondition(config: RuleConfig, path: ConfigPath, ctx: RuleContext, 
     parts.push(
       Array.isArray(config.conditions)
         ? prepareConditionList(config.conditions, conditionsPath, ctx, issues)
-        : prepareCondition(config.conditions, conditionsPath, ctx.clock, issues),
+        : prepareCondition(config.conditions, conditionsPath, issues),
     );
   }
   if (parts.length === 0) {
@@ -218,7 +214,7 @@ function prepareConditionList(list: unknown[], path: ConfigPath, ctx: RuleContex
     issues.push({ path, message: 'conditions is an empty list; give at least one {field, operator, value}' });
     return undefined;
   }
-  const children = list.map((item, i) => prepareCondition(item, [...path, i], ctx.clock, issues));
+  const children = list.map((item, i) => prepareCondition(item, [...path, i], issues));
   if (children.some((c) => c === undefined)) return undefined;
   return children.length === 1 ? children[0] : { kind: 'all', children: children as PreparedNode[] };
 }
@@ -234,7 +230,6 @@ function prepareThreshold(config: RuleConfig, path: ConfigPath, ctx: RuleContext
   return prepareLeaf(
     { field: config.threshold_field, operator: config.threshold_type, value: config.threshold_value },
     { path, operatorPath: [...path, 'threshold_type'], valuePath: [...path, 'threshold_value'] },
-    ctx.clock,
     issues,
   );
 }

@@ -5,14 +5,15 @@ import { FALSE, TRUE, UNKNOWN } from '../../src/rules/truth.js';
 
 function predicate(tree: unknown, layout = OBJECT_LAYOUT) {
   const issues: RuleIssue[] = [];
-  const node = prepareCondition(tree, ['conditions'], { now: 0 }, issues);
+  const node = prepareCondition(tree, ['conditions'], issues);
   if (!node) throw new Error(issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
-  return bindPredicate(node, (f) => layout.accessor(f));
+  const bound = bindPredicate(node, (f) => layout.accessor(f));
+  return (row: unknown) => bound(row, { now: 0 });
 }
 
 function issuesOf(tree: unknown): RuleIssue[] {
   const issues: RuleIssue[] = [];
-  prepareCondition(tree, ['conditions'], { now: 0 }, issues);
+  prepareCondition(tree, ['conditions'], issues);
   return issues;
 }
 
@@ -82,8 +83,8 @@ describe('condition trees', () => {
 
   it('explain names the field that made a record undecidable', () => {
     const issues: RuleIssue[] = [];
-    const node = prepareCondition({ all: [active, hot] }, [], { now: 0 }, issues)!;
-    const why = explain(node, (f) => OBJECT_LAYOUT.accessor(f), { status: 'active', value: 'n/a' });
+    const node = prepareCondition({ all: [active, hot] }, [], issues)!;
+    const why = explain(node, (f) => OBJECT_LAYOUT.accessor(f), { status: 'active', value: 'n/a' }, { now: 0 });
     expect(why.outcome).to.equal(UNKNOWN);
     expect(firstUndecidedLeaf(why)).to.include({ field: 'value', operator: 'greater_than', actual: 'n/a' });
   });

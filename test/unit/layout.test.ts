@@ -12,9 +12,9 @@ function batchOf(layout: RowLayout, rows: unknown[]): MatchBatch {
 
 function evaluate(layout: RowLayout, field: string, operator: string, value: unknown, row: unknown): Truth {
   const issues: RuleIssue[] = [];
-  const node = prepareCondition({ field, operator, value }, ['c'], { now: 0 }, issues);
+  const node = prepareCondition({ field, operator, value }, ['c'], issues);
   if (!node) throw new Error(issues.map((i) => i.message).join('; '));
-  return bindPredicate(node, (f) => layout.accessor(f))(row);
+  return bindPredicate(node, (f) => layout.accessor(f))(row, { now: 0 });
 }
 
 const BUILT_IN_NAMES = ['constructor', '__proto__', 'toString', 'hasOwnProperty', 'valueOf', 'isPrototypeOf', '__defineGetter__'];

@@ -10,15 +10,15 @@ const NOW = Date.parse('2026-11-24T12:00:00Z');
 /** Evaluates `{field: 'x', operator, value}` against a record whose x is `fieldValue` (absent when undefined). */
 function check(operator: string, value: unknown, fieldValue: unknown, now = NOW): Truth {
   const issues: RuleIssue[] = [];
-  const node = prepareCondition({ field: 'x', operator, value }, ['c'], { now }, issues);
+  const node = prepareCondition({ field: 'x', operator, value }, ['c'], issues);
   if (!node) throw new Error(issues.map((i) => i.message).join('; '));
   const row = fieldValue === undefined ? {} : { x: fieldValue };
-  return bindPredicate(node, (f) => OBJECT_LAYOUT.accessor(f))(row);
+  return bindPredicate(node, (f) => OBJECT_LAYOUT.accessor(f))(row, { now });
 }
 
 function configError(operator: string, value: unknown): string {
   const issues: RuleIssue[] = [];
-  const node = prepareCondition({ field: 'x', operator, value }, ['c'], { now: NOW }, issues);
+  const node = prepareCondition({ field: 'x', operator, value }, ['c'], issues);
   expect(node, `expected ${operator} ${JSON.stringify(value)} to be refused`).to.equal(undefined);
   return issues.map((i) => i.message).join('; ');
 }
