@@ -65,7 +65,8 @@ export interface DeliveryBatch extends MatchBatch {
  *   (file: rename; PostgreSQL: commit; S3: complete the upload); `abort` discards it.
  *   Records count as exported when `flush` returns.
  * - `per-write`: each `write` that returns has delivered its records for good (console, REST,
- *   Redis). They count as exported then, and nothing can take them back.
+ *   Redis). They count as exported then, and nothing can take them back. A write that fails
+ *   after delivering some of its records throws a PartialWriteError saying how many (never retried).
  */
 export type DeliveryGuarantee = 'atomic' | 'per-write';
 

@@ -43,6 +43,29 @@ export class CancelledError extends ConnectorError {
   }
 }
 
+/**
+ * A per-write target's write that failed after its first `delivered` records had reached the
+ * peer for good (a console write cut short by cancellation after some lines were printed). The
+ * queue counts those exported and the rest failed. Never retried: the delivered records would be
+ * sent twice.
+ */
+export class PartialWriteError extends ConnectorError {
+  constructor(
+    what: string,
+    readonly delivered: number,
+    cause: unknown,
+  ) {
+    super(`${what}: stopped after ${delivered} record${delivered === 1 ? '' : 's'}`, { code: codeOf(cause) ?? 'PARTIAL_WRITE', retryable: false, cause });
+    this.name = 'PartialWriteError';
+  }
+}
+
+/** How many records of a failed write reached the peer anyway (0 unless the target said so). */
+export function deliveredOf(err: unknown): number {
+  for (const e of causeChain(err)) if (e instanceof PartialWriteError) return e.delivered;
+  return 0;
+}
+
 /** Socket-level failures that say nothing about the request itself: trying again may work. */
 const TRANSIENT_CODES = new Set([
   'ECONNREFUSED',

@@ -2,7 +2,7 @@ import type { Writable } from 'node:stream';
 import type { CreateContext, MatchBatch, OperationContext, Sink, SinkSpec } from '../types.js';
 import { exportRecords } from '../../src/records/export-record.js';
 import { toNdjsonPieces } from '../../src/encoding/ndjson.js';
-import { CancelledError } from '../../src/errors.js';
+import { CancelledError, PartialWriteError } from '../../src/errors.js';
 
 export interface ConsoleSinkConfig {
   type: 'console';
@@ -47,10 +47,24 @@ export class ConsoleSink implements Sink {
 
   async write(batch: MatchBatch, ctx: OperationContext): Promise<void> {
     if (batch.rows.length === 0) return;
+    // A cancelled cycle prints nothing more: a record printed now could not be counted, nor taken back.
+    if (ctx.signal.aborted) throw new CancelledError('writing to standard output');
     const includeMetadata = this.config.include_metadata !== false;
     const pieces = this.#pretty ? [prettyLines(batch, includeMetadata)] : toNdjsonPieces(batch, includeMetadata);
+    // Records in pieces the stream has accepted: those are printed, whatever happens next.
+    let accepted = 0;
     for (const text of pieces) {
-      if (!this.out.write(text)) await drained(this.out, ctx.signal);
+      const more = this.out.write(text);
+      accepted += pieces.length === 1 ? batch.rows.length : lineCount(text);
+      if (more) continue;
+      try {
+        await drained(this.out, ctx.signal);
+      } catch (err) {
+        // Cancelled while a slow reader catches up: what was accepted is printed and must be counted so.
+        if (err instanceof CancelledError && accepted >= batch.rows.length) return;
+        if (err instanceof CancelledError) throw new PartialWriteError('writing to standard output', accepted, err);
+        throw err;
+      }
     }
   }
 
@@ -78,6 +92,13 @@ function prettyLines(batch: MatchBatch, includeMetadata: boolean): string {
       return head + fields + '\n';
     })
     .join('');
+}
+
+/** Records in an NDJSON piece: one a line, and JSON escapes line breaks inside values. */
+function lineCount(text: string): number {
+  let lines = 0;
+  for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) lines++;
+  return lines;
 }
 
 /** Waits for a full pipe to drain; a reader that never reads (a stopped pager) must not hold a cancelled run. */

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { DeliveryBatch, MatchBatch, OperationContext, Sink } from '../../connectors/types.js';
-import { describeError, isRetryable, serializeError } from '../errors.js';
+import { deliveredOf, describeError, isRetryable, serializeError } from '../errors.js';
 import type { DeliveryPolicy } from './policy.js';
 import { withRetry } from './retry.js';
 
@@ -162,7 +162,10 @@ export class TargetQueue {
         what: `writing ${count} record${count === 1 ? '' : 's'} of rule "${batch.rule}" to export target "${this.name}"`,
       });
     } catch (err) {
-      this.listener.failed(batch.rule, count);
+      // A per-write target may have delivered part of the batch before failing: those records are out for good.
+      const delivered = this.sink.delivery === 'per-write' ? Math.min(deliveredOf(err), count) : 0;
+      if (delivered > 0) this.countExported(batch.rule, delivered);
+      if (delivered < count) this.listener.failed(batch.rule, count - delivered);
       if (this.ctx.signal.aborted) return;
       this.noteError(err, `writing ${count} records of rule "${batch.rule}" from datasource "${batch.datasource}"`);
       // An unreachable target fails every later write too, each after its own retries: stop sending this cycle.
