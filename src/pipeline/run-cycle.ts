@@ -17,6 +17,8 @@ export interface CycleOptions {
   readonly signal?: AbortSignal;
   /** Fixed "now" for time windows (rule tests); default: the clock at cycle start. */
   readonly now?: number;
+  /** Called once the cycle's report exists: its counters are live while the cycle runs (the CLI's progress line reads them). */
+  readonly onStart?: (report: CycleReport) => void;
 }
 
 /** A sortable, unique id for one cycle: 20261124T143000Z-9f3a. */
@@ -42,6 +44,7 @@ export async function runCycle(runtime: Runtime, options: CycleOptions = {}): Pr
     targets: new Map(),
     cancelled: false,
   };
+  options.onStart?.(report);
   log.debug({ run_id: report.runId }, 'cycle started');
   const cycle = new Cycle(runtime, report, options.signal ?? new AbortController().signal);
   const limit = pLimit(config.settings.concurrency);
