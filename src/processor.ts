@@ -82,6 +82,10 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   throw err;
 });
 
+// Once the terminal is gone (SIGHUP), writing to it fails: there is no one left to tell, and the
+// run must still end as the signal asks rather than crash.
+process.stderr.on('error', () => {});
+
 // If the event loop empties while main() still waits, something awaited an event that will never
 // come: say so and fail, rather than let Node exit 0 as if the run had succeeded.
 let settled = false;
