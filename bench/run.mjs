@@ -1,19 +1,25 @@
 // `npm run bench`: the processor's CSV throughput, memory and start-up against a bare CSV parse
 // (the baseline), json-rules-engine and DuckDB. See bench/README.md.
 //
-// Environment: BENCH_ROWS (default 1000000), BENCH_CASES (comma list, default all of CASE_GROUPS),
-// BENCH_RUNS (default 5; fewer for the slow cases), BENCH_TYPED_COLUMNS=1, BENCH_REGENERATE=1, BENCH_CLI (default dist/processor.js).
+// Environment: BENCH_ROWS (default 1000000), BENCH_CASES (comma list, default all of CASE_GROUPS;
+// OPTIONAL_GROUPS only when named), BENCH_RUNS (default 5; fewer for the slow cases),
+// BENCH_BATCH_SIZES (default 2000,5000), BENCH_TYPED_COLUMNS=1, BENCH_REGENERATE=1,
+// BENCH_CLI (default dist/processor.js).
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { ensureDataset, withinShare } from './generate.mjs';
-import { caseOutput, benchDir, measureNode, tail } from './lib/measure.mjs';
-import { scanNdjson, runSummary } from './lib/outputs.mjs';
+import { ensureBenchDeps } from './lib/deps.mjs';
+import { caseOutput, benchDir, measureNode, SCRIPT, tail } from './lib/measure.mjs';
+import { runSummary, scanNdjson, terminalSummary } from './lib/outputs.mjs';
 import { countMatches, loadColumns, referenceForRun } from './lib/reference.mjs';
 import { median, resultsTable, targetsText, writeResults } from './lib/report.mjs';
 import { pickThresholds, processorConfigYaml, RULE_NAMES } from './lib/workload.mjs';
 
-const CASE_GROUPS = ['baseline', 'processor', 'json-rules-engine', 'duckdb', 'processor-5x', 'startup'];
+const CASE_GROUPS = ['baseline', 'processor', 'json-rules-engine', 'duckdb', 'processor-5x', 'batch-size', 'startup'];
+// Run only when named in BENCH_CASES. `progress`: the CLI on a pseudo-terminal (through util-linux
+// `script`) against the same wrapper writing to files, to measure what a progress display costs.
+const OPTIONAL_GROUPS = ['progress'];
 const RATES = [
   { key: '0.1', share: 0.001, label: '0.1 %' },
   { key: '50', share: 0.5, label: '50 %' },
@@ -32,10 +38,16 @@ function readSettings(env) {
   if (!Number.isInteger(rows) || rows < 1000) throw new Error(`BENCH_ROWS must be an integer >= 1000, got ${env.BENCH_ROWS}`);
   const runs = Number(env.BENCH_RUNS ?? 5);
   if (!Number.isInteger(runs) || runs < 1) throw new Error(`BENCH_RUNS must be an integer >= 1, got ${env.BENCH_RUNS}`);
+  const known = [...CASE_GROUPS, ...OPTIONAL_GROUPS];
   const cases = env.BENCH_CASES ? env.BENCH_CASES.split(',').map((s) => s.trim()).filter(Boolean) : CASE_GROUPS;
-  const unknown = cases.filter((c) => !CASE_GROUPS.includes(c));
-  if (unknown.length) throw new Error(`unknown BENCH_CASES ${unknown.join(', ')}; known: ${CASE_GROUPS.join(', ')}`);
-  return { rows, bigRows: rows * 5, runs, cases, typedColumns: env.BENCH_TYPED_COLUMNS === '1', regenerate: env.BENCH_REGENERATE === '1' };
+  const unknown = cases.filter((c) => !known.includes(c));
+  if (unknown.length) throw new Error(`unknown BENCH_CASES ${unknown.join(', ')}; known: ${known.join(', ')}`);
+  // The first size is the reference the others are compared with.
+  const batchSizes = (env.BENCH_BATCH_SIZES ?? '2000,5000').split(',').map((s) => Number(s.trim()));
+  if (batchSizes.length < 2 || batchSizes.some((n) => !Number.isInteger(n) || n < 1)) {
+    throw new Error(`BENCH_BATCH_SIZES must be two or more integers >= 1, got ${env.BENCH_BATCH_SIZES}`);
+  }
+  return { rows, bigRows: rows * 5, runs, cases, batchSizes, typedColumns: env.BENCH_TYPED_COLUMNS === '1', regenerate: env.BENCH_REGENERATE === '1' };
 }
 
 const settings = readSettings(process.env);
@@ -80,29 +92,63 @@ function thresholdsFor(dataset, rate, benchStart) {
 // ---------------------------------------------------------------- running a case
 
 /**
- * Runs one case `runs` times, each in a fresh child process, and summarises it. `prepare(i)`
- * returns the node arguments of run i; `inspect(run, i)` checks the run (throwing on a wrong
- * result) and may return figures to keep for it. A failure ends the case; the bench goes on.
+ * A case is a spec: `{id, label, group, data, runs, prepare, inspect, selfReport, tty, quiet}`.
+ * `prepare(i)` returns the node arguments of run i; `inspect(run, i)` checks the run (throwing on a
+ * wrong result) and may return figures to keep for it.
  */
-async function runCase({ id, label, group, rows, bytes, runs, prepare, inspect, selfReport = true, note }) {
-  const record = { id, label, group, rows, bytes, note, runs: [], failed: false };
-  progress(`${label}: ${runs} run(s)`);
+function newRecord({ id, label, group, data, note }) {
+  return { id, label, group, dataset: data?.path, rows: data?.rows, bytes: data?.bytes, note, runs: [], failed: false };
+}
+
+/** One run of a case in a fresh child process; throws on a crash or a wrong result. */
+async function runOnce(record, spec, i) {
+  const { nodeArgs, env } = await spec.prepare(i);
+  const run = await measureNode(nodeArgs, { tmpDir: TMP_DIR, selfReport: spec.selfReport ?? true, cwd: REPO, env, tty: spec.tty });
+  // On a pseudo-terminal everything the child wrote arrives on stdout.
+  if (run.code !== 0) throw new Error(`exit ${run.code ?? run.signal}: ${tail(run.stderr || run.stdout)}`);
+  const extra = (await spec.inspect?.(run, i)) ?? {};
+  const { wallSeconds, rssMiB, rssSelfMiB, rssTimeMiB } = run;
+  record.runs.push({ wallSeconds, rssMiB, rssSelfMiB, rssTimeMiB, ...extra });
+  if (!spec.quiet) progress(`  ${record.id} run ${i + 1}: ${wallSeconds.toFixed(3)} s, ${rssMiB?.toFixed(1) ?? '?'} MiB`);
+}
+
+function fail(record, err) {
+  record.failed = true;
+  record.error = err.message;
+  report(record.id, err.message);
+}
+
+/** Runs one case `spec.runs` times, each in a fresh child process. A failure ends the case; the bench goes on. */
+async function runCase(spec) {
+  const record = newRecord(spec);
+  progress(`${spec.label}: ${spec.runs} run(s)`);
   try {
-    for (let i = 0; i < runs; i++) {
-      const { nodeArgs, env } = await prepare(i);
-      const run = await measureNode(nodeArgs, { tmpDir: TMP_DIR, selfReport, cwd: REPO, env });
-      if (run.code !== 0) throw new Error(`exit ${run.code ?? run.signal}: ${tail(run.stderr)}`);
-      const extra = (await inspect?.(run, i)) ?? {};
-      const { wallSeconds, rssMB, rssSelfMB, rssTimeMB } = run;
-      record.runs.push({ wallSeconds, rssMB, rssSelfMB, rssTimeMB, ...extra });
-      progress(`  run ${i + 1}: ${wallSeconds.toFixed(3)} s, ${rssMB?.toFixed(1) ?? '?'} MB`);
-    }
+    for (let i = 0; i < spec.runs; i++) await runOnce(record, spec, i);
   } catch (err) {
-    record.failed = true;
-    record.error = err.message;
-    report(id, err.message);
+    fail(record, err);
   }
   return summarise(record);
+}
+
+/**
+ * Runs several cases `runs` times each, alternating (a1 b1 a2 b2 ...), so drift on a shared
+ * machine hits each alike and run i of one can be paired with run i of the other. A case that
+ * fails drops out; the others go on.
+ */
+async function runAlternating(specs, runs) {
+  const records = specs.map(newRecord);
+  progress(`${specs.map((s) => s.label).join(' | ')}: ${runs} run(s) each, alternating`);
+  for (let i = 0; i < runs; i++) {
+    for (const [k, spec] of specs.entries()) {
+      if (records[k].failed) continue;
+      try {
+        await runOnce(records[k], spec, i);
+      } catch (err) {
+        fail(records[k], err);
+      }
+    }
+  }
+  return records.map((r) => summarise(r));
 }
 
 /** Median wall time and the figures derived from it; `secondsOf` lets a case extrapolate. */
@@ -113,8 +159,9 @@ function summarise(record, secondsOf = (run) => run.wallSeconds) {
   // The spread shows how noisy the machine was (2 cores shared with whatever else runs).
   record.minSeconds = Math.min(...times);
   record.maxSeconds = Math.max(...times);
-  const rssValues = record.runs.map((r) => r.rssMB).filter((x) => x !== undefined);
-  record.peakRssMB = rssValues.length ? Math.max(...rssValues) : undefined;
+  const rssValues = record.runs.map((r) => r.rssMiB).filter((x) => x !== undefined);
+  record.peakRssMiB = rssValues.length ? Math.max(...rssValues) : undefined;
+  record.medianRssMiB = rssValues.length ? median(rssValues) : undefined;
   if (record.rows) record.rowsPerSecond = record.rows / record.medianSeconds;
   if (record.bytes) record.mbPerSecond = record.bytes / 1e6 / record.medianSeconds;
   const rate = record.runs.at(-1).matchRate;
@@ -124,21 +171,20 @@ function summarise(record, secondsOf = (run) => run.wallSeconds) {
 
 // ---------------------------------------------------------------- the cases
 
-async function baselineCase(data) {
-  return runCase({
-    id: 'baseline',
-    label: 'baseline: csv-parse columns:true (count)',
+function baselineSpec({ id, label, data, runs }) {
+  return {
+    id,
+    label,
     group: 'baseline',
-    rows: data.rows,
-    bytes: data.bytes,
-    runs: settings.runs,
+    data,
+    runs,
     prepare: () => ({ nodeArgs: [join(benchDir, 'cases', 'baseline.mjs'), JSON.stringify({ file: data.path })] }),
     inspect: (run) => {
       const out = caseOutput(run);
       if (out.rows !== data.rows) throw new Error(`counted ${out.rows} records, expected ${data.rows}`);
       return { innerSeconds: out.innerSeconds };
     },
-  });
+  };
 }
 
 /** Matches are out of tolerance if off by more than 20 % of the target or 4 binomial sigmas, whichever is wider. */
@@ -150,14 +196,16 @@ function rateWithinTolerance(actual, target, rows) {
 /**
  * Checks one processor run against the reference: per rule, the NDJSON line count and the id
  * checksum must equal the reference's at the "now" (between spawn and exit) that explains the
- * time-window rule's count; the run summary must agree with the files.
+ * time-window rule's count; the run summary must agree with the files. On a terminal (`tty`)
+ * the summary is the table the processor prints there instead of the JSON log line: finding it
+ * also shows the processor saw a terminal.
  */
-async function checkProcessorRun({ id, run, data, thresholds, outDir, fromMs, toMs }) {
+async function checkProcessorRun({ id, run, data, thresholds, outDir, fromMs, toMs, tty = false }) {
   const columns = await referenceColumns(data);
   const files = {};
   for (const name of RULE_NAMES) files[name] = await scanNdjson(join(outDir, `${name}.ndjson`));
   const reference = referenceForRun(columns, thresholds, fromMs, toMs, files.rule_a.lines);
-  const summary = runSummary(run.stderr);
+  const summary = tty ? terminalSummary(run.stdout) : runSummary(run.stderr);
   const errors = [];
   const perRule = {};
   let total = 0;
@@ -178,25 +226,33 @@ async function checkProcessorRun({ id, run, data, thresholds, outDir, fromMs, to
     if (stats && stats.invalid !== 0) errors.push(`${name}: ${stats.invalid} records reported invalid; the data has none`);
     if (stats && stats.read !== data.rows) errors.push(`${name}: summary says read ${stats.read}, the file has ${data.rows} rows`);
   }
-  if (!summary) report(id, 'no JSON "run summary" line on stderr; checked the output files only', false);
+  if (!summary) {
+    const missing = tty ? 'no summary table in the terminal output (did the processor see a terminal?)' : 'no JSON "run summary" line on stderr';
+    report(id, `${missing}; checked the output files only`, false);
+  }
   if (errors.length) throw new Error(`wrong output: ${errors.join('; ')}`);
   // The rules are disjoint by status, so the union is the sum of the per-rule files.
   return { matched: total, perRule, matchRate: total / data.rows, referenceNowMs: reference.nowMs };
 }
 
-async function processorCase({ id, label, group, data, rate, thresholds, runs }) {
+/**
+ * The processor CLI on `data` with the bench's three rules writing one NDJSON file per rule.
+ * `batchSize` sets settings.batch_size (default: the processor's own default); `tty` runs it on
+ * a pseudo-terminal instead of with pipes (`'redirect'`: the same wrapper, output to files).
+ */
+function processorSpec({ id, label, group, data, rate, thresholds, runs, batchSize, tty = false }) {
   const outDir = join(OUT_DIR, id);
   const configPath = join(OUT_DIR, `${id}.config.yaml`);
   mkdirSync(outDir, { recursive: true });
-  writeFileSync(configPath, processorConfigYaml({ dataPath: data.path, outDir, thresholds, typedColumns: settings.typedColumns }));
+  writeFileSync(configPath, processorConfigYaml({ dataPath: data.path, outDir, thresholds, typedColumns: settings.typedColumns, batchSize }));
   let fromMs = 0;
-  const record = await runCase({
+  return {
     id,
     label,
     group,
-    rows: data.rows,
-    bytes: data.bytes,
+    data,
     runs,
+    tty,
     prepare: () => {
       // Nothing is written for a rule that matches nothing, so clear the last run's files first.
       for (const name of RULE_NAMES) rmSync(join(outDir, `${name}.ndjson`), { force: true });
@@ -204,14 +260,30 @@ async function processorCase({ id, label, group, data, rate, thresholds, runs })
       return { nodeArgs: [CLI, '--config', configPath] };
     },
     // Checked after the exit, so Date.now() is a valid upper bound for the processor's "now".
-    inspect: (run) => checkProcessorRun({ id, run, data, thresholds, outDir, fromMs, toMs: Date.now() }),
-  });
-  record.targetShare = rate.share;
-  record.config = configPath;
-  if (record.matchRate !== undefined && !rateWithinTolerance(record.matchRate, rate.share, data.rows)) {
-    report(id, `match rate ${(record.matchRate * 100).toFixed(4)} % is outside the tolerance around ${rate.label}`, false);
-  }
-  return record;
+    inspect: (run) => checkProcessorRun({ id, run, data, thresholds, outDir, fromMs, toMs: Date.now(), tty: tty === true }),
+    finish: (record) => {
+      record.targetShare = rate.share;
+      record.config = configPath;
+      if (batchSize !== undefined) record.batchSize = batchSize;
+      if (tty) record.tty = tty;
+      if (record.matchRate !== undefined && !rateWithinTolerance(record.matchRate, rate.share, data.rows)) {
+        report(id, `match rate ${(record.matchRate * 100).toFixed(4)} % is outside the tolerance around ${rate.label}`, false);
+      }
+      return record;
+    },
+  };
+}
+
+async function processorCase(options) {
+  const spec = processorSpec(options);
+  return spec.finish(await runCase(spec));
+}
+
+/** Processor cases that differ in one setting, run alternately so they can be compared run by run. */
+async function processorVariants(optionsList, runs) {
+  const specs = optionsList.map((options) => processorSpec({ ...options, runs }));
+  const records = await runAlternating(specs, runs);
+  return records.map((record, k) => specs[k].finish(record));
 }
 
 async function jsonRulesEngineCase({ data, rate, thresholds }) {
@@ -224,8 +296,7 @@ async function jsonRulesEngineCase({ data, rate, thresholds }) {
     id: `json-rules-engine-${rate.key}`,
     label: `json-rules-engine, ${rate.label}${partial ? ` (${limit / 1000}k subset, extrapolated)` : ''}`,
     group: 'json-rules-engine',
-    rows: data.rows,
-    bytes: data.bytes,
+    data,
     runs: Math.min(settings.runs, 3), // ~3 s a run, and far from the others either way
     prepare: () => ({
       nodeArgs: [join(benchDir, 'cases', 'json-rules-engine.mjs'), JSON.stringify({ file: data.path, thresholds, nowMs, limit })],
@@ -247,16 +318,16 @@ async function jsonRulesEngineCase({ data, rate, thresholds }) {
 async function duckdbCase({ data, rate, thresholds, mode, threads }) {
   const nowMs = Date.now();
   const columns = await referenceColumns(data);
-  const expected = countMatches(columns, thresholds, nowMs).counts.union;
+  const reference = countMatches(columns, thresholds, nowMs);
+  const expected = reference.counts.union;
   const id = `duckdb-${mode}-${rate.key}-${threads}t`;
   const out = join(OUT_DIR, `${id}.ndjson`);
-  const what = mode === 'copy' ? 'COPY matches TO ndjson' : 'count(*)';
+  const what = mode === 'copy' ? 'COPY matches + metadata TO ndjson, fsync' : 'count(*)';
   return runCase({
     id,
     label: `duckdb ${what}, ${rate.label}, threads=${threads}`,
     group: 'duckdb',
-    rows: data.rows,
-    bytes: data.bytes,
+    data,
     runs: settings.runs,
     prepare: () => ({
       nodeArgs: [join(benchDir, 'cases', 'duckdb.mjs'), JSON.stringify({ file: data.path, thresholds, nowMs, threads, mode, out })],
@@ -265,8 +336,11 @@ async function duckdbCase({ data, rate, thresholds, mode, threads }) {
       const result = caseOutput(run);
       if (result.matched !== expected) throw new Error(`matched ${result.matched}, reference ${expected}`);
       if (mode === 'copy') {
-        const { lines } = await scanNdjson(out);
-        if (lines !== expected) throw new Error(`wrote ${lines} lines, reference ${expected}`);
+        // As for the processor: per rule (by the _rule it wrote), the line count and the id checksum.
+        const file = await scanNdjson(out, { byRule: true });
+        if (file.lines !== expected) throw new Error(`wrote ${file.lines} lines, reference ${expected}`);
+        const wrong = RULE_NAMES.filter((name) => (file.perRule[name]?.lines ?? 0) !== reference.counts[name] || (file.perRule[name]?.idSum ?? 0) !== reference.idSums[name]);
+        if (wrong.length) throw new Error(`wrong records for ${wrong.join(', ')}: ${JSON.stringify(file.perRule)}, reference counts ${JSON.stringify(reference.counts)}`);
       }
       return { innerSeconds: result.innerSeconds, matched: result.matched, matchRate: result.matched / data.rows };
     },
@@ -280,30 +354,19 @@ async function startupCases() {
     { id: 'startup-node', label: 'start-up: node -e 0', nodeArgs: ['-e', '0'] },
     { id: 'startup-validate', label: 'start-up: processor --validate config.yaml', nodeArgs: [CLI, '--validate', '--config', config] },
   ];
-  const records = variants.map((v) => ({ id: v.id, label: v.label, group: 'startup', runs: [], failed: false }));
-  progress(`start-up: ${STARTUP_RUNS} runs each`);
-  for (let i = 0; i < STARTUP_RUNS; i++) {
-    for (const [k, v] of variants.entries()) {
-      const record = records[k];
-      if (record.failed) continue;
-      // No RSS preload here: loading even one extra module would show in a ~40 ms start.
-      const run = await measureNode(v.nodeArgs, { tmpDir: TMP_DIR, selfReport: false, cwd: REPO });
-      if (run.code !== 0) {
-        record.failed = true;
-        record.error = `exit ${run.code ?? run.signal}: ${tail(run.stderr)}`;
-        report(v.id, record.error);
-        continue;
-      }
-      record.runs.push({ wallSeconds: run.wallSeconds, rssMB: run.rssMB, rssTimeMB: run.rssTimeMB });
-    }
-  }
-  return records.map((r) => summarise(r));
+  // No RSS preload here: loading even one extra module would show in a ~40 ms start.
+  const specs = variants.map((v) => ({ ...v, group: 'startup', selfReport: false, quiet: true, prepare: () => ({ nodeArgs: v.nodeArgs }) }));
+  return runAlternating(specs, STARTUP_RUNS);
 }
 
 // ---------------------------------------------------------------- ratios and targets
 
+/**
+ * Throughput ratios are to the baseline on the same file: a 5M-row run divided by the 1M-row
+ * baseline would spread node's start-up over five times the rows and flatter the ratio.
+ */
 function addRatios(cases) {
-  const baseline = cases.find((c) => c.id === 'baseline' && !c.failed);
+  const baselineOf = (c) => cases.find((b) => b.group === 'baseline' && b.dataset === c.dataset && !b.failed);
   const node = cases.find((c) => c.id === 'startup-node' && !c.failed);
   for (const c of cases) {
     if (c.failed) continue;
@@ -312,9 +375,35 @@ function addRatios(cases) {
       if (node) c.ratio = c.medianSeconds / node.medianSeconds;
     } else {
       c.ratioKind = 'throughput';
-      if (baseline && c.rowsPerSecond) c.ratio = c.rowsPerSecond / baseline.rowsPerSecond;
+      const baseline = baselineOf(c);
+      if (baseline && c.rowsPerSecond) {
+        c.ratio = c.rowsPerSecond / baseline.rowsPerSecond;
+        c.ratioTo = baseline.id;
+      }
     }
   }
+}
+
+/** Median over paired runs (run i of `a` with run i of `b`, which ran back to back) of b's wall time ÷ a's. */
+function pairedTimeRatio(a, b) {
+  const n = Math.min(a.runs.length, b.runs.length);
+  if (n === 0) return undefined;
+  const ratios = Array.from({ length: n }, (_, i) => b.runs[i].wallSeconds / a.runs[i].wallSeconds);
+  return { median: median(ratios), min: Math.min(...ratios), max: Math.max(...ratios), pairs: n };
+}
+
+/** "+7.0 % (paired median of 5, range -2.1 to +12.0 %; medians 1.18 s vs 1.10 s), peak RSS +12.3 MiB (95.1 vs 82.8), median RSS +10.0 MiB". */
+function comparisonText(a, b) {
+  const pct = (r) => `${r >= 1 ? '+' : ''}${((r - 1) * 100).toFixed(1)} %`;
+  const mib = (x) => `${x >= 0 ? '+' : ''}${x.toFixed(1)} MiB`;
+  const t = pairedTimeRatio(a, b);
+  if (!t) return 'not run';
+  const parts = [`time ${pct(t.median)} (paired median of ${t.pairs} runs, range ${pct(t.min)} to ${pct(t.max)}; medians ${b.medianSeconds.toFixed(3)} s vs ${a.medianSeconds.toFixed(3)} s)`];
+  if (a.peakRssMiB !== undefined && b.peakRssMiB !== undefined) {
+    parts.push(`peak RSS ${mib(b.peakRssMiB - a.peakRssMiB)} (${b.peakRssMiB.toFixed(1)} vs ${a.peakRssMiB.toFixed(1)} MiB)`);
+    parts.push(`median RSS ${mib(b.medianRssMiB - a.medianRssMiB)}`);
+  }
+  return parts.join(', ');
 }
 
 function verdict(ok) {
@@ -326,7 +415,7 @@ function evaluateTargets(cases) {
   const ratioOf = (a, b) => (a && b ? a.rowsPerSecond / b.rowsPerSecond : undefined);
   const x = (r) => (r === undefined ? '?' : `${r.toFixed(2)}×`);
   const fmtRate = (c) => Math.round(c.rowsPerSecond).toLocaleString('en-US');
-  const mb = (c) => (c?.peakRssMB === undefined ? '?' : `${c.peakRssMB.toFixed(1)} MB`);
+  const mib = (c) => (c?.peakRssMiB === undefined ? '?' : `${c.peakRssMiB.toFixed(1)} MiB`);
   const targets = [];
   const add = (name, ok, detail) => targets.push({ name, verdict: typeof ok === 'string' ? ok : verdict(ok), detail });
   const baseline = get('baseline');
@@ -338,10 +427,18 @@ function evaluateTargets(cases) {
     add(`processor >= 2× baseline at ${rate.label}`, r === undefined ? undefined : r >= 2, detail);
   }
   const small = RATES.map((rate) => get(`processor-${rate.key}`)).filter(Boolean);
-  const smallPeak = small.length ? Math.max(...small.map((c) => c.peakRssMB ?? Infinity)) : undefined;
-  add(`peak RSS < 150 MB, ${settings.rows.toLocaleString('en-US')} rows`, smallPeak === undefined ? undefined : smallPeak < 150, small.map((c) => `${c.label}: ${mb(c)}`).join('; ') || 'not run');
+  const smallPeak = small.length ? Math.max(...small.map((c) => c.peakRssMiB ?? Infinity)) : undefined;
+  add(`peak RSS < 150 MiB, ${settings.rows.toLocaleString('en-US')} rows`, smallPeak === undefined ? undefined : smallPeak < 150, small.map((c) => `${c.label}: ${mib(c)}`).join('; ') || 'not run');
   const big = get('processor-5x');
-  add(`peak RSS < 150 MB, ${settings.bigRows.toLocaleString('en-US')} rows`, big ? big.peakRssMB < 150 : undefined, big ? `${mb(big)}` : 'not run');
+  add(`peak RSS < 150 MiB, ${settings.bigRows.toLocaleString('en-US')} rows`, big ? big.peakRssMiB < 150 : undefined, big ? `${mib(big)}` : 'not run');
+  const bigBaseline = get('baseline-5x');
+  const bigRatio = ratioOf(big, bigBaseline);
+  const oldStyle = ratioOf(big, baseline);
+  add(
+    `processor ÷ baseline, ${settings.bigRows.toLocaleString('en-US')} rows`,
+    big ? 'INFO' : 'n/a',
+    big ? `${x(bigRatio)} against the baseline on the same file${oldStyle === undefined ? '' : ` (${x(oldStyle)} against the ${settings.rows.toLocaleString('en-US')}-row baseline, which spreads start-up over fewer rows)`}` : 'not run',
+  );
 
   for (const rate of RATES) {
     const r = ratioOf(get(`processor-${rate.key}`), get(`json-rules-engine-${rate.key}`));
@@ -354,6 +451,18 @@ function evaluateTargets(cases) {
       return d ? `${m} threads=${t}: ${x(ratioOf(p, d))}` : undefined;
     })).filter(Boolean);
     add(`processor / DuckDB at ${rate.label}`, p && parts.length ? 'INFO' : 'n/a', parts.join('; ') || 'not run');
+  }
+  for (const rate of RATES) {
+    const [reference, ...others] = settings.batchSizes.map((size) => get(`batch-${size}-${rate.key}`));
+    for (const [k, other] of others.entries()) {
+      const name = `batch_size ${settings.batchSizes[k + 1]} vs ${settings.batchSizes[0]} at ${rate.label}`;
+      add(name, reference && other ? 'INFO' : 'n/a', reference && other ? comparisonText(reference, other) : 'not run');
+    }
+  }
+  for (const rate of RATES) {
+    const files = get(`progress-files-${rate.key}`);
+    const tty = get(`progress-tty-${rate.key}`);
+    if (selected('progress')) add(`processor on a terminal vs not at ${rate.label}`, files && tty ? 'INFO' : 'n/a', files && tty ? comparisonText(files, tty) : 'not run');
   }
   const node = get('startup-node');
   const validate = get('startup-validate');
@@ -368,6 +477,8 @@ async function main() {
   if ((selected('processor') || selected('processor-5x') || selected('startup')) && !existsSync(CLI)) {
     throw new Error(`${CLI} not found; build first (npm run build)`);
   }
+  // DuckDB and json-rules-engine come from bench/package.json, not the project's devDependencies.
+  if (selected('duckdb') || selected('json-rules-engine')) ensureBenchDeps();
   mkdirSync(TMP_DIR, { recursive: true });
   // Other work on the machine skews every figure; the load average at both ends tells the reader.
   const loadAtStart = os.loadavg().map((x) => x.toFixed(2)).join(' ');
@@ -377,11 +488,25 @@ async function main() {
   const thresholds = Object.fromEntries(RATES.map((rate) => [rate.key, thresholdsFor(data, rate, benchStart)]));
   const cases = [];
 
-  if (selected('baseline')) cases.push(await baselineCase(data));
+  if (selected('baseline')) cases.push(await runCase(baselineSpec({ id: 'baseline', label: 'baseline: csv-parse columns:true (count)', data, runs: settings.runs })));
   if (selected('processor')) {
     for (const rate of RATES) {
       const id = `processor-${rate.key}`;
       cases.push(await processorCase({ id, label: `processor CLI, ${rate.label} match`, group: 'processor', data, rate, thresholds: thresholds[rate.key], runs: settings.runs }));
+    }
+  }
+  if (selected('batch-size')) {
+    for (const rate of RATES) {
+      const variants = settings.batchSizes.map((size) => ({
+        id: `batch-${size}-${rate.key}`,
+        label: `processor CLI, ${rate.label} match, batch_size ${size}`,
+        group: 'batch-size',
+        data,
+        rate,
+        thresholds: thresholds[rate.key],
+        batchSize: size,
+      }));
+      cases.push(...(await processorVariants(variants, settings.runs)));
     }
   }
   if (selected('json-rules-engine')) {
@@ -397,8 +522,31 @@ async function main() {
   if (selected('processor-5x')) {
     const big = datasets.big;
     const rate = RATES[1];
+    const runs = Math.min(settings.runs, 2);
+    const rowsText = `${(big.rows / 1e6).toLocaleString('en-US')}M rows`;
     columnCache.clear(); // the 1M columns are no longer needed; keep the parent small
-    cases.push(await processorCase({ id: 'processor-5x', label: `processor CLI, ${rate.label} match, ${big.rows / 1e6}M rows`, group: 'processor-5x', data: big, rate, thresholds: thresholdsFor(big, rate, benchStart), runs: Math.min(settings.runs, 2) }));
+    // Its own baseline on the same file, so the ratio compares like with like.
+    cases.push(await runCase(baselineSpec({ id: 'baseline-5x', label: `baseline: csv-parse columns:true (count), ${rowsText}`, data: big, runs })));
+    cases.push(await processorCase({ id: 'processor-5x', label: `processor CLI, ${rate.label} match, ${rowsText}`, group: 'processor-5x', data: big, rate, thresholds: thresholdsFor(big, rate, benchStart), runs }));
+  }
+  if (selected('progress')) {
+    if (!SCRIPT) {
+      report('progress', '`script` (util-linux; Debian/Ubuntu package bsdutils) is not installed, so the processor cannot be run on a pseudo-terminal; skipped', false);
+    } else {
+      for (const rate of RATES) {
+        // Both under script (the same few ms of wrapper start-up); only where the output goes differs.
+        const variants = ['redirect', true].map((tty) => ({
+          id: `progress-${tty === true ? 'tty' : 'files'}-${rate.key}`,
+          label: `processor CLI, ${rate.label} match, under script, ${tty === true ? 'output to the terminal' : 'output to files'}`,
+          group: 'progress',
+          data,
+          rate,
+          thresholds: thresholds[rate.key],
+          tty,
+        }));
+        cases.push(...(await processorVariants(variants, settings.runs)));
+      }
+    }
   }
   if (selected('startup')) cases.push(...(await startupCases()));
 

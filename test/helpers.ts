@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
+import type { MatchBatch, OperationContext, Sink } from '../connectors/types.js';
+import { deliveryBatch } from '../src/delivery/target-queue.js';
 
 /** The repository root: tests run compiled from dist/test/<kind>/. */
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -92,4 +94,21 @@ export function memoryLogger(level = 'debug'): { log: pino.Logger; lines: () => 
 /** Parses NDJSON text into records. */
 export function parseNdjson(text: string): Record<string, unknown>[] {
   return text.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l));
+}
+
+/** An operation context for calling a connector directly, as the cycle would. */
+export function operationContext(signal: AbortSignal = new AbortController().signal): OperationContext {
+  return { signal, log: memoryLogger().log };
+}
+
+/** A sink driven as the cycle drives it (each batch with its delivery identity, every call with a context), for tests that call it directly. */
+export function drive(sink: Sink, signal?: AbortSignal) {
+  const ctx = operationContext(signal);
+  return {
+    sink,
+    write: (batch: MatchBatch) => sink.write(deliveryBatch('test', [batch]), ctx),
+    flush: () => sink.flush(ctx),
+    abort: () => sink.abort?.(ctx) ?? Promise.resolve(),
+    check: () => sink.check?.(ctx),
+  };
 }

@@ -1,6 +1,6 @@
 // Runs one measured child process and returns its exit status, wall time and peak RSS.
 //
-// Peak RSS is taken two ways: the child's own process.resourceUsage().maxRSS (written at exit by
+// RSS figures are MiB (2^20 bytes): maxRSS and GNU time's %M are KiB. Peak RSS is taken two ways: the child's own process.resourceUsage().maxRSS (written at exit by
 // the report-rss.mjs preload) and GNU time's %M when /usr/bin/time exists. The child's own figure
 // is preferred; GNU time's is the fallback and a cross-check.
 import { spawn } from 'node:child_process';
@@ -11,6 +11,11 @@ import { fileURLToPath } from 'node:url';
 const GNU_TIME = '/usr/bin/time';
 const PRELOAD = new URL('./report-rss.mjs', import.meta.url).href;
 const hasGnuTime = existsSync(GNU_TIME);
+/** util-linux `script` (Debian: bsdutils), for running a child on a pseudo-terminal. */
+export const SCRIPT = ['/usr/bin/script', '/bin/script'].find((p) => existsSync(p));
+// The terminal size the child sees under `script`: without one a pty reports 0 columns.
+const TTY_COLUMNS = 120;
+const TTY_ROWS = 40;
 let sequence = 0;
 
 function readKiB(path) {
@@ -28,17 +33,49 @@ function collect(stream) {
   return () => Buffer.concat(chunks).toString('utf8');
 }
 
+const shellQuote = (arg) => `'${String(arg).replaceAll("'", `'\\''`)}'`;
+
+/**
+ * The command line that runs `argv` with a pseudo-terminal as its stdin, stdout and stderr:
+ * `script -qefc "stty cols C rows R; exec <argv>" /dev/null`. What the child writes reaches this
+ * process through script's stdout (stderr included); -e passes on the child's exit code.
+ * With `redirect`, the child's stdout and stderr go to `<redirect>.out` and `.err` instead: the
+ * same wrapper (script, a shell, stty), without a terminal to write to.
+ */
+function onPseudoTerminal(argv, redirect) {
+  if (!SCRIPT) throw new Error('`script` (util-linux, Debian package bsdutils) is not installed; the TTY case needs it');
+  const output = redirect ? ` >${shellQuote(`${redirect}.out`)} 2>${shellQuote(`${redirect}.err`)}` : '';
+  const command = `stty cols ${TTY_COLUMNS} rows ${TTY_ROWS}; exec ${argv.map(shellQuote).join(' ')}${output}`;
+  return [SCRIPT, '-qefc', command, '/dev/null'];
+}
+
+function readAndRemove(path) {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  } finally {
+    rmSync(path, { force: true });
+  }
+}
+
 /**
  * Runs `node <nodeArgs...>` (the current node binary). `selfReport: false` skips the RSS preload,
- * for start-up timings where even loading one small module would show.
+ * for start-up timings where even loading one small module would show. `tty: true` runs it on a
+ * pseudo-terminal (see onPseudoTerminal); its output then arrives as `stdout`, `stderr` is empty.
+ * `tty: 'redirect'` runs it under the same wrapper with stdout and stderr to files, which are
+ * returned as `stdout` and `stderr`: the comparison for `tty: true` that differs only in the terminal.
  */
-export async function measureNode(nodeArgs, { tmpDir, selfReport = true, cwd, env = {} } = {}) {
+export async function measureNode(nodeArgs, { tmpDir, selfReport = true, cwd, env = {}, tty = false } = {}) {
   mkdirSync(tmpDir, { recursive: true });
   const id = `${process.pid}-${++sequence}`;
   const rssFile = join(tmpDir, `rss-${id}`);
   const timeFile = join(tmpDir, `time-${id}`);
   const node = [process.execPath, ...(selfReport ? ['--import', PRELOAD] : []), ...nodeArgs];
-  const argv = hasGnuTime ? [GNU_TIME, '-f', '%M', '-o', timeFile, ...node] : node;
+  const redirect = tty === 'redirect' ? join(tmpDir, `output-${id}`) : undefined;
+  const command = tty ? onPseudoTerminal(node, redirect) : node;
+  // Under script, GNU time's %M is the largest of script, the shell and node: node's, in practice.
+  const argv = hasGnuTime ? [GNU_TIME, '-f', '%M', '-o', timeFile, ...command] : command;
   const started = process.hrtime.bigint();
   const child = spawn(argv[0], argv.slice(1), {
     cwd,
@@ -59,11 +96,11 @@ export async function measureNode(nodeArgs, { tmpDir, selfReport = true, cwd, en
     code,
     signal,
     wallSeconds,
-    stdout: stdout(),
-    stderr: stderr(),
-    rssMB: rssKiB === undefined ? undefined : rssKiB / 1024,
-    rssSelfMB: rssSelfKiB === undefined ? undefined : rssSelfKiB / 1024,
-    rssTimeMB: rssTimeKiB === undefined ? undefined : rssTimeKiB / 1024,
+    stdout: redirect ? readAndRemove(`${redirect}.out`) : stdout(),
+    stderr: redirect ? readAndRemove(`${redirect}.err`) : stderr(),
+    rssMiB: rssKiB === undefined ? undefined : rssKiB / 1024,
+    rssSelfMiB: rssSelfKiB === undefined ? undefined : rssSelfKiB / 1024,
+    rssTimeMiB: rssTimeKiB === undefined ? undefined : rssTimeKiB / 1024,
   };
 }
 

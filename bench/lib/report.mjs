@@ -30,14 +30,14 @@ function textTable(header, rows) {
 }
 
 export function resultsTable(cases) {
-  const header = ['case', 'runs', 'median', 'rows/s', 'MB/s', 'peak RSS MB', 'matched', 'ratio to baseline'];
+  const header = ['case', 'runs', 'median', 'rows/s', 'MB/s', 'peak RSS MiB', 'matched', 'ratio to baseline (same file)'];
   const rows = cases.map((c) => [
     c.label,
     String(c.runs.length),
     seconds(c.medianSeconds),
     fmtInt(c.rowsPerSecond),
     fmt(c.mbPerSecond),
-    fmt(c.peakRssMB),
+    fmt(c.peakRssMiB),
     c.matchRate === undefined ? '—' : `${(c.matchRate * 100).toFixed(c.matchRate < 0.01 ? 3 : 1)} %`,
     ratioText(c),
   ]);

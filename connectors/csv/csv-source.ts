@@ -2,10 +2,11 @@ import { createReadStream, existsSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { StringDecoder } from 'node:string_decoder';
 import path from 'node:path';
-import type { CreateContext, ReadContext, Source, SourceSpec } from '../types.js';
+import type { CreateContext, OperationContext, ReadContext, Source, SourceSpec } from '../types.js';
 import { ColumnLayout, type ColumnType, type RecordBatch } from '../../src/records/layout.js';
-import { createCsvTokenizer, CsvSyntaxError } from './csv-tokenizer.js';
-import { redactSecrets, redactUrl } from '../../src/util/redact.js';
+import { createCsvTokenizer, csvDialectProblems, CsvSyntaxError } from './csv-tokenizer.js';
+import { uniqueColumnNames } from './csv-header.js';
+import { redactUrl } from '../../src/util/redact.js';
 
 export interface CsvSourceConfig {
   type: 'csv';
@@ -58,12 +59,14 @@ export const csvSource: SourceSpec<CsvSourceConfig> = {
     },
   },
   validate(config) {
+    // The schema already refused a delimiter or quote that is not a string.
+    const problems: { key: string; message: string }[] = [...csvDialectProblems(config)];
     try {
       new TextDecoder(config.encoding ?? 'utf-8');
-      return [];
     } catch {
-      return [{ key: 'encoding', message: `unknown encoding "${config.encoding}"; use a label such as utf-8, utf-16le, latin1 or windows-1252` }];
+      problems.push({ key: 'encoding', message: `unknown encoding "${config.encoding}"; use a label such as utf-8, utf-16le, latin1 or windows-1252` });
     }
+    return problems;
   },
   async create(config, ctx) {
     return new CsvSource(config, ctx);
@@ -88,7 +91,7 @@ function isGlob(location: string): boolean {
 }
 
 class CsvSource implements Source {
-  #http: import('undici').Dispatcher | undefined;
+  #http: import('../../src/http/client.js').HttpClient | undefined;
 
   constructor(
     private readonly config: CsvSourceConfig,
@@ -153,21 +156,24 @@ class CsvSource implements Source {
     return createReadStream(file, { highWaterMark: READ_CHUNK });
   }
 
+  /** The file (or the first file of the glob) opens, or the URL answers 2xx; only the first bytes are read. */
+  async check(ctx: OperationContext): Promise<string> {
+    const read: ReadContext = { ...ctx, batchSize: 1 };
+    const locations = await this.locations(read);
+    if (locations.length === 0) throw new Error(`no file matches ${this.config.path}`);
+    const first = locations[0]!;
+    const bytes = isUrl(first) ? await this.fetch(first, read) : await this.openFile(first);
+    for await (const _chunk of bytes) break;
+    const label = isUrl(first) ? redactUrl(first) : path.relative(this.ctx.configDir, first) || first;
+    return locations.length > 1 ? `readable: ${label} and ${locations.length - 1} more` : `readable: ${label}`;
+  }
+
   private async fetch(url: string, read: ReadContext): Promise<AsyncIterable<unknown>> {
-    const { request, Agent, interceptors } = await import('undici');
-    const timeout = (this.config.timeout ?? 30) * 1000;
-    this.#http ??= new Agent().compose(interceptors.redirect({ maxRedirections: 5 }));
-    const response = await request(url, {
-      dispatcher: this.#http,
-      headers: this.config.headers ?? {},
-      headersTimeout: timeout,
-      bodyTimeout: timeout,
-      signal: read.signal,
-    });
-    if (response.statusCode < 200 || response.statusCode >= 300) {
-      const text = redactSecrets((await response.body.text()).slice(0, 200));
-      throw new Error(`GET ${redactUrl(url)} answered HTTP ${response.statusCode}${text ? `: ${text}` : ''}`);
-    }
+    // Loaded here, so reading local files never loads the HTTP client.
+    const { HttpClient } = await import('../../src/http/client.js');
+    // A CSV export may be large: no size cap and no overall deadline, only the wait for each piece.
+    this.#http ??= new HttpClient({ headers: this.config.headers ?? {}, timeoutMs: (this.config.timeout ?? 30) * 1000, maxResponseBytes: Infinity });
+    const response = await this.#http.request({ url, signal: read.signal });
     return response.body;
   }
 
@@ -249,22 +255,11 @@ class RowBatcher {
     return new ColumnLayout(names, this.types);
   }
 
-  /**
-   * A repeated column name would make one of the columns unreachable by rules and produce
-   * duplicate keys in JSON: the second `a` becomes `a_2` (and so on), and the file is named in a warning.
-   */
-  private uniqueNames(names: string[]): string[] {
-    const seen = new Set<string>();
-    const renamed: string[] = [];
-    const unique = names.map((name) => {
-      let candidate = name;
-      for (let n = 2; seen.has(candidate); n++) candidate = `${name}_${n}`;
-      if (candidate !== name) renamed.push(`${name} -> ${candidate}`);
-      seen.add(candidate);
-      return candidate;
-    });
+  /** Repeated names are renamed (see uniqueColumnNames) and the file is named in a warning. */
+  private uniqueNames(header: string[]): string[] {
+    const { names, renamed } = uniqueColumnNames(header);
     if (renamed.length > 0) this.read.log.warn({ file: this.label, renamed }, 'repeated column names in the header were renamed');
-    return unique;
+    return names;
   }
 
   private noteRagged(length: number): void {

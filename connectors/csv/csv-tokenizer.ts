@@ -62,18 +62,45 @@ const UNQUOTED = 1;
 /** Inside a quoted field; its value so far (doubled quotes undoubled) is in `field`. */
 const QUOTED = 2;
 
-function assertUsableDialect({ delimiter, quote }: CsvDialect): void {
-  for (const [name, value] of [['delimiter', delimiter], ['quote', quote]] as const) {
+/** A dialect problem, under the config key it concerns (`delimiter` or `quote`). */
+export interface CsvDialectProblem {
+  readonly key: 'delimiter' | 'quote';
+  readonly message: string;
+}
+
+const SUGGESTED = { delimiter: '",", ";", "|" or "\\t" (tab)', quote: `'"' or "'"` } as const;
+
+/**
+ * Why the tokenizer could not work with this dialect, in words for the config's author; empty
+ * when it can. Lengths count UTF-16 units, as the tokenizer does: JSON Schema's maxLength counts
+ * code points, so an emoji (two units) passes the schema and is refused here.
+ */
+export function csvDialectProblems(dialect: { delimiter?: string; quote?: string }): CsvDialectProblem[] {
+  const problems: CsvDialectProblem[] = [];
+  const delimiter = dialect.delimiter ?? ',';
+  const quote = dialect.quote ?? '"';
+  for (const [key, value] of [['delimiter', delimiter], ['quote', quote]] as const) {
     if (typeof value !== 'string' || value.length !== 1) {
-      throw new RangeError(`CSV ${name} must be a single character, got ${JSON.stringify(value)}`);
-    }
-    if (value === '\r' || value === '\n') {
-      throw new RangeError(`CSV ${name} cannot be a line break (${JSON.stringify(value)}): line breaks end rows`);
+      const units = typeof value === 'string' ? `; ${JSON.stringify(value)} is ${value.length} UTF-16 units (an emoji or other character beyond U+FFFF is two)` : '';
+      problems.push({ key, message: `must be a single character${units}; use one such as ${SUGGESTED[key]}` });
+    } else if (value === '\r' || value === '\n') {
+      problems.push({ key, message: `cannot be a line break (${JSON.stringify(value)}): line breaks end rows; use a character such as ${SUGGESTED[key]}` });
     }
   }
-  if (delimiter === quote) {
-    throw new RangeError(`CSV delimiter and quote must differ, both are ${JSON.stringify(delimiter)}`);
+  if (problems.length === 0 && delimiter === quote) {
+    // Name the key the user wrote: the quote if they set it, else the delimiter that hit the default quote.
+    problems.push(
+      dialect.quote !== undefined
+        ? { key: 'quote', message: `is the same character as the delimiter (${JSON.stringify(quote)}), so a field could not be told from a separator; use another quote, such as ${SUGGESTED.quote}` }
+        : { key: 'delimiter', message: `is the default quote character ("); to split on it, also set quote to another character, such as "'"` },
+    );
   }
+  return problems;
+}
+
+function assertUsableDialect(dialect: CsvDialect): void {
+  const [problem] = csvDialectProblems(dialect);
+  if (problem) throw new RangeError(`CSV ${problem.key} ${problem.message}`);
 }
 
 function unterminatedQuoteMessage(line: number, quote: string): string {

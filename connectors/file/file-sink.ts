@@ -1,11 +1,14 @@
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
-import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { access, constants, mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import type { CreateContext, MatchBatch, Sink, SinkSpec } from '../types.js';
-import { csvLine, exportColumns, exportRecords, OUTPUT_PIECE, toNdjsonPieces } from '../../src/records/export-record.js';
-import { renderPathTemplate } from '../../src/util/template.js';
+import type { CreateContext, MatchBatch, OperationContext, Sink, SinkSpec } from '../types.js';
+import { CsvEncoder } from '../../src/encoding/csv.js';
+import { JsonArrayEncoder } from '../../src/encoding/json.js';
+import { toNdjsonPieces } from '../../src/encoding/ndjson.js';
+import { CancelledError, ConnectorError, wrapError } from '../../src/errors.js';
+import { templateFor, templateIssues, type CompileOptions } from '../../src/template/template.js';
 
 type FileFormat = 'ndjson' | 'csv' | 'json';
 
@@ -21,6 +24,8 @@ export const fileSink: SinkSpec<FileSinkConfig> = {
   kind: 'target',
   type: 'file',
   summary: 'Writes matches to local files (NDJSON, CSV or a JSON array), made visible atomically at the end of each run.',
+  // Files stream their records as they come: gathering them first would only hold memory.
+  batching: { batch_size: 10_000, batch_bytes: 8 * 1024 * 1024, linger: '0s', max_in_flight: 4 },
   configSchema: {
     type: 'object',
     required: ['path'],
@@ -49,18 +54,15 @@ export const fileSink: SinkSpec<FileSinkConfig> = {
     },
   },
   validate(config) {
-    const unknown = [...config.path.matchAll(/\{([^{}]*)\}/g)].map((m) => m[1]!).filter((name) => !PLACEHOLDERS.includes(name));
-    return unknown.map((name) => ({
-      key: 'path',
-      message: `unknown placeholder {${name}} in the path; the path can use ${PLACEHOLDERS.map((p) => `{${p}}`).join(', ')}`,
-    }));
+    return templateIssues(config.path, PATH_TEMPLATE, 'path');
   },
   async create(config, ctx) {
     return new FileSink(config, ctx);
   },
 };
 
-const PLACEHOLDERS = ['rule', 'datasource', 'date', 'run_id'];
+/** A file holds a batch, so its path is rendered per batch: run-level names only, each value made one safe path segment. */
+const PATH_TEMPLATE: CompileOptions = { context: 'path', names: ['rule', 'datasource', 'date', 'run_id'], fields: false, what: 'the path' };
 
 function formatOf(config: FileSinkConfig): FileFormat {
   if (config.format) return config.format;
@@ -79,9 +81,9 @@ const HIGH_WATER_MARK = 1024 * 1024;
 class PendingFile {
   readonly temp: string;
   #out: WriteStream | undefined;
-  #columns: string[] | undefined;
+  readonly #csv: CsvEncoder | undefined;
+  readonly #json: JsonArrayEncoder | undefined;
   #records = 0;
-  #jsonNeedsComma = false;
   #chain: Promise<void> = Promise.resolve();
   /** The first write error: every later write and the commit fail with it instead of waiting on a dead stream. */
   #failure: Error | undefined;
@@ -92,22 +94,26 @@ class PendingFile {
     private readonly append: boolean,
     private readonly includeMetadata: boolean,
   ) {
-    this.temp = path.join(path.dirname(final), `.${path.basename(final)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+    this.temp = path.join(path.dirname(final), tempName(path.basename(final)));
+    if (format === 'csv') this.#csv = new CsvEncoder(includeMetadata);
+    if (format === 'json') this.#json = new JsonArrayEncoder(includeMetadata);
   }
 
   /** Writes run one after another per file, whichever datasource they come from. */
-  write(batch: MatchBatch): Promise<void> {
-    const next = this.#chain.then(() => this.writeNow(batch));
+  write(batch: MatchBatch, ctx: OperationContext): Promise<void> {
+    const next = this.#chain.then(() => this.writeNow(batch, ctx));
     this.#chain = next.catch(() => undefined);
     return next;
   }
 
-  private async writeNow(batch: MatchBatch): Promise<void> {
+  private async writeNow(batch: MatchBatch, ctx: OperationContext): Promise<void> {
     if (this.#failure) throw this.#failure;
     try {
-      if (!this.#out) await this.start(batch);
-      this.checkColumns(batch);
-      for (const piece of this.render(batch)) await this.send(piece);
+      if (!this.#out) await this.start(ctx);
+      for (const piece of this.render(batch)) {
+        if (ctx.signal.aborted) throw new CancelledError(`writing ${this.temp}`);
+        await this.send(piece);
+      }
       this.#records += batch.rows.length;
     } catch (err) {
       this.#failure ??= err as Error;
@@ -115,37 +121,17 @@ class PendingFile {
     }
   }
 
-  /** A CSV file has one header: records with other columns would lose fields, so they fail the target instead. */
-  private checkColumns(batch: MatchBatch): void {
-    if (this.format !== 'csv') return;
-    // Records of another shape fail whichever arrives first, so the outcome does not depend on timing.
-    const columns = exportColumns(batch, this.includeMetadata);
-    const header = this.#columns!;
-    const extra = columns.filter((c) => !header.includes(c));
-    const lacking = header.filter((c) => !columns.includes(c));
-    if (extra.length === 0 && lacking.length === 0) return;
-    const differences = [extra.length ? `columns ${extra.join(', ')} that the header lacks` : '', lacking.length ? `no ${lacking.join(', ')}` : '']
-      .filter(Boolean)
-      .join(' and ');
-    throw new Error(
-      `${this.final}: records of rule "${batch.rule}" from datasource "${batch.datasource}" have ${differences} ` +
-        `(the file's header: ${header.join(', ')}); ` +
-        'put {rule} or {datasource} in the path so each CSV file holds one shape of record, or use format: ndjson',
-    );
-  }
-
-  private async start(batch: MatchBatch): Promise<void> {
-    await mkdir(path.dirname(this.final), { recursive: true });
+  private async start(ctx: OperationContext): Promise<void> {
+    const dir = path.dirname(this.final);
+    // Some paths never answer (a recursive mkdir under /proc spins forever): stop waiting when the run is cancelled.
+    await untilAborted(mkdir(dir, { recursive: true }), ctx.signal, `creating folder ${dir}`);
+    await removeStaleTempFiles(dir, ctx);
     this.#out = createWriteStream(this.temp, { highWaterMark: HIGH_WATER_MARK });
     await new Promise<void>((resolve, reject) => this.#out!.once('open', () => resolve()).once('error', reject));
     const existing = this.append && (await nonEmptyFile(this.final));
     if (existing && this.format === 'json') await this.continueJsonArray();
     else if (existing) await this.copyExisting();
-    if (this.format === 'csv' && this.#columns === undefined) {
-      this.#columns = exportColumns(batch, this.includeMetadata);
-      await this.send(csvLine(this.#columns));
-    }
-    if (this.format === 'json' && !existing) await this.send('[\n');
+    if (this.format === 'json' && !existing) await this.send(this.#json!.start);
   }
 
   /** Append mode: the old content goes first into the temp file, so the rename keeps it. */
@@ -153,39 +139,25 @@ class PendingFile {
     await pipeline(createReadStream(this.final), this.#out!, { end: false });
     // A file that does not end with a line break would glue its last line to our first.
     if (!(await endsWithLineBreak(this.final))) await this.send('\n');
-    if (this.format === 'csv') this.#columns = await csvHeader(this.final);
+    if (this.format === 'csv') this.#csv!.continueFrom(await csvHeader(this.final));
   }
 
   /** Append mode for a JSON array: copy it up to its closing bracket and go on from there. */
   private async continueJsonArray(): Promise<void> {
     const { closing, empty } = await jsonArrayEnd(this.final);
     if (empty) {
-      await this.send('[\n');
+      await this.send(this.#json!.start);
       return;
     }
     await pipeline(createReadStream(this.final, { end: closing - 1 }), this.#out!, { end: false });
-    this.#jsonNeedsComma = true;
+    this.#json!.continueNonEmpty();
   }
 
-  /** The batch as text, in pieces of about OUTPUT_PIECE characters. */
+  /** The batch as text, in pieces of about 64 KiB. */
   private render(batch: MatchBatch): string[] {
-    if (this.format === 'ndjson') return toNdjsonPieces(batch, this.includeMetadata);
-    const pieces: string[] = [];
-    let out = '';
-    for (const record of exportRecords(batch, this.includeMetadata)) {
-      if (this.format === 'csv') {
-        out += csvLine(this.#columns!.map((c) => record[c]));
-      } else {
-        out += (this.#jsonNeedsComma ? ',\n' : '') + JSON.stringify(record);
-        this.#jsonNeedsComma = true;
-      }
-      if (out.length >= OUTPUT_PIECE) {
-        pieces.push(out);
-        out = '';
-      }
-    }
-    if (out.length > 0) pieces.push(out);
-    return pieces;
+    if (this.#csv) return this.#csv.encode(batch);
+    if (this.#json) return this.#json.encode(batch);
+    return toNdjsonPieces(batch, this.includeMetadata);
   }
 
   private send(text: string): Promise<void> {
@@ -207,15 +179,25 @@ class PendingFile {
   }
 
   /** Ends and syncs the temp file: after this only the rename is left, which makes it visible. */
-  async finish(): Promise<void> {
+  async finish(ctx: OperationContext): Promise<void> {
     await this.#chain;
     if (this.#failure) throw this.#failure;
     if (!this.#out) return;
-    if (this.format === 'json') await this.send('\n]\n');
+    if (this.#json) await this.send(this.#json.end);
     await new Promise<void>((resolve, reject) => this.#out!.end((err?: Error | null) => (err ? reject(err) : resolve())));
+    if (this.#csv?.grew) await this.padShortRows(ctx);
     await fsyncFile(this.temp);
     // Found now rather than at the rename, so the other files of the cycle are not published either.
     if ((await stat(this.final).catch(() => undefined))?.isDirectory()) throw new Error(`${this.final} is a folder`);
+  }
+
+  /**
+   * Sparse records added columns after rows were written with fewer: rewrite the temp file with
+   * the full header and every row padded to it, so the CSV stays rectangular.
+   */
+  private async padShortRows(ctx: OperationContext): Promise<void> {
+    const { padCsvFile } = await import('./csv-pad.js');
+    await padCsvFile(this.temp, this.#csv!.columns!, ctx.signal);
   }
 
   async publish(): Promise<number> {
@@ -232,6 +214,7 @@ class PendingFile {
 }
 
 class FileSink implements Sink {
+  readonly delivery = 'atomic' as const;
   #files = new Map<string, PendingFile>();
   readonly #format: FileFormat;
 
@@ -242,11 +225,11 @@ class FileSink implements Sink {
     this.#format = formatOf(config);
   }
 
-  async write(batch: MatchBatch): Promise<void> {
+  async write(batch: MatchBatch, ctx: OperationContext): Promise<void> {
     if (batch.rows.length === 0) return;
     const final = path.resolve(
       this.ctx.configDir,
-      renderPathTemplate(this.config.path, { rule: batch.rule, datasource: batch.datasource, run_id: batch.runId, date: batch.matchedAt.slice(0, 10) }),
+      templateFor(this.config.path, PATH_TEMPLATE).render({ rule: batch.rule, datasource: batch.datasource, runId: batch.runId, matchedAt: batch.matchedAt }),
     );
     let file = this.#files.get(final);
     if (!file) {
@@ -254,30 +237,32 @@ class FileSink implements Sink {
       file = new PendingFile(final, this.#format, this.config.mode !== 'overwrite', this.config.include_metadata !== false);
       this.#files.set(final, file);
     }
-    await file.write(batch);
+    await file.write(batch, ctx);
   }
 
   /**
    * Makes the cycle's files visible, all or none as far as the filesystem allows: every temp file
    * is finished and synced first, and only when all of them are does any rename happen.
    */
-  async flush(): Promise<void> {
+  async flush(ctx: OperationContext): Promise<void> {
     const files = [...this.#files.values()];
     this.#files = new Map();
     for (const file of files) releasePath(file.final, this.ctx.name);
-    const finished = await Promise.allSettled(files.map((f) => f.finish()));
+    const finished = await Promise.allSettled(files.map((f) => f.finish(ctx)));
     const failed = finished.findIndex((r) => r.status === 'rejected');
-    if (failed >= 0) {
+    if (failed >= 0 || ctx.signal.aborted) {
       await Promise.all(files.map((f) => f.discard()));
-      throw new Error(`writing ${files[failed]!.final}: ${(finished[failed] as PromiseRejectedResult).reason?.message}; no file of this run was made visible`);
+      if (failed < 0) throw new CancelledError('publishing files');
+      throw wrapError(`writing ${files[failed]!.final}; no file of this run was made visible`, (finished[failed] as PromiseRejectedResult).reason);
     }
+    // From here on the files are published even if a signal arrives: renames are quick, and half a set is worse.
     for (const file of files) {
       try {
         const records = await file.publish();
         this.ctx.log.debug({ file: file.final, records }, 'file written');
       } catch (err) {
         await Promise.all(files.map((f) => f.discard()));
-        throw new Error(`renaming ${file.temp} to ${file.final}: ${(err as Error).message}`);
+        throw wrapError(`renaming ${file.temp} to ${file.final}`, err);
       }
     }
   }
@@ -288,6 +273,74 @@ class FileSink implements Sink {
     for (const file of files) releasePath(file.final, this.ctx.name);
     await Promise.all(files.map((f) => f.discard()));
   }
+
+  /** The folder the path starts in (up to its first placeholder) exists or can be created, and takes a file. */
+  async check(ctx: OperationContext): Promise<string> {
+    const fixed = this.config.path.split('{')[0]!;
+    const folder = path.resolve(this.ctx.configDir, fixed.endsWith('/') || fixed === '' ? fixed || '.' : path.dirname(fixed));
+    let existing = folder;
+    while (!(await stat(existing).catch(() => undefined))) existing = path.dirname(existing);
+    if (!(await stat(existing)).isDirectory()) {
+      throw new ConnectorError(`${existing} is not a folder, so ${folder} cannot be created`, { code: 'ENOTDIR' });
+    }
+    try {
+      await untilAborted(access(existing, constants.W_OK), ctx.signal, `checking ${existing}`);
+      if (existing === folder) {
+        const probe = path.join(folder, tempName('check'));
+        await writeFile(probe, '');
+        await rm(probe, { force: true });
+      }
+    } catch (err) {
+      if (err instanceof CancelledError) throw err;
+      throw wrapError(`${existing} is not writable`, err);
+    }
+    return existing === folder ? `writable: ${folder}` : `${folder} will be created in ${existing}`;
+  }
+}
+
+/** Temp files are `.<name>.<pid>.<random>.tmp`, so a later run can tell a dead process's leftovers from a live one's. */
+function tempName(base: string): string {
+  return `.${base}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+}
+
+const TEMP_FILE = /^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$/;
+const cleanedFolders = new Set<string>();
+
+/**
+ * A process killed mid-cycle (SIGKILL, an OOM kill, power loss) leaves its temp files behind,
+ * some of them large. The first write into a folder removes those of processes that no longer
+ * run. A live process's temp files, ours included, are left alone.
+ */
+async function removeStaleTempFiles(dir: string, ctx: OperationContext): Promise<void> {
+  if (cleanedFolders.has(dir)) return;
+  cleanedFolders.add(dir);
+  const entries = await readdir(dir).catch(() => [] as string[]);
+  for (const entry of entries) {
+    const match = TEMP_FILE.exec(entry);
+    if (!match || isRunning(Number(match[1]))) continue;
+    await rm(path.join(dir, entry), { force: true });
+    ctx.log.info({ file: path.join(dir, entry) }, 'removed a temporary file left by a process that was killed');
+  }
+}
+
+function isRunning(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Waits for `work`, or stops waiting (the work itself cannot be stopped) as soon as the signal is aborted. */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal, what: string): Promise<T> {
+  if (signal.aborted) return Promise.reject(new CancelledError(what));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new CancelledError(what));
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }
 
 /**
@@ -368,17 +421,7 @@ async function endsWithLineBreak(file: string): Promise<boolean> {
 }
 
 async function csvHeader(file: string): Promise<string[]> {
-  const handle = await open(file, 'r');
-  try {
-    const buf = Buffer.alloc(64 * 1024);
-    const { bytesRead } = await handle.read(buf, 0, buf.length, 0);
-    const firstLine = (buf.toString('utf8', 0, bytesRead).split(/\r?\n/, 1)[0] ?? '').replace(/^\uFEFF/, '');
-    const { createCsvTokenizer } = await import('../csv/csv-tokenizer.js');
-    const tokenizer = createCsvTokenizer({ delimiter: ',', quote: '"' });
-    return [...tokenizer.push(firstLine + '\n'), ...tokenizer.end()][0] ?? [];
-  } finally {
-    await handle.close();
-  }
+  return (await import('../csv/csv-header.js')).readCsvHeader(file, { delimiter: ',', quote: '"' });
 }
 
 /** The data reaches the disk before the rename makes it visible; otherwise a crash can leave an empty file in place. */

@@ -4,6 +4,7 @@ export const redisSink: SinkSpec = {
   kind: 'target',
   type: 'redis',
   summary: 'Stores matches in Redis as hashes, list entries or strings. Not implemented in this build: the config validates, running it fails that target.',
+  batching: { batch_size: 1000, batch_bytes: 4 * 1024 * 1024, linger: '100ms', max_in_flight: 1 },
   configSchema: {
     type: 'object',
     properties: {

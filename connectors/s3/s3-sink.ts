@@ -4,6 +4,7 @@ export const s3Sink: SinkSpec = {
   kind: 'target',
   type: 's3',
   summary: 'Writes matches as Parquet, CSV or JSON objects to an S3 bucket. Not implemented in this build: the config validates, running it fails that target.',
+  batching: { batch_size: 10_000, batch_bytes: 8 * 1024 * 1024, linger: '0s', max_in_flight: 1 },
   configSchema: {
     type: 'object',
     required: ['bucket'],

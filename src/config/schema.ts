@@ -1,20 +1,22 @@
 import { SINKS, SOURCES } from '../../connectors/index.js';
 import type { ConnectorSpec, JsonSchema } from '../../connectors/types.js';
+import { deliverySchema, duration } from '../delivery/policy.js';
 import { OPERATORS, OPERATOR_NAMES } from '../rules/operators.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
-export const SETTINGS_DEFAULTS = { concurrency: 4, batch_size: 2000, log_level: "info" } as const;
+export const SETTINGS_DEFAULTS = { concurrency: 4, batch_size: 2000, log_level: 'info', shutdown_timeout: '60s' } as const;
 
-const commonKeys = (kind: 'source' | 'target'): Record<string, JsonSchema> => ({
+const commonKeys = (spec: ConnectorSpec): Record<string, JsonSchema> => ({
   description: { type: 'string', description: 'Free text for the people reading the config.' },
-  ...(kind === 'target'
+  ...(spec.kind === 'target'
     ? {
         include_metadata: {
           type: 'boolean',
           default: true,
           description: 'Add _rule, _datasource, _run_id and _matched_at (ISO 8601) to every exported record.',
         },
+        ...deliverySchema(spec.batching),
       }
     : {}),
 });
@@ -30,7 +32,7 @@ function connectorSchema(spec: ConnectorSpec): JsonSchema {
     required: ['type', ...((spec.configSchema.required as string[] | undefined) ?? [])],
     properties: {
       type: { const: spec.type, description: `Connector type: \`${spec.type}\`.` },
-      ...commonKeys(spec.kind),
+      ...commonKeys(spec),
       ...own.properties,
     },
   };
@@ -127,6 +129,11 @@ const settingsSchema: JsonSchema = {
       description: 'Records per batch between a datasource, the rules and the targets.',
     },
     log_level: { type: 'string', enum: [...LOG_LEVELS], default: SETTINGS_DEFAULTS.log_level, description: 'Least severe log level written (the --log-level flag wins).' },
+    shutdown_timeout: duration(
+      "In --continuous mode, how long the running cycle may go on after SIGTERM before it is cancelled; keep it below the service manager's stop timeout (systemd: TimeoutStopSec)",
+      '60s',
+      SETTINGS_DEFAULTS.shutdown_timeout,
+    ),
   },
 };
 

@@ -5,6 +5,8 @@ export interface Settings {
   readonly concurrency: number;
   readonly batch_size: number;
   readonly log_level: string;
+  /** A duration: how long a cycle may go on after SIGTERM in --continuous mode. */
+  readonly shutdown_timeout: string;
 }
 
 /** A datasource or export target as written: its `type` and the connector's own keys. */

@@ -95,6 +95,9 @@ function describeError(error: ErrorObject): SchemaIssue | undefined {
       return { path, message: describeEnum(path, error.data, params.allowedValues as unknown[]), atKey: false };
     case 'const':
       return { path, message: `must be ${JSON.stringify(params.allowedValue)}`, atKey: false };
+    case 'pattern':
+      // Every pattern in the schema is the duration one (linger, backoffs, timeouts).
+      return { path, message: `must be a duration such as "30s", "15m", "1h" or "1h30m", got ${JSON.stringify(error.data)}`, atKey: false };
     case 'minItems':
       return { path, message: params.limit === 1 ? 'must not be empty' : `must have at least ${params.limit} items`, atKey: false };
     case 'minLength':

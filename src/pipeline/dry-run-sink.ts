@@ -6,6 +6,7 @@ const SAMPLES_PER_RULE = 3;
 
 /** Stands in for a target under --dry-run: counts what would be sent and keeps a few records to show. */
 export class DryRunSink implements Sink {
+  readonly delivery = 'per-write' as const;
   readonly counts = new Map<string, number>();
   readonly samples = new Map<string, PlainRecord[]>();
 
@@ -19,7 +20,7 @@ export class DryRunSink implements Sink {
     this.counts.set(batch.rule, (this.counts.get(batch.rule) ?? 0) + batch.rows.length);
     const kept = this.samples.get(batch.rule) ?? [];
     if (kept.length < SAMPLES_PER_RULE) {
-      const take = { ...batch, rows: batch.rows.slice(0, SAMPLES_PER_RULE - kept.length) };
+      const take: MatchBatch = { rule: batch.rule, datasource: batch.datasource, runId: batch.runId, matchedAt: batch.matchedAt, layout: batch.layout, rows: batch.rows.slice(0, SAMPLES_PER_RULE - kept.length) };
       kept.push(...exportRecords(take, this.includeMetadata));
       this.samples.set(batch.rule, kept);
     }

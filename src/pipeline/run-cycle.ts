@@ -1,23 +1,24 @@
 import { randomBytes } from 'node:crypto';
 import pLimit from 'p-limit';
-import type { MatchBatch, Sink } from '../../connectors/types.js';
+import type { MatchBatch } from '../../connectors/types.js';
+import { TargetQueue } from '../delivery/target-queue.js';
+import { describeError, serializeError } from '../errors.js';
 import type { RecordBatch } from '../records/layout.js';
 import { isAbsent } from '../rules/coerce.js';
 import { explain, firstUndecidedLeaf } from '../rules/compile.js';
-import type { Rule } from '../rules/rule.js';
-import { TRUE, UNKNOWN } from '../rules/truth.js';
-import type { Runtime } from './runtime.js';
+import type { CycleRule, EvaluationContext, Rule } from '../rules/rule.js';
+import { deliveryPolicyFor, endpointError, recreateFailedEndpoints, type Runtime } from './runtime.js';
 import { emptyRuleStats, type CycleReport, type EndpointStatus, type RuleStats } from './stats.js';
 
 /** How many undecidable records per rule and cycle are shown in the debug log. */
 const INVALID_SAMPLES = 5;
 
 export interface CycleOptions {
-  /** Aborting stops reading early (a second Ctrl-C); a first SIGTERM lets the cycle finish instead. */
+  /** Aborting stops reading and cancels the targets' I/O (a second Ctrl-C, a shutdown deadline). */
   readonly signal?: AbortSignal;
   /** Fixed "now" for time windows (rule tests); default: the clock at cycle start. */
   readonly now?: number;
-  /** Called once the cycle's report exists: its counters are live while the cycle runs (the CLI's progress line reads them). */
+  /** Called once the cycle's report exists: its counters are live, for a progress display. */
   readonly onStart?: (report: CycleReport) => void;
 }
 
@@ -28,13 +29,16 @@ export function newRunId(at: Date): string {
 
 /**
  * One cycle: every datasource read in parallel (bounded by settings.concurrency), each batch
- * evaluated by the rules that read that datasource, each match sent to its rule's targets,
- * then every target flushed. A failing datasource or target is reported and the rest go on.
+ * evaluated by the rules that read that datasource, each match handed to its rule's targets
+ * (which gather, write and retry as their delivery policy says), then the rules' end-of-cycle
+ * step, then every target finished. A failing datasource or target is reported and the rest go on.
  */
 export async function runCycle(runtime: Runtime, options: CycleOptions = {}): Promise<CycleReport> {
   const { config, log } = runtime;
   const started = new Date();
-  config.clock.now = options.now ?? started.getTime();
+  const signal = options.signal ?? new AbortController().signal;
+  const ctx: EvaluationContext = { now: options.now ?? started.getTime() };
+  config.clock.now = ctx.now;
   const report: CycleReport = {
     runId: newRunId(started),
     startedAt: started.toISOString(),
@@ -46,28 +50,43 @@ export async function runCycle(runtime: Runtime, options: CycleOptions = {}): Pr
   };
   options.onStart?.(report);
   log.debug({ run_id: report.runId }, 'cycle started');
-  const cycle = new Cycle(runtime, report, options.signal ?? new AbortController().signal);
+  await recreateFailedEndpoints(runtime, signal);
+  const cycle = new Cycle(runtime, report, signal, ctx);
   const limit = pLimit(config.settings.concurrency);
   await Promise.all([...runtime.sources.keys()].map((name) => limit(() => cycle.readDatasource(name))));
-  await cycle.flushTargets();
+  await cycle.endRules();
+  await cycle.finishTargets();
   report.durationMs = Date.now() - started.getTime();
   log.debug({ run_id: report.runId, duration_ms: report.durationMs }, 'cycle finished');
   return report;
 }
 
 class Cycle {
-  readonly #deliveredByTarget = new Map<string, Map<string, number>>();
+  readonly #queues = new Map<string, TargetQueue>();
   readonly #invalidSamples = new Map<string, number>();
+  readonly #rules: readonly CycleRule[];
 
   constructor(
     private readonly runtime: Runtime,
     private readonly report: CycleReport,
     private readonly signal: AbortSignal,
+    private readonly ctx: EvaluationContext,
   ) {
+    this.#rules = runtime.config.rules.filter((r) => r.enabled);
     for (const [name, endpoint] of runtime.sinks) {
-      report.targets.set(name, endpoint.ok ? { ok: true, records: 0 } : this.failure(endpoint.error));
-      this.#deliveredByTarget.set(name, new Map());
-      if (!endpoint.ok) this.logFailure({ target: name, type: endpoint.type }, endpoint.error, 'export target cannot be created');
+      if (!endpoint.ok) {
+        report.targets.set(name, { ok: false, records: 0, error: endpointError(endpoint) });
+        this.logFailure({ target: name, type: endpoint.type }, endpoint.error, 'export target cannot be created; it is tried again next cycle');
+        continue;
+      }
+      const config = runtime.config.targets[name]!;
+      const log = runtime.log.child({ target: name });
+      const queue = new TargetQueue(name, endpoint.value, deliveryPolicyFor(config), { signal, log }, {
+        exported: (rule, count) => (this.report.rules.get(rule)!.exported += count),
+        failed: (rule, count) => (this.report.rules.get(rule)!.failed += count),
+      });
+      this.#queues.set(name, queue);
+      report.targets.set(name, { ok: true, records: 0 });
     }
   }
 
@@ -75,11 +94,11 @@ class Cycle {
     const endpoint = this.runtime.sources.get(name)!;
     const status: EndpointStatus = { ok: true, records: 0 };
     this.report.datasources.set(name, status);
-    const rules = this.runtime.config.rules.filter((r) => r.enabled && r.datasources.includes(name));
+    const rules = this.#rules.filter((r) => r.datasources.includes(name));
     const log = this.runtime.log.child({ datasource: name });
     if (!endpoint.ok) {
-      Object.assign(status, this.failure(endpoint.error));
-      this.logFailure({ datasource: name, type: endpoint.type }, endpoint.error, 'datasource cannot be created');
+      Object.assign(status, { ok: false, error: endpointError(endpoint) });
+      this.logFailure({ datasource: name, type: endpoint.type }, endpoint.error, 'datasource cannot be created; it is tried again next cycle');
       return;
     }
     try {
@@ -90,122 +109,83 @@ class Cycle {
         if (this.signal.aborted) break;
       }
     } catch (err) {
-      Object.assign(status, this.failure(err as Error));
-      this.logFailure({ datasource: name, type: endpoint.type }, err as Error, 'datasource failed; the other datasources go on');
+      // The rows read before the failure were evaluated and delivered: the count keeps them.
+      Object.assign(status, { ok: false, error: describeError(err) });
+      this.logFailure({ datasource: name, type: endpoint.type }, err, 'datasource failed; the other datasources go on');
     }
   }
 
-  /** All rules of a datasource over one batch; the next batch is read only once every target has taken this one. */
-  private async evaluate(datasource: string, batch: RecordBatch, rules: readonly Rule[]): Promise<void> {
+  /** All rules of a datasource over one batch; the next batch is read once every target has taken this one's matches. */
+  private async evaluate(datasource: string, batch: RecordBatch, rules: readonly CycleRule[]): Promise<void> {
     const matchedAt = new Date().toISOString();
     const deliveries: Promise<void>[] = [];
     for (const rule of rules) {
       const stats = this.report.rules.get(rule.name)!;
-      const matched = this.matchRows(rule, datasource, batch, stats);
-      if (matched.length === 0) continue;
-      const match: MatchBatch = { rule: rule.name, datasource, runId: this.report.runId, matchedAt, layout: batch.layout, rows: matched };
-      for (const target of rule.targets) deliveries.push(this.deliver(target, match, stats));
+      const outcome = rule.evaluate(batch, this.ctx);
+      stats.read += batch.rows.length;
+      stats.matched += outcome.matched.length;
+      stats.invalid += outcome.invalid;
+      for (const row of outcome.invalidRows) this.sampleInvalid(rule, datasource, batch, row);
+      if (outcome.matched.length === 0) continue;
+      const match = this.matchBatch(rule, datasource, { layout: batch.layout, rows: outcome.matched, ...(batch.fields ? { fields: batch.fields } : {}) }, matchedAt);
+      this.deliver(rule, match, stats, deliveries);
     }
     await Promise.all(deliveries);
   }
 
-  private matchRows(rule: Rule, datasource: string, batch: RecordBatch, stats: RuleStats): unknown[] {
-    const predicate = rule.predicateFor(batch.layout);
-    const { rows } = batch;
-    const matched: unknown[] = [];
-    let invalid = 0;
-    for (let i = 0; i < rows.length; i++) {
-      const outcome = predicate(rows[i]);
-      if (outcome === TRUE) matched.push(rows[i]);
-      else if (outcome === UNKNOWN) {
-        invalid++;
-        this.sampleInvalid(rule, datasource, batch, rows[i]);
+  /** The rules' end-of-cycle step: what aggregate and stateful rules conclude once every batch has been seen. */
+  async endRules(): Promise<void> {
+    if (this.signal.aborted) return;
+    const matchedAt = new Date().toISOString();
+    const deliveries: Promise<void>[] = [];
+    for (const rule of this.#rules) {
+      const stats = this.report.rules.get(rule.name)!;
+      for (const { datasource, batch } of rule.endCycle(this.ctx)) {
+        stats.matched += batch.rows.length;
+        this.deliver(rule, this.matchBatch(rule, datasource, batch, matchedAt), stats, deliveries);
       }
     }
-    stats.read += rows.length;
-    stats.matched += matched.length;
-    stats.invalid += invalid;
-    return matched;
+    await Promise.all(deliveries);
   }
 
-  private sampleInvalid(rule: Rule, datasource: string, batch: RecordBatch, row: unknown): void {
+  private matchBatch(rule: CycleRule, datasource: string, batch: RecordBatch, matchedAt: string): MatchBatch {
+    return { rule: rule.name, datasource, runId: this.report.runId, matchedAt, ...batch };
+  }
+
+  private deliver(rule: CycleRule, match: MatchBatch, stats: RuleStats, deliveries: Promise<void>[]): void {
+    for (const target of rule.targets) {
+      const queue = this.#queues.get(target);
+      if (queue) deliveries.push(queue.add(match));
+      else stats.failed += match.rows.length;
+    }
+  }
+
+  private sampleInvalid(rule: CycleRule, datasource: string, batch: RecordBatch, row: unknown): void {
     const seen = this.#invalidSamples.get(rule.name) ?? 0;
-    if (seen >= INVALID_SAMPLES || !this.runtime.log.isLevelEnabled('debug')) return;
+    if (seen >= INVALID_SAMPLES || !this.runtime.log.isLevelEnabled('debug') || !('condition' in rule)) return;
     this.#invalidSamples.set(rule.name, seen + 1);
-    const leaf = firstUndecidedLeaf(explain(rule.condition, (f) => batch.layout.accessor(f), row));
+    const leaf = firstUndecidedLeaf(explain((rule as Rule).condition, (f) => batch.layout.accessor(f), row));
     this.runtime.log.debug(
       { rule: rule.name, datasource, field: leaf?.field, operator: leaf?.operator, value: leaf?.actual ?? null },
       isAbsent(leaf?.actual) ? 'record lacks a field the rule needs; not matched' : 'value cannot be compared; not matched',
     );
   }
 
-  private async deliver(target: string, batch: MatchBatch, stats: RuleStats): Promise<void> {
-    const endpoint = this.runtime.sinks.get(target)!;
-    const status = this.report.targets.get(target)!;
-    const count = batch.rows.length;
-    if (!endpoint.ok || !status.ok) {
-      stats.failed += count;
-      return;
-    }
-    try {
-      await endpoint.value.write(batch);
-      stats.exported += count;
-      status.records += count;
-      const byRule = this.#deliveredByTarget.get(target)!;
-      byRule.set(batch.rule, (byRule.get(batch.rule) ?? 0) + count);
-    } catch (err) {
-      stats.failed += count;
-      if (!status.ok) return;
-      Object.assign(status, this.failure(err as Error));
-      this.logFailure({ target, type: endpoint.type, rule: batch.rule, datasource: batch.datasource }, err as Error, 'export target failed; its other records this cycle are not sent');
-    }
-  }
-
-  /** Makes each target's records durable; a target that failed drops what it half-wrote, and its counts move to failed. */
-  async flushTargets(): Promise<void> {
-    // Decided once: a signal that arrives while files are being renamed no longer un-publishes them.
-    const cancelled = this.signal.aborted;
-    this.report.cancelled = cancelled;
+  /**
+   * Ends the cycle for every target: publishes (atomic) or flushes (per-write) what they took, or,
+   * when the cycle was cancelled, stops them and discards what an atomic target had not published.
+   */
+  async finishTargets(): Promise<void> {
     await Promise.all(
-      [...this.runtime.sinks].map(async ([name, endpoint]) => {
-        if (!endpoint.ok) return;
-        const status = this.report.targets.get(name)!;
-        if (!status.ok || cancelled) {
-          // Failed or cancelled: what it took this cycle is discarded, so none of it counts as exported.
-          await this.abortSink(endpoint.value);
-          this.uncountDeliveries(name);
-          return;
-        }
-        try {
-          await endpoint.value.flush();
-        } catch (err) {
-          Object.assign(status, this.failure(err as Error));
-          this.logFailure({ target: name, type: endpoint.type }, err as Error, 'export target failed to finish writing');
-          this.uncountDeliveries(name);
-        }
+      [...this.#queues].map(async ([name, queue]) => {
+        await (this.signal.aborted ? queue.cancel() : queue.finish());
+        this.report.targets.set(name, queue.status());
       }),
     );
+    this.report.cancelled = this.signal.aborted;
   }
 
-  private async abortSink(sink: Sink): Promise<void> {
-    await sink.abort?.().catch((err: Error) => this.runtime.log.warn({ err: { message: err.message } }, 'discarding partial output failed'));
-  }
-
-  private uncountDeliveries(target: string): void {
-    for (const [rule, count] of this.#deliveredByTarget.get(target)!) {
-      const stats = this.report.rules.get(rule)!;
-      stats.exported -= count;
-      stats.failed += count;
-    }
-    this.#deliveredByTarget.get(target)!.clear();
-    this.report.targets.get(target)!.records = 0;
-  }
-
-  private failure(error: Error): EndpointStatus {
-    return { ok: false, records: 0, error: error.message };
-  }
-
-  private logFailure(fields: Record<string, string>, error: Error, message: string): void {
-    this.runtime.log.error({ ...fields, err: { message: error.message, ...(error.name !== 'Error' ? { name: error.name } : {}) } }, message);
+  private logFailure(fields: Record<string, string>, error: unknown, message: string): void {
+    this.runtime.log.error({ ...fields, err: serializeError(error) }, message);
   }
 }

@@ -1,5 +1,5 @@
 import type { Accessor } from '../rules/compile.js';
-import { toBoolean, toEpochMillis, toNumber } from '../rules/coerce.js';
+import { exactNumber, toBoolean, toEpochMillis } from '../rules/coerce.js';
 
 export type ColumnType = 'string' | 'number' | 'timestamp' | 'boolean';
 export type PlainRecord = Record<string, unknown>;
@@ -27,14 +27,18 @@ export class ColumnLayout implements RowLayout {
   readonly types: readonly ColumnType[];
   readonly converters: readonly ((text: string) => unknown)[];
   readonly #index = new Map<string, number>();
+  /** Where a column named "__proto__" is, or -1: assigning that key would set the record's prototype instead. */
+  readonly #protoColumn: number;
 
   constructor(columns: readonly string[], types: Readonly<Record<string, ColumnType>> = {}) {
     this.columns = columns;
     columns.forEach((name, i) => {
       if (!this.#index.has(name)) this.#index.set(name, i);
     });
-    this.types = columns.map((name) => types[name] ?? 'string');
+    // Own keys only: a column named "constructor" must not find Object.prototype.constructor.
+    this.types = columns.map((name) => (Object.hasOwn(types, name) ? types[name]! : 'string'));
     this.converters = this.types.map(converterFor);
+    this.#protoColumn = columns.indexOf('__proto__');
     this.key = `columns:${JSON.stringify(columns)}:${JSON.stringify(types)}`;
   }
 
@@ -50,21 +54,27 @@ export class ColumnLayout implements RowLayout {
   toRecord(row: unknown): PlainRecord {
     const values = row as readonly string[];
     const record: PlainRecord = {};
-    for (let i = 0; i < this.columns.length; i++) record[this.columns[i]!] = this.converters[i]!(values[i] ?? '');
+    const p = this.#protoColumn;
+    for (let i = 0; i < this.columns.length; i++) {
+      const value = this.converters[i]!(values[i] ?? '');
+      if (i === p) Object.defineProperty(record, '__proto__', { value, writable: true, enumerable: true, configurable: true });
+      else record[this.columns[i]!] = value;
+    }
     return record;
   }
 }
 
 /**
  * How a CSV cell is exported. Empty cells are null; a typed cell that does not convert keeps
- * its text, so nothing the source held is lost.
+ * its text, so nothing the source held is lost: that includes a number a JSON number would
+ * round, such as a 20-digit id (see exactNumber).
  */
 function converterFor(type: ColumnType): (text: string) => unknown {
   switch (type) {
     case 'string':
       return (text) => (text === '' ? null : text);
     case 'number':
-      return (text) => (text === '' ? null : toNumber(text) ?? text);
+      return (text) => (text === '' ? null : exactNumber(text) ?? text);
     case 'boolean':
       return (text) => (text === '' ? null : toBoolean(text) ?? text);
     case 'timestamp':
@@ -82,14 +92,15 @@ class ObjectLayout implements RowLayout {
   readonly columns = undefined;
 
   accessor(field: string): Accessor {
-    if (!field.includes('.')) return (row: PlainRecord) => row[field];
+    if (!field.includes('.')) return ownField(field);
     const parts = field.split('.');
+    const direct = ownField(field);
     return (row: PlainRecord) => {
-      const direct = row[field];
-      if (direct !== undefined) return direct;
+      const whole = direct(row);
+      if (whole !== undefined) return whole;
       let value: unknown = row;
       for (const part of parts) {
-        if (value === null || typeof value !== 'object') return undefined;
+        if (value === null || typeof value !== 'object' || !Object.hasOwn(value, part)) return undefined;
         value = (value as PlainRecord)[part];
       }
       return value;
@@ -101,10 +112,21 @@ class ObjectLayout implements RowLayout {
   }
 }
 
+/**
+ * Reads a record's own field: a record without "toString" or "constructor" has no such field,
+ * whatever Object.prototype holds. Only names Object.prototype has pay for the own-key check.
+ */
+function ownField(field: string): Accessor {
+  if (!(field in Object.prototype)) return (row: PlainRecord) => row[field];
+  return (row: PlainRecord) => (Object.hasOwn(row, field) ? row[field] : undefined);
+}
+
 export const OBJECT_LAYOUT: RowLayout = new ObjectLayout();
 
 /** A slice of a datasource's rows, all of one layout. */
 export interface RecordBatch {
   readonly layout: RowLayout;
   readonly rows: readonly unknown[];
+  /** The fields' types, when the source knows them (a database's result metadata). */
+  readonly fields?: readonly import('./fields.js').FieldDescriptor[];
 }

@@ -55,7 +55,7 @@ async function sourceFor(input: CaseInput, datasource: ConnectorConfig): Promise
   const { source } = input;
   if (source.kind === 'records') return new RecordsSource(source.records);
   const csvConfig: CsvSourceConfig = { ...csvReadingSettings(datasource), type: 'csv', path: source.file };
-  return csvSource.create(csvConfig, { name: input.datasource, configDir: process.cwd(), log: silent });
+  return csvSource.create(csvConfig, { name: input.datasource, configDir: process.cwd(), log: silent, signal: new AbortController().signal });
 }
 
 /** A CSV fixture is read as the datasource reads its files (same delimiter, quote, encoding and column types). */
@@ -91,6 +91,7 @@ export class RecordsSource implements Source {
 
 /** Keeps the records a target would have exported, with their metadata, instead of sending them. */
 export class CaptureSink implements Sink {
+  readonly delivery = 'per-write' as const;
   readonly received: { rule: string; datasource: string; records: PlainRecord[] }[] = [];
 
   async write(batch: MatchBatch): Promise<void> {

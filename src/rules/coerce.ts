@@ -5,27 +5,91 @@
  * then counts it as invalid instead of guessing.
  */
 
-/** A number, or a string holding one ("12.5", " 7 ", "1e3"); anything else is undefined. */
+/**
+ * What a number is, for every rule and for export: a number value (not NaN), a bigint, or text in
+ * decimal notation: an optional sign, digits with an optional fraction ("12.5", ".5", "5."), an
+ * optional exponent ("1e3", "2.5E-4"), and spaces around (" 7 "). Nothing else is a number,
+ * though Number() reads some of it: "0x10", "0b101", "0o7", "Infinity", "NaN" and "1_000" are
+ * text, so an id such as "0x10" neither compares as 16 nor becomes a timestamp in 1970.
+ *
+ * The result is the nearest double. Text with more significant digits than a double holds
+ * compares as that double (to a rule, the 20-digit "12345678901234567891" equals
+ * "12345678901234567890"); a decimal beyond the double range reads as +/-Infinity ("1e400" is
+ * above every threshold) and one below it as 0. Export does not round: see exactNumber.
+ */
 export function toNumber(value: unknown): number | undefined {
   if (typeof value === 'number') return Number.isNaN(value) ? undefined : value;
   if (typeof value === 'string') {
-    // Number('') and Number('  ') are 0, which would make blank cells match "< 10".
-    if (value.length === 0) return undefined;
     const plain = parsePlainDecimal(value);
     if (plain === plain) return plain;
-    const n = +value;
-    if (n === n && (n !== 0 || value.trim().length > 0)) return n;
-    return undefined;
+    // Number('') and Number('  ') are 0, which would make blank cells match "< 10"; the pattern
+    // refuses them, and the radix prefixes and words Number() would take.
+    return DECIMAL_NOTATION.test(value) ? +value : undefined;
   }
   if (typeof value === 'bigint') return Number(value);
   return undefined;
+}
+
+/** Decimal notation with optional surrounding white space (the same \s that Number() trims). */
+const DECIMAL_NOTATION = /^\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\s*$/;
+
+/**
+ * The number a text holds when writing that number back (as JSON does) gives the same decimal
+ * value, so exporting it as a number rounds nothing; undefined otherwise, and then the text is
+ * kept. Not exact: "1e400" (Infinity), "1e-400" (0), integers past 2^53 that a double cannot hold
+ * ("12345678901234567891"), and fractions with more digits than a double keeps
+ * ("0.1000000000000000055511151231257827"). "-0" is exported as 0: they are equal everywhere,
+ * and JSON.stringify writes 0 for both.
+ */
+export function exactNumber(text: string): number | undefined {
+  // Up to 15 significant digits, which is what a plain decimal here has, a double always prints back as written.
+  const plain = parsePlainDecimal(text);
+  if (plain === plain) return plain === 0 ? 0 : plain;
+  const n = toNumber(text);
+  if (n === undefined || !Number.isFinite(n)) return undefined;
+  if (decimalKey(text.trim()) !== decimalKey(String(n))) return undefined;
+  return n === 0 ? 0 : n;
+}
+
+/**
+ * A decimal's value as its significant digits and the power of ten of the last one, so that
+ * "0012.3400", "1.234e1" and "12.34" give the same key ("1234e-2"); every zero gives "0".
+ * Only called on text that is decimal notation.
+ */
+function decimalKey(s: string): string {
+  let i = 0;
+  const negative = s[0] === '-';
+  if (negative || s[0] === '+') i = 1;
+  let digits = '';
+  let exponent = 0;
+  let inFraction = false;
+  for (; i < s.length; i++) {
+    const c = s[i]!;
+    if (c === '.') inFraction = true;
+    else if (c === 'e' || c === 'E') {
+      exponent += parseInt(s.slice(i + 1), 10);
+      break;
+    } else {
+      digits += c;
+      if (inFraction) exponent--;
+    }
+  }
+  let start = 0;
+  while (start < digits.length && digits[start] === '0') start++;
+  if (start === digits.length) return '0';
+  let end = digits.length;
+  while (digits[end - 1] === '0') {
+    end--;
+    exponent++;
+  }
+  return (negative ? '-' : '') + digits.slice(start, end) + 'e' + exponent;
 }
 
 const POWERS_OF_TEN = [1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15];
 
 /**
  * "-912.44" read digit by digit, or NaN when the text is not that plain shape (the caller then
- * uses Number()). With at most 15 digits both the digits and the power of ten are exact doubles,
+ * checks the notation and uses Number()). With at most 15 digits both the digits and the power of ten are exact doubles,
  * and one division rounds correctly, so the result is the same as Number()'s, without the call
  * into the runtime that cost more than the comparison on CSV input.
  */
@@ -136,7 +200,19 @@ function parseCanonicalTimestamp(s: string): number | undefined {
   const zulu = i === n - 1 && (s.charCodeAt(i) === 90 || s.charCodeAt(i) === 122);
   if (i !== n && !zulu) return undefined;
   if (month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month) || hour > 23 || minute > 59 || second > 59) return NaN;
-  return Date.UTC(year, month - 1, day, hour, minute, second, millis);
+  return utcMillis(year, month - 1, day, hour, minute, second, millis);
+}
+
+/** The Gregorian calendar repeats every 400 years, which are exactly 146,097 days. */
+const FOUR_CENTURIES_MILLIS = 146_097 * 86_400_000;
+
+/**
+ * Date.UTC for any year 0-9999. Date.UTC reads years 0-99 as 1900-1999, so those are computed
+ * 400 years later, where weekdays and leap years fall the same, and moved back.
+ */
+function utcMillis(year: number, month: number, day: number, hour: number, minute: number, second: number, millis: number): number {
+  if (year >= 100) return Date.UTC(year, month, day, hour, minute, second, millis);
+  return Date.UTC(year + 400, month, day, hour, minute, second, millis) - FOUR_CENTURIES_MILLIS;
 }
 
 /** The number written by `count` ASCII digits at `start`, or -1 if one is not a digit. */
@@ -169,7 +245,7 @@ function parseTimestampText(text: string): number | undefined {
   }
   const [, y, mo, d, h, mi, sec, frac, zone] = m;
   const month = +mo! - 1;
-  const ms = Date.UTC(+y!, month, +d!, h ? +h : 0, mi ? +mi : 0, sec ? +sec : 0, frac ? fractionToMillis(frac) : 0);
+  const ms = utcMillis(+y!, month, +d!, h ? +h : 0, mi ? +mi : 0, sec ? +sec : 0, frac ? fractionToMillis(frac) : 0);
   // Date.UTC rolls 2024-02-31 over into March; a calendar-impossible date is not a timestamp.
   const check = new Date(ms);
   if (check.getUTCDate() !== +d! || check.getUTCMonth() !== month) return undefined;

@@ -1,3 +1,4 @@
+import { RE2JS } from 're2js';
 import { toBoolean, toEpochMillis, toNumber, toText } from './coerce.js';
 import { DURATION_HINT, parseDuration } from './duration.js';
 import { FALSE, TRUE, UNKNOWN, negate, truth, type Truth } from './truth.js';
@@ -146,7 +147,13 @@ const notEquals: OperatorSpec = {
   },
 };
 
-/** Membership in a list of scalars, with equals' comparison for each item. */
+/**
+ * Membership: the OR of equals over the items, in three-valued logic. TRUE when the value equals
+ * one item; otherwise UNKNOWN when some item's comparison is undecided (the value "abc" against
+ * an item 5), FALSE only when every item says no. not_in is its negation, so adding an item to
+ * not_in can never make more records match. Items are grouped by type so each of the value's
+ * readings (text, number, boolean) is made once, not once per item.
+ */
 function prepareMembership(name: string, value: unknown): ValueTest | string {
   if (!Array.isArray(value) || value.length === 0) {
     return `${name} needs a non-empty list of values, got ${describe(value)}`;
@@ -160,25 +167,27 @@ function prepareMembership(name: string, value: unknown): ValueTest | string {
     else if (typeof item === 'boolean') booleans.add(item);
     else return `${name} takes numbers, strings and booleans only, got ${describe(item)} in the list`;
   }
-  const numbersOnly = texts.size === 0 && booleans.size === 0;
+  const hasTexts = texts.size > 0;
+  const hasNumbers = numbers.size > 0;
+  const hasBooleans = booleans.size > 0;
   return (v) => {
-    const text = toText(v);
-    if (text === undefined) return UNKNOWN;
-    // A list of numbers compares numerically, as equals does: a value that is no number is undecided.
-    if (numbersOnly) {
-      const n = toNumber(v);
-      return n === undefined ? UNKNOWN : truth(numbers.has(n));
+    let undecided = false;
+    if (hasTexts) {
+      const text = toText(v);
+      if (text === undefined) undecided = true;
+      else if (texts.has(text)) return TRUE;
     }
-    if (texts.has(text)) return TRUE;
-    if (numbers.size > 0) {
+    if (hasNumbers) {
       const n = toNumber(v);
-      if (n !== undefined && numbers.has(n)) return TRUE;
+      if (n === undefined) undecided = true;
+      else if (numbers.has(n)) return TRUE;
     }
-    if (booleans.size > 0) {
+    if (hasBooleans) {
       const b = toBoolean(v);
-      if (b !== undefined && booleans.has(b)) return TRUE;
+      if (b === undefined) undecided = true;
+      else if (booleans.has(b)) return TRUE;
     }
-    return FALSE;
+    return undecided ? UNKNOWN : FALSE;
   };
 }
 
@@ -248,25 +257,73 @@ const contains: OperatorSpec = {
   },
 };
 
-/** "^err" or, to pass flags, "/^err/i". Global and sticky flags are dropped: they make test() stateful. */
-export function compileRegex(pattern: string): RegExp {
+/**
+ * "^err" or, to pass flags, "/^err/i". Patterns run on RE2 (re2js), which matches in time linear
+ * in the text: a backtracking engine can spend hours on `(a+)+$` against a long line, and while
+ * it does, the process ignores signals. RE2 has no lookaround or backreferences, so patterns
+ * using them are refused with a message that names the construct. Flags: i, m and s; u is
+ * accepted (RE2 always matches by code point); g, y and d are dropped (they change how a match
+ * is reported, not whether there is one); any other flag is refused.
+ * Throws an Error whose message says what is wrong, in the user's words.
+ */
+export function compileRegex(pattern: string): RE2JS {
   const literal = /^\/(.*)\/([a-z]*)$/s.exec(pattern);
-  if (literal) return new RegExp(literal[1]!, literal[2]!.replace(/[gy]/g, ''));
-  return new RegExp(pattern);
+  const source = literal ? literal[1]! : pattern;
+  let flags = 0;
+  for (const flag of literal ? literal[2]! : '') {
+    if (flag === 'i') flags |= RE2JS.CASE_INSENSITIVE;
+    else if (flag === 'm') flags |= RE2JS.MULTILINE;
+    else if (flag === 's') flags |= RE2JS.DOTALL;
+    else if (!'gyud'.includes(flag)) throw new Error(`flag "${flag}" is not supported; use i, m or s`);
+  }
+  const unsupported = unsupportedConstruct(source);
+  if (unsupported) throw new Error(`${unsupported} is not supported (the linear-time engine, RE2, has no lookaround or backreferences)`);
+  try {
+    return RE2JS.compile(RE2JS.translateRegExp(source), flags);
+  } catch (err) {
+    throw new Error((err as Error).message.replace(/^error parsing regexp: /, ''));
+  }
+}
+
+/** The first lookaround or backreference in a pattern, described, or undefined. */
+function unsupportedConstruct(pattern: string): string | undefined {
+  let inClass = false;
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i];
+    if (c === '\\') {
+      const next = pattern[i + 1] ?? '';
+      if (!inClass && next >= '1' && next <= '9') return `backreference "\\${next}"`;
+      if (!inClass && next === 'k' && pattern[i + 2] === '<') return 'named backreference "\\k<...>"';
+      i++;
+    } else if (inClass) {
+      if (c === ']') inClass = false;
+    } else if (c === '[') {
+      inClass = true;
+      if (pattern[i + 1] === '^') i++;
+      if (pattern[i + 1] === ']') i++; // a leading ] is a literal
+    } else if (c === '(' && pattern[i + 1] === '?') {
+      const kind = pattern.slice(i + 2, i + 4);
+      if (kind[0] === '=') return 'lookahead "(?=...)"';
+      if (kind[0] === '!') return 'negative lookahead "(?!...)"';
+      if (kind === '<=') return 'lookbehind "(?<=...)"';
+      if (kind === '<!') return 'negative lookbehind "(?<!...)"';
+    }
+  }
+  return undefined;
 }
 
 const matches: OperatorSpec = {
   name: 'matches',
-  summary: 'The field, as text, matches a regular expression ("/.../i" to pass flags).',
+  summary: 'The field, as text, matches a regular expression ("/.../i" to pass flags). Runs in linear time (RE2): no lookaround or backreferences.',
   expects: 'a regular expression',
   example: { field: 'host', operator: 'matches', value: '^db-[0-9]+$' },
   prepare(value) {
     if (typeof value !== 'string') return `matches needs a regular expression as a string, got ${describe(value)}`;
-    let re: RegExp;
+    let re: RE2JS;
     try {
       re = compileRegex(value);
     } catch (err) {
-      return `matches: invalid regular expression ${JSON.stringify(value)}: ${(err as Error).message.replace(/^Invalid regular expression: /, '')}`;
+      return `matches: invalid regular expression ${JSON.stringify(value)}: ${(err as Error).message}`;
     }
     return unknownWhenAbsent((v) => {
       const text = toText(v);

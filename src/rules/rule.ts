@@ -1,4 +1,5 @@
-import type { RowLayout } from '../records/layout.js';
+import type { RecordBatch, RowLayout } from '../records/layout.js';
+import { TRUE, UNKNOWN } from './truth.js';
 import { closest } from '../util/suggest.js';
 import {
   bindPredicate,
@@ -26,8 +27,46 @@ export interface RuleConfig {
   conditions?: unknown;
 }
 
-/** A rule ready to run: its condition prepared once, its predicate bound once per row layout. */
-export class Rule {
+/** What a rule is evaluated with: the cycle's "now", the same for every record and rule of the cycle. */
+export interface EvaluationContext {
+  readonly now: number;
+}
+
+/** What a rule made of one batch: the rows that match, and those it could not decide. */
+export interface BatchOutcome {
+  readonly matched: readonly unknown[];
+  readonly invalid: number;
+  /** The first few undecidable rows, for the debug log. */
+  readonly invalidRows: readonly unknown[];
+}
+
+/** Matches a rule reports at the end of a cycle (an aggregate over a window, "no data for 30 minutes"). */
+export interface CycleEndMatches {
+  readonly datasource: string;
+  readonly batch: RecordBatch;
+}
+
+/**
+ * What the cycle needs of a rule. A rule sees each batch of its datasources as it is read
+ * (`evaluate`), and the end of the cycle (`endCycle`). A record rule answers per batch and has
+ * nothing left at the end; an aggregate or stateful rule keeps what it needs from the batches
+ * and reports at the end, so it fits without changing the cycle.
+ */
+export interface CycleRule {
+  readonly name: string;
+  readonly description: string | undefined;
+  readonly enabled: boolean;
+  readonly datasources: readonly string[];
+  readonly targets: readonly string[];
+  evaluate(batch: RecordBatch, ctx: EvaluationContext): BatchOutcome;
+  endCycle(ctx: EvaluationContext): readonly CycleEndMatches[];
+}
+
+/** How many undecidable rows per batch are kept for the debug log. */
+const INVALID_ROWS_KEPT = 5;
+
+/** A threshold rule: a condition on each record, prepared once, its predicate bound once per row layout. */
+export class Rule implements CycleRule {
   readonly #predicates = new Map<string, Predicate>();
 
   constructor(
@@ -46,6 +85,26 @@ export class Rule {
       this.#predicates.set(layout.key, predicate);
     }
     return predicate;
+  }
+
+  evaluate(batch: RecordBatch, _ctx: EvaluationContext): BatchOutcome {
+    const predicate = this.predicateFor(batch.layout);
+    const { rows } = batch;
+    const matched: unknown[] = [];
+    let invalidRows: unknown[] | undefined;
+    let invalid = 0;
+    for (let i = 0; i < rows.length; i++) {
+      const outcome = predicate(rows[i]);
+      if (outcome === TRUE) matched.push(rows[i]);
+      else if (outcome === UNKNOWN) {
+        if (invalid++ < INVALID_ROWS_KEPT) (invalidRows ??= []).push(rows[i]);
+      }
+    }
+    return { matched, invalid, invalidRows: invalidRows ?? [] };
+  }
+
+  endCycle(): readonly CycleEndMatches[] {
+    return [];
   }
 }
 

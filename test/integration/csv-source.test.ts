@@ -3,13 +3,15 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
+import fc from 'fast-check';
 import { csvSource, type CsvSourceConfig } from '../../connectors/csv/csv-source.js';
+import { uniqueColumnNames } from '../../connectors/csv/csv-header.js';
 import type { RecordBatch } from '../../src/records/layout.js';
-import { freshDirPerTest, memoryLogger, writeFiles } from '../helpers.js';
+import { freshDirPerTest, memoryLogger, runCli, writeFiles } from '../helpers.js';
 
 async function readAll(config: Omit<CsvSourceConfig, 'type'>, dir: string, batchSize = 1000) {
   const { log, lines } = memoryLogger();
-  const source = await csvSource.create({ type: 'csv', ...config }, { name: 'test', configDir: dir, log });
+  const source = await csvSource.create({ type: 'csv', ...config }, { name: 'test', configDir: dir, log, signal: new AbortController().signal });
   const batches: RecordBatch[] = [];
   for await (const batch of source.read({ log, batchSize, signal: new AbortController().signal })) batches.push(batch);
   const records = batches.flatMap((b) => b.rows.map((r) => b.layout.toRecord(r)));
@@ -44,6 +46,13 @@ describe('csv datasource', () => {
     const { records, logs } = await readAll({ path: 'a.csv' }, dir);
     expect(records).to.deep.equal([{ id: '1', a: 'x', a_2: 'y', a_3: 'z' }]);
     expect(logs.find((l) => String(l.msg).includes('repeated column names'))?.renamed).to.deep.equal(['a -> a_2', 'a -> a_3']);
+  });
+
+  it('a rename never takes the name of a real column: with a,a,a_2 the second a becomes a_3', async () => {
+    writeFiles(dir, { 'a.csv': 'a,a,a_2\nx,y,z\n' });
+    const { records, logs } = await readAll({ path: 'a.csv' }, dir);
+    expect(records).to.deep.equal([{ a: 'x', a_3: 'y', a_2: 'z' }]);
+    expect(logs.find((l) => String(l.msg).includes('repeated column names'))?.renamed).to.deep.equal(['a -> a_3']);
   });
 
   it('strips a BOM and handles CRLF, quotes, embedded delimiters and newlines', async () => {
@@ -129,6 +138,33 @@ describe('csv datasource', () => {
     }
   });
 
+  it('--validate refuses a dialect the tokenizer cannot work with, at its line and column, and says what to use', async () => {
+    writeFiles(dir, {
+      'd.csv': 'v\n1\n',
+      'c.yaml': `datasources:
+  same:  {type: csv, path: d.csv, delimiter: ";", quote: ";"}
+  lf:    {type: csv, path: d.csv, delimiter: "\\n"}
+  cr:    {type: csv, path: d.csv, quote: "\\r"}
+  emoji: {type: csv, path: d.csv, delimiter: "\u{1F600}"}
+  dq:    {type: csv, path: d.csv, delimiter: '"'}
+  fine:  {type: csv, path: d.csv, delimiter: "\\t", quote: "'"}
+export_targets:
+  out: {type: console}
+`,
+    });
+    const result = await runCli(['--config', 'c.yaml', '--validate'], { cwd: dir });
+    expect(result.code, result.stderr).to.equal(2);
+    const lines = result.stderr.trim().split('\n');
+    expect(lines).to.deep.equal([
+      'c.yaml:2:58: datasources.same.quote: is the same character as the delimiter (";"), so a field could not be told from a separator; use another quote, such as \'"\' or "\'"',
+      'c.yaml:3:46: datasources.lf.delimiter: cannot be a line break ("\\n"): line breaks end rows; use a character such as ",", ";", "|" or "\\t" (tab)',
+      'c.yaml:4:42: datasources.cr.quote: cannot be a line break ("\\r"): line breaks end rows; use a character such as \'"\' or "\'"',
+      'c.yaml:5:46: datasources.emoji.delimiter: must be a single character; "\u{1F600}" is 2 UTF-16 units (an emoji or other character beyond U+FFFF is two); use one such as ",", ";", "|" or "\\t" (tab)',
+      'c.yaml:6:46: datasources.dq.delimiter: is the default quote character ("); to split on it, also set quote to another character, such as "\'"',
+      'c.yaml: 5 problems; nothing was run',
+    ]);
+  });
+
   describe('over HTTP', () => {
     let server: Server;
     let base: string;
@@ -180,5 +216,38 @@ describe('csv datasource', () => {
         expect(message).not.to.match(/SECRET123|TOPSECRET/);
       }
     });
+  });
+});
+
+describe('uniqueColumnNames', () => {
+  // Names built from few pieces, so repeats and names that look like renames (a_2, a_2_2) are common.
+  const name = fc.array(fc.constantFrom('a', 'b', '_', '2', '3', '_2', ''), { maxLength: 3 }).map((parts) => parts.join(''));
+
+  it('for any header: names are unique, first occurrences keep theirs, renames collide with no name of the header', () => {
+    fc.assert(
+      fc.property(fc.array(fc.oneof(name, fc.string({ maxLength: 4 })), { maxLength: 12 }), (header) => {
+        const { names, renamed } = uniqueColumnNames(header);
+        expect(names).to.have.length(header.length);
+        expect(new Set(names).size).to.equal(names.length);
+        const original = new Set(header);
+        const expectedRenames: string[] = [];
+        header.forEach((h, i) => {
+          if (header.indexOf(h) === i) {
+            expect(names[i]).to.equal(h);
+          } else {
+            expect(original.has(names[i]!), `${names[i]} is a name in the header`).to.equal(false);
+            expect(names[i]!.startsWith(`${h}_`)).to.equal(true);
+            expectedRenames.push(`${h} -> ${names[i]}`);
+          }
+        });
+        expect(renamed).to.deep.equal(expectedRenames);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('numbers each repeat with the next free suffix', () => {
+    expect(uniqueColumnNames(['a', 'a', 'a_2', 'a', 'a_4', 'a']).names).to.deep.equal(['a', 'a_3', 'a_2', 'a_5', 'a_4', 'a_6']);
+    expect(uniqueColumnNames(['a_2', 'a', 'a', 'a_2']).names).to.deep.equal(['a_2', 'a', 'a_3', 'a_2_2']);
   });
 });

@@ -3,7 +3,7 @@ import { PassThrough } from 'node:stream';
 import { ConsoleSink } from '../../connectors/console/console-sink.js';
 import type { MatchBatch } from '../../connectors/types.js';
 import { ColumnLayout } from '../../src/records/layout.js';
-import { memoryLogger } from '../helpers.js';
+import { drive, memoryLogger } from '../helpers.js';
 
 const batch: MatchBatch = {
   rule: 'hot',
@@ -18,8 +18,8 @@ async function printed(format: 'auto' | 'pretty' | 'ndjson', isTTY: boolean, inc
   const out = Object.assign(new PassThrough(), { isTTY });
   let text = '';
   out.on('data', (d) => (text += d));
-  const sink = new ConsoleSink({ type: 'console', format, include_metadata: includeMetadata }, { name: 'c', configDir: '.', log: memoryLogger().log }, out);
-  await sink.write(batch);
+  const sink = new ConsoleSink({ type: 'console', format, include_metadata: includeMetadata }, { name: 'c', configDir: '.', log: memoryLogger().log, signal: new AbortController().signal }, out);
+  await drive(sink).write(batch);
   return text.replace(/\x1b\[\d+m/g, '');
 }
 

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { parse, type Options } from 'csv-parse/sync';
-import { createCsvTokenizer, CsvSyntaxError, type CsvDialect } from '../../connectors/csv/csv-tokenizer.js';
+import { createCsvTokenizer, csvDialectProblems, CsvSyntaxError, type CsvDialect } from '../../connectors/csv/csv-tokenizer.js';
 
 const COMMA: CsvDialect = { delimiter: ',', quote: '"' };
 
@@ -314,7 +314,20 @@ describe('csv tokenizer', () => {
       expect(() => createCsvTokenizer({ delimiter: '::', quote: '"' })).to.throw(RangeError, /delimiter must be a single character/);
       expect(() => createCsvTokenizer({ delimiter: ',', quote: '' })).to.throw(RangeError, /quote must be a single character/);
       expect(() => createCsvTokenizer({ delimiter: '\n', quote: '"' })).to.throw(RangeError, /line break/);
-      expect(() => createCsvTokenizer({ delimiter: '"', quote: '"' })).to.throw(RangeError, /must differ/);
+      expect(() => createCsvTokenizer({ delimiter: '"', quote: '"' })).to.throw(RangeError, /quote is the same character as the delimiter/);
+      expect(() => createCsvTokenizer({ delimiter: '\u{1F600}', quote: '"' })).to.throw(RangeError, /delimiter must be a single character; "\u{1F600}" is 2 UTF-16 units/u);
+    });
+
+    it('csvDialectProblems names the key at fault and what to use instead; the defaults are fine', () => {
+      expect(csvDialectProblems({})).to.deep.equal([]);
+      expect(csvDialectProblems({ delimiter: '\t', quote: "'" })).to.deep.equal([]);
+      const keys = (d: { delimiter?: string; quote?: string }) => csvDialectProblems(d).map((p) => p.key);
+      expect(keys({ delimiter: '\r' })).to.deep.equal(['delimiter']);
+      expect(keys({ quote: '\n' })).to.deep.equal(['quote']);
+      expect(keys({ delimiter: ';', quote: ';' })).to.deep.equal(['quote']);
+      expect(keys({ delimiter: '"' })).to.deep.equal(['delimiter']); // the default quote: the delimiter is what the user wrote
+      expect(keys({ delimiter: '\u{1F600}', quote: '\u{1F600}' })).to.deep.equal(['delimiter', 'quote']);
+      for (const { message } of csvDialectProblems({ delimiter: '\n', quote: '\u{1F600}' })) expect(message).to.match(/use/);
     });
 
     it('refuses more text after end(), and a second end() returns nothing', () => {

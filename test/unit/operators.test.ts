@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import fc from 'fast-check';
 import { bindPredicate, prepareCondition, type RuleIssue } from '../../src/rules/compile.js';
 import { OBJECT_LAYOUT } from '../../src/records/layout.js';
 import { OPERATOR_NAMES } from '../../src/rules/operators.js';
@@ -195,6 +196,40 @@ describe('operators', () => {
     it('an invalid regular expression is a config error', () => {
       expect(configError('matches', '([a-z')).to.match(/invalid regular expression/);
     });
+
+    it('a pattern that backtracks exponentially in V8 runs in linear time, and does not match', () => {
+      expect(check('matches', '(a+)+$', 'a'.repeat(50_000) + 'b')).to.equal(FALSE);
+      expect(check('matches', '(a+)+$', 'a'.repeat(50_000))).to.equal(TRUE);
+      expect(check('matches', '/^(\\w+\\s?)*$/i', 'An input that is long enough to hang a backtracking engine!')).to.equal(FALSE);
+    });
+
+    it('lookaround and backreferences are config errors naming what is unsupported', () => {
+      expect(configError('matches', 'db(?=-[0-9])')).to.match(/matches: .*lookahead "\(\?=\.\.\.\)" is not supported/);
+      expect(configError('matches', '/db(?!-test)/i')).to.match(/negative lookahead/);
+      expect(configError('matches', '(?<=db-)[0-9]+')).to.match(/lookbehind "\(\?<=/);
+      expect(configError('matches', '(?<!x)y')).to.match(/negative lookbehind/);
+      expect(configError('matches', '(a)\\1')).to.match(/backreference "\\1"/);
+      expect(configError('matches', '(?<q>a)\\k<q>')).to.match(/named backreference/);
+      // Inside a class or escaped, the same characters are literals.
+      expect(check('matches', '[(?=]', '=')).to.equal(TRUE);
+      expect(check('matches', '\\(\\?=', '(?=')).to.equal(TRUE);
+    });
+
+    it('flags: i, m and s work; g, y, d and u are accepted; others are config errors', () => {
+      expect(check('matches', '/^b$/m', 'a\nb')).to.equal(TRUE);
+      expect(check('matches', '/^b$/', 'a\nb')).to.equal(FALSE);
+      expect(check('matches', '/a.b/s', 'a\nb')).to.equal(TRUE);
+      expect(check('matches', '/a.b/', 'a\nb')).to.equal(FALSE);
+      expect(check('matches', '/A/gyud', 'a')).to.equal(FALSE);
+      expect(configError('matches', '/a/v')).to.match(/flag "v" is not supported; use i, m or s/);
+      expect(configError('matches', '/a/x')).to.match(/flag "x" is not supported/);
+    });
+
+    it('JavaScript escapes and named groups keep working', () => {
+      expect(check('matches', '^\\u0041\\x42\\d\\/$', 'AB1/')).to.equal(TRUE);
+      expect(check('matches', '^(?<site>[a-z]+)-[0-9]+$', 'paris-1')).to.equal(TRUE);
+      expect(check('matches', '\\bdb\\b', 'a db here')).to.equal(TRUE);
+    });
   });
 
   describe('is_null and is_not_null', () => {
@@ -317,7 +352,7 @@ describe('timestamp reading', () => {
 });
 
 describe('number reading', () => {
-  it('the digit-by-digit path gives exactly what Number() gives', async () => {
+  it('the digit-by-digit path gives exactly what Number() gives on decimal notation, and other text is no number', async () => {
     const { toNumber } = await import('../../src/rules/coerce.js');
     const fc = (await import('fast-check')).default;
     const decimalText = fc
@@ -325,8 +360,8 @@ describe('number reading', () => {
       .map(([sign, a, dot, b]) => sign + a + dot + b);
     fc.assert(
       fc.property(fc.oneof(decimalText, fc.double({ noNaN: true }).map(String), fc.string({ maxLength: 8 })), (text) => {
-        const n = Number(text);
-        const expected = text.trim() === '' || Number.isNaN(n) ? undefined : n;
+        // Number() also reads "0x10", "0b1", "Infinity"; those are not numbers here (see toNumber).
+        const expected = /^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$/.test(text) ? Number(text) : undefined;
         expect(toNumber(text), JSON.stringify(text)).to.equal(expected);
       }),
       { numRuns: 20000 },
@@ -339,5 +374,52 @@ describe('number reading', () => {
     expect(toNumber('-')).to.equal(undefined);
     expect(toNumber('1.2.3')).to.equal(undefined);
     expect(toNumber('123456789012345.6')).to.equal(123456789012345.6);
+  });
+});
+
+describe('in and not_in, as equals over the items', () => {
+  const item = fc.oneof(
+    fc.integer({ min: -3, max: 3 }),
+    fc.constantFrom(0.5, -0, 1e3),
+    fc.boolean(),
+    fc.constantFrom('a', 'abc', '1', '1.0', '0', 'yes', 'no', 'true', 'false', '', ' 2 ', '1e3'),
+  );
+  const fieldValue = fc.oneof(item, fc.constantFrom(undefined, null, 'n/a', '0x1', [1], { a: 1 }, new Date(0)));
+
+  /** OR over the items in three-valued logic. */
+  function anyOf(truths: Truth[]): Truth {
+    return truths.includes(TRUE) ? TRUE : truths.includes(UNKNOWN) ? UNKNOWN : FALSE;
+  }
+  function negated(t: Truth): Truth {
+    return t === UNKNOWN ? UNKNOWN : t === TRUE ? FALSE : TRUE;
+  }
+
+  it('in is the OR of equals over the items, and not_in its negation', () => {
+    fc.assert(
+      fc.property(fc.array(item, { minLength: 1, maxLength: 5 }), fieldValue, (list, v) => {
+        const expected = anyOf(list.map((i) => check('equals', i, v)));
+        expect(check('in', list, v), `in ${JSON.stringify(list)} ${String(v)}`).to.equal(expected);
+        expect(check('not_in', list, v), `not_in ${JSON.stringify(list)} ${String(v)}`).to.equal(negated(expected));
+      }),
+      { numRuns: 5000 },
+    );
+  });
+
+  it('adding an item to not_in never makes more records match', () => {
+    fc.assert(
+      fc.property(fc.array(item, { minLength: 1, maxLength: 5 }), item, fieldValue, (list, extra, v) => {
+        if (check('not_in', [...list, extra], v) === TRUE) expect(check('not_in', list, v)).to.equal(TRUE);
+      }),
+      { numRuns: 5000 },
+    );
+  });
+
+  it('a value that cannot be compared to an item leaves not_in undecided, unless another item equals it', () => {
+    expect(check('not_in', ['x', 5], 'abc')).to.equal(UNKNOWN);
+    expect(check('not_in', ['abc', 5], 'abc')).to.equal(FALSE);
+    expect(check('in', ['abc', 5], 'abc')).to.equal(TRUE);
+    expect(check('not_in', [true], 'maybe')).to.equal(UNKNOWN);
+    expect(check('not_in', [true, 'maybe'], 'maybe')).to.equal(FALSE);
+    expect(check('not_in', ['x', 5], '6')).to.equal(TRUE);
   });
 });

@@ -1,0 +1,258 @@
+import { createHash } from 'node:crypto';
+import type { DeliveryBatch, MatchBatch, OperationContext, Sink } from '../../connectors/types.js';
+import { describeError, isRetryable, serializeError } from '../errors.js';
+import type { DeliveryPolicy } from './policy.js';
+import { withRetry } from './retry.js';
+
+/** Where a target's outcome per rule is counted: the cycle's summary. */
+export interface DeliveryListener {
+  /** Records that reached the target for good: a per-write target's returned write, an atomic target's published flush. */
+  exported(rule: string, count: number): void;
+  /** Records that did not, and will not this cycle. */
+  failed(rule: string, count: number): void;
+}
+
+/** A target's state at the end of a cycle, as the summary shows it. */
+export interface TargetStatus {
+  readonly ok: boolean;
+  readonly records: number;
+  readonly error?: string;
+}
+
+/** Matches of one rule, datasource and row shape waiting to be written together. */
+interface Group {
+  readonly first: MatchBatch;
+  readonly parts: MatchBatch[];
+  rows: number;
+  bytes: number;
+  timer: NodeJS.Timeout | undefined;
+}
+
+/**
+ * Stands between the cycle and one target for the length of a cycle. It gathers matches into
+ * the writes the target wants (batch_size, batch_bytes, linger), keeps at most max_in_flight
+ * writes going, retries what fails with a retryable error, and counts every record exactly once,
+ * as exported or failed, at the moment that becomes true. The target's delivery guarantee
+ * decides that moment: a per-write target's records count when its write returns; an atomic
+ * target's when its flush publishes them.
+ */
+export class TargetQueue {
+  readonly #groups = new Map<string, Group>();
+  readonly #inFlight = new Set<Promise<void>>();
+  /** Atomic targets: records written this cycle and not yet published, by rule. */
+  readonly #unpublished = new Map<string, number>();
+  readonly #errors: unknown[] = [];
+  /** Set when sending more this cycle is pointless (the target is unreachable, or an atomic cycle is already lost). */
+  #down: unknown;
+  #notSentWhileDown = 0;
+  #exported = 0;
+
+  constructor(
+    readonly name: string,
+    private readonly sink: Sink,
+    private readonly policy: DeliveryPolicy,
+    private readonly ctx: OperationContext,
+    private readonly listener: DeliveryListener,
+  ) {}
+
+  /** Takes a rule's matches. Resolves once they are buffered or handed to the target; waits while max_in_flight writes are in progress. */
+  async add(match: MatchBatch): Promise<void> {
+    const total = match.rows.length;
+    if (total === 0) return;
+    if (this.refuses()) return this.notSent(match.rule, total);
+    const key = `${match.rule}\u0000${match.datasource}\u0000${match.layout.key}`;
+    const { batchSize, batchBytes } = this.policy;
+    for (let offset = 0; offset < total; ) {
+      let group = this.#groups.get(key);
+      if (!group) {
+        group = { first: match, parts: [], rows: 0, bytes: 0, timer: undefined };
+        this.#groups.set(key, group);
+      }
+      const { take, bytes } = rowsWithinBudget(match.rows, offset, batchSize - group.rows, batchBytes - group.bytes);
+      const part = take === total ? match : { ...match, rows: match.rows.slice(offset, offset + take) };
+      group.parts.push(part);
+      group.rows += take;
+      group.bytes += bytes;
+      offset += take;
+      if (group.rows >= batchSize || group.bytes >= batchBytes || this.policy.lingerMs === 0) {
+        this.#groups.delete(key);
+        if (group.timer) clearTimeout(group.timer);
+        await this.send(group);
+      } else {
+        group.timer ??= setTimeout(() => this.sendLingering(key, group!), this.policy.lingerMs);
+      }
+    }
+  }
+
+  /** End of a cycle that was not cancelled: write what is buffered, wait for every write, publish (atomic) or flush. */
+  async finish(): Promise<void> {
+    for (const [key, group] of [...this.#groups]) {
+      this.#groups.delete(key);
+      if (group.timer) clearTimeout(group.timer);
+      await this.send(group);
+    }
+    await Promise.all(this.#inFlight);
+    if (this.ctx.signal.aborted) return this.cancel();
+    if (this.sink.delivery === 'per-write') {
+      await this.sink.flush(this.ctx).catch((err) => this.noteError(err, 'finishing the cycle'));
+      return;
+    }
+    if (this.#down !== undefined) return this.discard();
+    try {
+      await this.sink.flush(this.ctx);
+    } catch (err) {
+      this.noteError(err, 'publishing the cycle');
+      return this.discard();
+    }
+    for (const [rule, count] of this.#unpublished) this.countExported(rule, count);
+    this.#unpublished.clear();
+  }
+
+  /** The cycle was cut short: nothing more is sent; an atomic target discards what it has not published. */
+  async cancel(): Promise<void> {
+    for (const [key, group] of [...this.#groups]) {
+      this.#groups.delete(key);
+      if (group.timer) clearTimeout(group.timer);
+      this.listener.failed(group.first.rule, group.rows);
+    }
+    // In-flight writes received the aborted signal; one stuck regardless is ended by the process's shutdown deadline.
+    await Promise.all(this.#inFlight);
+    if (this.sink.delivery === 'atomic') await this.discard();
+    else await this.sink.abort?.(this.ctx).catch((err) => this.ctx.log.warn({ err: serializeError(err) }, 'abort failed'));
+  }
+
+  status(): TargetStatus {
+    if (this.#errors.length === 0) return { ok: true, records: this.#exported };
+    const more = this.#errors.length > 1 ? ` (and ${this.#errors.length - 1} more error${this.#errors.length > 2 ? 's' : ''})` : '';
+    return { ok: false, records: this.#exported, error: describeError(this.#errors[0]) + more };
+  }
+
+  private refuses(): boolean {
+    return this.#down !== undefined || this.ctx.signal.aborted;
+  }
+
+  private notSent(rule: string, count: number): void {
+    this.#notSentWhileDown += count;
+    this.listener.failed(rule, count);
+  }
+
+  private sendLingering(key: string, group: Group): void {
+    if (this.#groups.get(key) !== group) return;
+    this.#groups.delete(key);
+    group.timer = undefined;
+    void this.send(group);
+  }
+
+  /** Waits for a free slot, then starts the write without waiting for it to end. */
+  private async send(group: Group): Promise<void> {
+    while (this.#inFlight.size >= this.policy.maxInFlight) await Promise.race(this.#inFlight);
+    if (this.refuses()) return this.notSent(group.first.rule, group.rows);
+    const write = this.write(deliveryBatch(this.name, group.parts)).finally(() => this.#inFlight.delete(write));
+    this.#inFlight.add(write);
+  }
+
+  /** Never rejects: every outcome is counted here. */
+  private async write(batch: DeliveryBatch): Promise<void> {
+    const count = batch.rows.length;
+    try {
+      await withRetry(() => this.sink.write(batch, this.ctx), {
+        policy: this.policy.retry,
+        signal: this.ctx.signal,
+        log: this.ctx.log,
+        what: `writing ${count} record${count === 1 ? '' : 's'} of rule "${batch.rule}" to export target "${this.name}"`,
+      });
+    } catch (err) {
+      this.listener.failed(batch.rule, count);
+      if (this.ctx.signal.aborted) return;
+      this.noteError(err, `writing ${count} records of rule "${batch.rule}" from datasource "${batch.datasource}"`);
+      // An unreachable target fails every later write too, each after its own retries: stop sending this cycle.
+      // An atomic target's cycle is lost with one failed write, so sending more is pointless too.
+      if (this.sink.delivery === 'atomic' || isRetryable(err)) this.#down ??= err;
+      return;
+    }
+    if (this.sink.delivery === 'atomic') this.#unpublished.set(batch.rule, (this.#unpublished.get(batch.rule) ?? 0) + count);
+    else this.countExported(batch.rule, count);
+  }
+
+  private countExported(rule: string, count: number): void {
+    this.#exported += count;
+    this.listener.exported(rule, count);
+  }
+
+  /** Atomic target: drop the cycle's writes; what they held counts as failed. */
+  private async discard(): Promise<void> {
+    await this.sink.abort?.(this.ctx).catch((err) => this.ctx.log.warn({ err: serializeError(err) }, 'discarding partial output failed'));
+    for (const [rule, count] of this.#unpublished) this.listener.failed(rule, count);
+    this.#unpublished.clear();
+    if (this.#notSentWhileDown > 0) {
+      this.ctx.log.error({ records: this.#notSentWhileDown }, 'export target failed earlier in the cycle; these records were not sent');
+      this.#notSentWhileDown = 0;
+    }
+  }
+
+  private noteError(err: unknown, doing: string): void {
+    this.#errors.push(err);
+    this.ctx.log.error({ err: serializeError(err), doing }, 'export target failed');
+  }
+}
+
+/** One write's batch: the parts' rows together, and an identity computed only if the target asks for it. */
+export function deliveryBatch(target: string, parts: readonly MatchBatch[]): DeliveryBatch {
+  const first = parts[0]!;
+  const rows = parts.length === 1 ? first.rows : parts.flatMap((p) => p.rows);
+  let key: string | undefined;
+  return {
+    rule: first.rule,
+    datasource: first.datasource,
+    runId: first.runId,
+    matchedAt: first.matchedAt,
+    layout: first.layout,
+    rows,
+    ...(first.fields ? { fields: first.fields } : {}),
+    get idempotencyKey() {
+      return (key ??= contentKey(target, first, rows));
+    },
+  };
+}
+
+/** sha256 over the target, rule, datasource and records: the same records sent again carry the same key. */
+function contentKey(target: string, batch: MatchBatch, rows: readonly unknown[]): string {
+  const hash = createHash('sha256');
+  hash.update(`${target}\u0000${batch.rule}\u0000${batch.datasource}\u0000`);
+  for (const row of rows) hash.update(JSON.stringify(batch.layout.toRecord(row), jsonSafe) + '\n');
+  return hash.digest('hex').slice(0, 32);
+}
+
+function jsonSafe(_key: string, value: unknown): unknown {
+  return typeof value === 'bigint' ? value.toString() : value;
+}
+
+/**
+ * How many rows from `from` fit: at most `maxRows`, and stopping after the row that passes
+ * `budget` bytes (at least one row, so a single huge record still goes out alone). Bytes are
+ * rough (UTF-16 units of text, 8 per other scalar): the cap is approximate by design, and the
+ * count must stay cheaper than the write it sizes.
+ */
+function rowsWithinBudget(rows: readonly unknown[], from: number, maxRows: number, budget: number): { take: number; bytes: number } {
+  const end = Math.min(rows.length, from + maxRows);
+  let bytes = 0;
+  let i = from;
+  while (i < end) {
+    bytes += rowBytes(rows[i++]);
+    if (bytes >= budget) break;
+  }
+  return { take: i - from, bytes };
+}
+
+function rowBytes(row: unknown): number {
+  let total = 0;
+  if (Array.isArray(row)) {
+    for (let c = 0; c < row.length; c++) total += typeof row[c] === 'string' ? row[c].length + 1 : 9;
+  } else if (row !== null && typeof row === 'object') {
+    for (const key in row) {
+      const value = (row as Record<string, unknown>)[key];
+      total += key.length + (typeof value === 'string' ? value.length : typeof value === 'object' && value !== null ? 64 : 8) + 4;
+    }
+  } else total += 16;
+  return total;
+}
