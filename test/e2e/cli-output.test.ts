@@ -66,6 +66,18 @@ describe('processor CLI output and signals (built, as a child process)', functio
     expect(lines.find((l) => l.includes('run summary'))).to.match(/^<6>\{/);
   });
 
+  it('an error line carries the error\'s code, as JSON and as a readable line', async () => {
+    writeFiles(dir, { 'c.yaml': CONFIG.replace('"out/{run_id}.ndjson"', 'blocker/x.ndjson'), 'd.csv': 'v\n5\n', blocker: 'a file where a folder should be' });
+    const result = await runCli(['--config', 'c.yaml'], { cwd: dir });
+    expect(result.code).to.equal(1);
+    const error = result.stderr.split('\n').filter(Boolean).map((l) => JSON.parse(l)).find((l) => l.level === 'error');
+    expect(error.target).to.equal('f');
+    expect(error.err.code).to.match(/^E[A-Z]+$/);
+    expect(error.err.message).to.include('blocker');
+    const pretty = await runCli(['--config', 'c.yaml', '--log-format', 'pretty'], { cwd: dir });
+    expect(pretty.stderr).to.match(/ ERROR export target failed {2}target=f err\.message="[^"]*blocker[^"]*" err\.code=E[A-Z]+/);
+  });
+
   it('--log-format pretty writes readable lines; a bad format exits 2', async () => {
     writeFiles(dir, { 'c.yaml': BROKEN_SOURCE });
     const result = await runCli(['--config', 'c.yaml', '--log-format', 'pretty'], { cwd: dir });
