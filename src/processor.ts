@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { parseCli, USAGE, UsageError, type CliOptions } from './cli/args.js';
 import { ConfigError, formatIssue } from './config/issues.js';
 import { loadConfig } from './config/load-config.js';
+import { describeError } from './errors.js';
 import type { LoadedConfig } from './config/types.js';
 
 // What runs a config (logging, the pipeline) is imported only once the config is valid, so
@@ -50,9 +51,13 @@ async function main(argv: readonly string[]): Promise<number> {
   try {
     config = await loadConfig(options.config);
   } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    for (const issue of err.issues) process.stderr.write(formatIssue(issue) + '\n');
-    process.stderr.write(`${options.config}: ${err.issues.length} problem${err.issues.length === 1 ? '' : 's'}; nothing was run\n`);
+    // Whatever stops a config from loading is exit 2: under systemd, exit 1 means "restart", and
+    // a restart cannot fix a config. A failure that is not a ConfigError is still reported as one.
+    const issues = err instanceof ConfigError ? err.issues : [{ file: options.config, line: 1, col: 1, path: '', message: `cannot load config: ${describeError(err)}` }];
+    for (const issue of issues) process.stderr.write(formatIssue(issue) + '\n');
+    process.stderr.write(`${options.config}: ${issues.length} problem${issues.length === 1 ? '' : 's'}; nothing was run\n`);
+    // A bug in the loader keeps its stack, so it can be found.
+    if (err instanceof TypeError || err instanceof ReferenceError) process.stderr.write(`${err.stack}\n`);
     return EXIT_INVALID;
   }
   if (options.validate) {
@@ -76,6 +81,10 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   if (err.code === 'EPIPE') process.exit(process.exitCode ?? EXIT_OK);
   throw err;
 });
+
+// Once the terminal is gone (SIGHUP), writing to it fails: there is no one left to tell, and the
+// run must still end as the signal asks rather than crash.
+process.stderr.on('error', () => {});
 
 // If the event loop empties while main() still waits, something awaited an event that will never
 // come: say so and fail, rather than let Node exit 0 as if the run had succeeded.

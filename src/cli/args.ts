@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { LOG_LEVELS } from '../config/schema.js';
+import { LOG_FORMATS, type LogFormat } from '../log-format.js';
 
 export interface CliOptions {
   readonly config: string;
@@ -8,6 +9,7 @@ export interface CliOptions {
   readonly continuous: boolean;
   readonly interval: number;
   readonly logLevel: string | undefined;
+  readonly logFormat: LogFormat;
   readonly help: boolean;
   readonly version: boolean;
 }
@@ -28,14 +30,16 @@ Options:
   --config FILE      config file (default: ./config.yaml)
   --validate         check the config and its rule files, then exit (0 valid, 2 invalid)
   --dry-run          evaluate and show what would be exported; export nothing
-  --continuous       run a cycle every --interval seconds until SIGINT/SIGTERM
+  --continuous       run a cycle every --interval seconds until SIGINT/SIGTERM/SIGHUP
   --interval N       seconds between cycle starts in --continuous mode (default: 60)
   --log-level LEVEL  ${LOG_LEVELS.join(', ')} (default: settings.log_level, else info)
+  --log-format FMT   auto (readable lines on a terminal, else JSON lines), json, pretty
   --help             show this help
   --version          show the version
 
 Exit codes: 0 all went well; 1 a datasource or export target failed; 2 invalid config or
 arguments; 130 interrupted (a single run cancelled, or a second signal in --continuous).
+SIGHUP (the terminal closed) counts as SIGTERM.
 `;
 
 export function parseCli(argv: readonly string[]): CliOptions {
@@ -52,6 +56,7 @@ export function parseCli(argv: readonly string[]): CliOptions {
         continuous: { type: 'boolean', default: false },
         interval: { type: 'string', default: '60' },
         'log-level': { type: 'string' },
+        'log-format': { type: 'string', default: 'auto' },
         help: { type: 'boolean', short: 'h', default: false },
         version: { type: 'boolean', short: 'v', default: false },
       },
@@ -68,6 +73,10 @@ export function parseCli(argv: readonly string[]): CliOptions {
   if (logLevel !== undefined && !(LOG_LEVELS as readonly string[]).includes(logLevel)) {
     throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
   }
+  const logFormat = values['log-format']!;
+  if (!(LOG_FORMATS as readonly string[]).includes(logFormat)) {
+    throw new UsageError(`--log-format must be one of ${LOG_FORMATS.join(', ')}, got "${logFormat}"`);
+  }
   return {
     config: values.config!,
     validate: values.validate!,
@@ -75,6 +84,7 @@ export function parseCli(argv: readonly string[]): CliOptions {
     continuous: values.continuous!,
     interval,
     logLevel,
+    logFormat: logFormat as LogFormat,
     help: values.help!,
     version: values.version!,
   };

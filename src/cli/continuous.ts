@@ -2,14 +2,18 @@ import { runCycle } from '../pipeline/run-cycle.js';
 import type { Runtime } from '../pipeline/runtime.js';
 import type { CycleReport } from '../pipeline/stats.js';
 
+/** Each of these stops a run. SIGHUP (the terminal closed) counts as SIGTERM until the config can be reloaded. */
+export const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
 export interface LoopOptions {
   readonly intervalSeconds: number;
+  readonly onStart?: (report: CycleReport) => void;
   readonly onReport: (report: CycleReport) => void;
 }
 
 /**
  * Starts a cycle every interval. Cycles never overlap: one that overruns is reported and the
- * next starts as soon as it ends. The first SIGINT/SIGTERM lets the running cycle finish and
+ * next starts as soon as it ends. The first SIGINT/SIGTERM/SIGHUP lets the running cycle finish and
  * ends the loop; a second one aborts the cycle (half-written output is discarded).
  * Resolves with the exit code.
  */
@@ -30,14 +34,13 @@ export async function runContinuously(runtime: Runtime, options: LoopOptions): P
     log.info({ signal }, 'stopping after the current cycle');
     wake?.();
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
   log.info({ interval_s: options.intervalSeconds, rules: runtime.config.rules.length }, 'running continuously');
   let cancelled = false;
   try {
     while (!stopping) {
       const started = Date.now();
-      const report = await runCycle(runtime, { signal: controller.signal });
+      const report = await runCycle(runtime, { signal: controller.signal, onStart: options.onStart });
       cancelled = report.cancelled;
       options.onReport(report);
       if (stopping) break;
@@ -56,8 +59,7 @@ export async function runContinuously(runtime: Runtime, options: LoopOptions): P
       wake = undefined;
     }
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
   }
   log.info('stopped');
   return cancelled ? 130 : 0;

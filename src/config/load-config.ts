@@ -1,5 +1,5 @@
 import { readdirSync, statSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { sinkSpec, sourceSpec } from '../../connectors/index.js';
 import type { ConfigPath, RuleIssue } from '../rules/compile.js';
@@ -9,7 +9,7 @@ import { ConfigError, sortIssues, type ConfigIssue } from './issues.js';
 import { SETTINGS_DEFAULTS } from './schema.js';
 import type { ConnectorConfig, LoadedConfig, Settings } from './types.js';
 import { validateAgainstSchema } from './validate.js';
-import { issueAt, locate, parseYamlFile, type YamlFile } from './yaml-file.js';
+import { issueAt, locate, parseYamlFile, toPlain, type YamlFile } from './yaml-file.js';
 
 export interface LoadOptions {
   readonly env?: Environment;
@@ -30,7 +30,7 @@ export async function loadConfig(file: string, options: LoadOptions = {}): Promi
   // Where an unquoted ${VAR} became a number or boolean: a "must be a string" there gets a hint.
   const typedByEnv = new Set<string>();
   const main = await readYaml(file, env, typedByEnv);
-  const raw = main.yaml.doc.toJS() as Record<string, unknown> | null;
+  const raw = toPlain(main.yaml) as Record<string, unknown> | null;
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new ConfigError([
       { file, line: 1, col: 1, path: '', message: 'the config must be a mapping with datasources, processing_rules and export_targets' },
@@ -135,18 +135,64 @@ function withEnvHint(issue: ConfigIssue, typedByEnv: Set<string>): ConfigIssue {
   return { ...issue, message: `${issue.message}: the environment variable here holds a number or true/false; quote the reference ("\${VAR}") to keep it text` };
 }
 
+/**
+ * Most a config or rule file may hold. The parsed document keeps every node with its position,
+ * about 20 times the text in memory (a 4 MiB config peaks at 400 MB RSS), so a file of tens of
+ * megabytes (a data file named by mistake, a generated config gone wrong) would exhaust the
+ * heap; real configs are a few kilobytes.
+ */
+export const MAX_FILE_BYTES = 4 * 1024 * 1024;
+
 async function readYaml(file: string, env: Environment, typedAt?: Set<string>): Promise<{ yaml: YamlFile; issues: ConfigIssue[] }> {
   const shown = displayPath(path.resolve(file));
+  const problem = (message: string) => new ConfigError([{ file: shown, line: 1, col: 1, path: '', message }]);
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = await readCapped(file, MAX_FILE_BYTES);
   } catch (err) {
-    const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message;
-    throw new ConfigError([{ file: shown, line: 1, col: 1, path: '', message: `cannot read config: ${reason}` }]);
+    if (err instanceof TooLarge) {
+      throw problem(`the file is ${formatBytes(err.size)}; a config or rule file may hold at most ${formatBytes(MAX_FILE_BYTES)}`);
+    }
+    const code = (err as NodeJS.ErrnoException).code;
+    throw problem(`cannot read config: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a folder' : (err as Error).message}`);
   }
   const parsed = parseYamlFile(shown, text);
   if (parsed.issues.length > 0) throw new ConfigError(parsed.issues);
   return { yaml: parsed.yaml, issues: substituteEnvironment(parsed.yaml, env, typedAt) };
+}
+
+class TooLarge extends Error {
+  constructor(readonly size: number) {
+    super('too large');
+  }
+}
+
+/** The file's text, refusing more than `max` bytes: checked on its size first, then while reading (a pipe or a growing file has no size). */
+async function readCapped(file: string, max: number): Promise<string> {
+  const handle = await open(file, 'r');
+  try {
+    const { size } = await handle.stat();
+    if (size > max) throw new TooLarge(size);
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      const buffer = Buffer.allocUnsafe(Math.min(64 * 1024, max + 1 - total));
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
+      if (bytesRead === 0) break;
+      total += bytesRead;
+      if (total > max) throw new TooLarge(total);
+      chunks.push(buffer.subarray(0, bytesRead));
+    }
+    return new TextDecoder().decode(Buffer.concat(chunks, total));
+  } finally {
+    await handle.close();
+  }
+}
+
+function formatBytes(bytes: number): string {
+  if (bytes >= 1024 * 1024) return `${(bytes / (1024 * 1024)).toFixed(bytes % (1024 * 1024) === 0 ? 0 : 1)} MiB`;
+  if (bytes >= 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
+  return `${bytes} bytes`;
 }
 
 const RULE_FILE = /\.ya?ml$/i;
@@ -194,7 +240,7 @@ async function readRuleFile(
 ): Promise<{ yaml: YamlFile; rules: { rule: unknown; prefix: ConfigPath }[] }> {
   const { yaml, issues: envIssues } = await readYaml(file, env, typedAt);
   issues.push(...envIssues);
-  const content = yaml.doc.toJS() as unknown;
+  const content = toPlain(yaml);
   if (content === null || content === undefined) return { yaml, rules: [] };
   if (Array.isArray(content)) return { yaml, rules: content.map((rule, i) => ({ rule, prefix: [i] })) };
   if (typeof content === 'object' && Array.isArray((content as Record<string, unknown>).processing_rules)) {
