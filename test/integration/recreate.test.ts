@@ -31,7 +31,7 @@ describe('a connector that could not be created is created again on a later cycl
       const create = async (): Promise<Sink> => {
         creations++;
         if (down) throw new Error('connect ECONNREFUSED 127.0.0.1:1');
-        return fileSink.create(config.targets.out as Parameters<typeof fileSink.create>[0], { name: 'out', configDir: config.dir, log, signal: new AbortController().signal });
+        return fileSink.create(config.targets.out as unknown as Parameters<typeof fileSink.create>[0], { name: 'out', configDir: config.dir, log, signal: new AbortController().signal });
       };
       runtime.sinks.set('out', { ok: false, error: new Error('connect ECONNREFUSED 127.0.0.1:1'), type: 'file', attempts: 1, retryAt: 0, create });
 
