@@ -1,28 +1,393 @@
-import { NotImplementedError, type SinkSpec } from '../types.js';
+import { createHash } from 'node:crypto';
+import type { Redis as RedisClient } from 'ioredis';
+import type { CreateContext, DeliveryBatch, OperationContext, Sink, SinkSpec } from '../types.js';
+import { duration } from '../../src/delivery/policy.js';
+import { sleep, withDeadline } from '../../src/delivery/retry.js';
+import { CancelledError, ConnectorError, isRetryable, PartialWriteError } from '../../src/errors.js';
+import { exportRecords } from '../../src/records/export-record.js';
+import { parseDuration } from '../../src/rules/duration.js';
+import { compileTemplate, templateIssues, type CompileOptions, type Template } from '../../src/template/template.js';
+import { planCommands, WRITE_THEN_EXPIRE, type CommandOptions, type KeyedRecord, type PlannedCommand, type RedisMode } from './redis-commands.js';
+import { commandError, parseRedisUrl, RedisConnection, resolveConnection, type RedisConnectionConfig } from './redis-connection.js';
 
-export const redisSink: SinkSpec = {
+export interface RedisSinkConfig extends RedisConnectionConfig {
+  type: 'redis';
+  mode?: RedisMode;
+  /** The older tool's name for `mode`. */
+  data_type?: 'hash' | 'list' | 'string';
+  key?: string;
+  key_prefix?: string;
+  ttl?: number;
+  expire_streams?: boolean;
+  push?: 'left' | 'right';
+  max_length?: number;
+  timeout?: string;
+  include_metadata?: boolean;
+}
+
+const DEFAULT_KEY = 'threshold:{rule}';
+const DEFAULT_TIMEOUT = '10s';
+
+/** A key is rendered per record: any record field, and the run's names but {part}. */
+const KEY_TEMPLATE: CompileOptions = { context: 'key', names: ['rule', 'datasource', 'date', 'time', 'run_id'], what: 'the key' };
+
+const tlsSchema = {
+  oneOf: [
+    { type: 'boolean' },
+    {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        ca: { type: 'string', description: 'PEM file of the certificate authority to trust, relative to the config file.', examples: ['certs/redis-ca.pem'] },
+        cert: { type: 'string', description: 'PEM file of a client certificate (mutual TLS).' },
+        key: { type: 'string', description: 'PEM file of the client certificate\'s private key.' },
+        servername: { type: 'string', description: 'Name the server certificate must carry; default: the host.' },
+        reject_unauthorized: { type: 'boolean', default: true, description: 'false accepts any server certificate (testing only).' },
+      },
+    },
+  ],
+  description: 'Connect with TLS: true, or the files and checks to use. A rediss:// url turns it on too.',
+  examples: [true, { ca: 'certs/redis-ca.pem' }],
+};
+
+export const redisSink: SinkSpec<RedisSinkConfig> = {
   kind: 'target',
   type: 'redis',
-  summary: 'Stores matches in Redis as hashes, list entries or strings. Not implemented in this build: the config validates, running it fails that target.',
+  summary:
+    'Stores matches in Redis: one hash or string per record, or entries pushed to lists or added to streams; pipelined, one round trip per batch.',
   batching: { batch_size: 1000, batch_bytes: 4 * 1024 * 1024, linger: '100ms', max_in_flight: 1 },
   configSchema: {
     type: 'object',
     properties: {
-      host: { type: 'string', default: 'localhost', description: 'Redis host.' },
+      url: {
+        type: 'string',
+        description: 'Where Redis is, as one URL: redis://[user:password@]host:port/db, rediss:// for TLS. Or give host, port and db.',
+        examples: ['redis://127.0.0.1:6379/0', 'rediss://alerts.example.com:6380/2'],
+      },
+      host: { type: 'string', default: 'localhost', description: 'Redis host.', examples: ['redis.internal'] },
       port: { type: 'integer', minimum: 1, maximum: 65535, default: 6379, description: 'Redis port.' },
       db: { type: 'integer', minimum: 0, default: 0, description: 'Database number.' },
-      password: { type: 'string', description: 'Password; prefer ${REDIS_PASSWORD}.' },
-      data_type: { type: 'string', enum: ['hash', 'list', 'string'], default: 'list', description: 'How each match is stored.' },
+      username: { type: 'string', description: 'ACL user (Redis 6 and later); default: the default user.' },
+      password: { type: 'string', description: 'Password; write it as ${REDIS_PASSWORD} and keep the value in the environment.', examples: ['${REDIS_PASSWORD}'] },
+      tls: tlsSchema,
+      mode: {
+        type: 'string',
+        enum: ['hash', 'list', 'string', 'stream'],
+        default: 'list',
+        description:
+          'hash: one hash per record (HSET, nested values as JSON); list: the record\'s JSON pushed to a list (RPUSH, or LPUSH with push: left); ' +
+          'string: SET key to the record\'s JSON; stream: XADD an entry of the record\'s fields.',
+      },
+      data_type: { type: 'string', enum: ['hash', 'list', 'string'], description: 'The older name of mode; give one or the other.' },
       key: {
         type: 'string',
-        description: 'Key template; {rule}, {datasource} and any record field in braces are filled in.',
-        examples: ['alerts:{rule}'],
+        minLength: 1,
+        description:
+          `Key template: {rule}, {datasource}, {date}, {time}, {run_id}, any record field ({id}, {meta.host}, {_rule}) and defaults ({host:-unknown}). ` +
+          `Required in hash mode; otherwise default ${DEFAULT_KEY}. A record missing a field the key needs is not written (see docs/redis.md).`,
+        examples: ['alert:{_rule}:{id}', 'alerts:{rule}', 'latest:{sensor}'],
       },
-      key_prefix: { type: 'string', description: 'Prefix put before every key.', examples: ['threshold:'] },
-      ttl: { type: 'integer', minimum: 1, description: 'Seconds before a key expires.' },
+      key_prefix: { type: 'string', description: 'Text put before every key, as written (no placeholders).', examples: ['threshold:'] },
+      ttl: {
+        type: 'integer',
+        minimum: 1,
+        description: 'Seconds until a written key expires; every write sets it again. Streams expire only with expire_streams: true.',
+        examples: [86400],
+      },
+      expire_streams: {
+        type: 'boolean',
+        default: false,
+        description: 'In stream mode, apply ttl to the stream: the whole stream, consumer groups included, then expires after ttl seconds without a write.',
+      },
+      push: { type: 'string', enum: ['right', 'left'], default: 'right', description: 'list mode: RPUSH (right: oldest first) or LPUSH (left: newest first).' },
+      max_length: {
+        type: 'integer',
+        minimum: 1,
+        description: 'list mode: keep the newest N entries (LTRIM after each push). stream mode: XADD MAXLEN ~ N (at least N kept, trimmed in whole nodes).',
+        examples: [10000],
+      },
+      connect_timeout: duration('Longest wait for a connection (TCP, TLS, AUTH, SELECT)', '5s', '5s'),
+      timeout: duration("Longest wait for a batch's replies; then the connection is dropped and the write fails (and is retried)", '10s', DEFAULT_TIMEOUT),
     },
   },
-  async create() {
-    throw new NotImplementedError('export target', 'redis');
+  validate(config) {
+    const issues: { key: string; message: string }[] = [];
+    if (config.url !== undefined) {
+      try {
+        parseRedisUrl(config.url);
+      } catch (err) {
+        issues.push({ key: 'url', message: (err as Error).message.replace(/^url:? /, '') });
+      }
+      if (config.host !== undefined || config.port !== undefined) issues.push({ key: 'url', message: 'give either url or host/port, not both' });
+    }
+    if (config.mode !== undefined && config.data_type !== undefined) issues.push({ key: 'data_type', message: 'give mode or its older name data_type, not both' });
+    const mode = modeOf(config);
+    if (config.key !== undefined) issues.push(...templateIssues(config.key, KEY_TEMPLATE, 'key'));
+    else if (mode === 'hash') issues.push({ key: 'key', message: 'hash mode stores one hash per record: give a key naming a record field, such as alert:{_rule}:{id}' });
+    if (config.push !== undefined && mode !== 'list') issues.push({ key: 'push', message: `push applies to list mode only (mode is ${mode})` });
+    if (config.max_length !== undefined && mode !== 'list' && mode !== 'stream') {
+      issues.push({ key: 'max_length', message: `max_length applies to list and stream modes only (mode is ${mode})` });
+    }
+    if (config.ttl !== undefined && mode === 'stream' && config.expire_streams !== true) {
+      issues.push({
+        key: 'ttl',
+        message: 'a ttl on a stream expires the whole stream, consumer groups included; set expire_streams: true if that is what you want, or use max_length',
+      });
+    }
+    if (config.expire_streams !== undefined && mode !== 'stream') issues.push({ key: 'expire_streams', message: `expire_streams applies to stream mode only (mode is ${mode})` });
+    return issues;
+  },
+  async create(config, ctx) {
+    return new RedisSink(config, ctx);
   },
 };
+
+function modeOf(config: RedisSinkConfig): RedisMode {
+  return config.mode ?? config.data_type ?? 'list';
+}
+
+/** What became of each record of a batch across the attempts at writing it. */
+const PENDING = 0;
+const STORED = 1;
+const FAILED = 2;
+
+class BatchProgress {
+  readonly state: Uint8Array;
+  stored = 0;
+  failed = 0;
+  /** The first record that will not be stored, and why: the error the write reports. */
+  firstFailure: ConnectorError | undefined;
+
+  constructor(
+    readonly records: readonly Readonly<Record<string, unknown>>[],
+  ) {
+    this.state = new Uint8Array(records.length);
+  }
+
+  store(index: number): void {
+    if (this.state[index] !== PENDING) return;
+    this.state[index] = STORED;
+    this.stored++;
+  }
+
+  fail(index: number, error: ConnectorError): void {
+    if (this.state[index] !== PENDING) return;
+    this.state[index] = FAILED;
+    this.failed++;
+    this.firstFailure ??= error;
+  }
+
+  get pending(): number {
+    return this.records.length - this.stored - this.failed;
+  }
+}
+
+/**
+ * Per-write: each batch goes out as one pipeline (no MULTI/EXEC), and the write returns once
+ * every reply is in. Records whose commands failed for good (a key of another type, a key
+ * template missing a field) are reported, the others stay written; records whose replies were
+ * lost with the connection are sent again on the next attempt, and only they.
+ */
+export class RedisSink implements Sink {
+  readonly delivery = 'per-write' as const;
+  readonly #connection: RedisConnection;
+  readonly #key: Template;
+  readonly #prefix: string;
+  readonly #mode: RedisMode;
+  readonly #ttl: number | undefined;
+  readonly #timeoutMs: number;
+  readonly #includeMetadata: boolean;
+  /** Across the retries of one batch (the queue retries with the same batch object): what is already stored. */
+  readonly #progress = new WeakMap<DeliveryBatch, BatchProgress>();
+  readonly #scriptSha: string | undefined;
+
+  constructor(
+    private readonly config: RedisSinkConfig,
+    ctx: CreateContext,
+  ) {
+    const { endpoint, options } = resolveConnection(config, ctx.configDir);
+    this.#connection = new RedisConnection(endpoint, options, ctx.log);
+    this.#key = compileTemplate(config.key ?? DEFAULT_KEY, KEY_TEMPLATE);
+    this.#prefix = config.key_prefix ?? '';
+    this.#mode = modeOf(config);
+    this.#ttl = this.#mode === 'stream' && config.expire_streams !== true ? undefined : config.ttl;
+    this.#timeoutMs = parseDuration(config.timeout ?? DEFAULT_TIMEOUT)!;
+    this.#includeMetadata = config.include_metadata !== false;
+    // Keys that expire are written through a script, so the TTL is set only where the write succeeded.
+    this.#scriptSha = this.#ttl !== undefined && this.#mode !== 'string' ? createHash('sha1').update(WRITE_THEN_EXPIRE).digest('hex') : undefined;
+  }
+
+  get endpoint() {
+    return this.#connection.endpoint;
+  }
+
+  async write(batch: DeliveryBatch, ctx: OperationContext): Promise<void> {
+    if (batch.rows.length === 0) return;
+    const where = `Redis at ${this.#connection.endpoint.label}`;
+    if (ctx.signal.aborted) throw new CancelledError(`writing to ${where}`, ctx.signal.reason);
+    let progress = this.#progress.get(batch);
+    if (!progress) {
+      progress = new BatchProgress(exportRecords(batch, this.#includeMetadata));
+      this.#progress.set(batch, progress);
+    }
+    try {
+      await this.attempt(batch, progress, ctx.signal, where);
+    } catch (err) {
+      // Records stored by this or an earlier attempt stay stored, whatever ends this one: the queue must count them.
+      if (progress.stored === 0) throw err;
+      if (err instanceof CancelledError) throw new CancelledError(`writing to ${where}`, this.partial(progress, where, err));
+      if (!isRetryable(err)) throw this.partial(progress, where, progress.firstFailure ?? err);
+      const partial = this.partial(progress, where, err);
+      throw new ConnectorError(`writing to ${where}`, { code: partial.code, retryable: true, cause: partial });
+    }
+  }
+
+  /** One attempt: sends the records not stored yet; throws if any is left unstored. */
+  private async attempt(batch: DeliveryBatch, progress: BatchProgress, signal: AbortSignal, where: string): Promise<void> {
+    const keyed = this.keyPending(batch, progress);
+    if (keyed.length > 0) {
+      const client = await this.#connection.client(signal);
+      const commands = planCommands(keyed, this.commandOptions());
+      // A record no command carries had nothing to store (a hash of null fields only).
+      const carried = new Set(commands.flatMap((c) => c.records));
+      for (const r of keyed) if (!carried.has(r.index)) progress.store(r.index);
+      const transient = await this.send(client, commands, progress, signal);
+      if (signal.aborted) throw new CancelledError(`writing to ${where}`, transient);
+      // The connection broke or the server was busy: the policy tries again, and the next attempt sends only what is not stored.
+      if (transient) throw new ConnectorError(`writing to ${where}`, { code: transient.code, retryable: true, cause: transient });
+    }
+    if (progress.failed > 0) throw this.failure(progress, where);
+  }
+
+  /** Keys for the records still to store; a record whose key cannot be filled in fails alone. */
+  private keyPending(batch: DeliveryBatch, progress: BatchProgress): KeyedRecord[] {
+    const keyOf = this.#key.bind({ rule: batch.rule, datasource: batch.datasource, runId: batch.runId, matchedAt: batch.matchedAt });
+    const out: KeyedRecord[] = [];
+    for (let index = 0; index < progress.records.length; index++) {
+      if (progress.state[index] !== PENDING) continue;
+      const record = progress.records[index]!;
+      try {
+        out.push({ index, key: this.#prefix + keyOf(record), record });
+      } catch (err) {
+        const code = (err as ConnectorError).code ?? 'TEMPLATE_MISSING_FIELD';
+        progress.fail(index, new ConnectorError(`record #${index + 1} of the batch (rule "${batch.rule}", datasource "${batch.datasource}")`, {
+          code,
+          details: { record: index + 1, ...(err instanceof ConnectorError ? err.details : {}) },
+          cause: err,
+        }));
+      }
+    }
+    return out;
+  }
+
+  private commandOptions(): CommandOptions {
+    return { mode: this.#mode, ttl: this.#ttl, maxLength: this.config.max_length, push: this.config.push ?? 'right', scriptSha: this.#scriptSha };
+  }
+
+  /**
+   * Sends the commands as one pipeline and marks each record stored or failed by its replies.
+   * Returns the error of records left pending (connection lost, server busy), if any.
+   */
+  private async send(client: RedisClient, commands: readonly PlannedCommand[], progress: BatchProgress, signal: AbortSignal): Promise<ConnectorError | undefined> {
+    const pipeline = client.pipeline();
+    // Loaded in the same pipeline, ahead of its first use: no round trip of its own, and a restarted server (or SCRIPT FLUSH) is no trouble.
+    if (this.#scriptSha !== undefined) pipeline.call('SCRIPT', 'LOAD', WRITE_THEN_EXPIRE);
+    const slots: { planned: PlannedCommand; reply: number }[] = [];
+    let replyIndex = this.#scriptSha !== undefined ? 1 : 0;
+    for (const planned of commands) {
+      const [name, ...args] = planned.args;
+      pipeline.call(name, ...args);
+      slots.push({ planned, reply: replyIndex++ });
+      if (planned.followUp) {
+        const [follow, ...followArgs] = planned.followUp;
+        pipeline.call(follow, ...followArgs);
+        replyIndex++;
+      }
+    }
+    const replies = await this.execBounded(pipeline.exec(), signal);
+    const endpoint = this.#connection.endpoint;
+    let transient: ConnectorError | undefined;
+    for (const { planned, reply } of slots) {
+      const error = replies === undefined ? lostReply() : replies[reply]?.[0];
+      if (!error) {
+        for (const index of planned.records) progress.store(index);
+        continue;
+      }
+      const failure = commandError(error, endpoint);
+      if (failure.retryable) {
+        transient ??= failure;
+        continue;
+      }
+      const keyNote = new ConnectorError(`record #${planned.records[0]! + 1} of the batch (key "${planned.key}")`, {
+        code: failure.code,
+        details: { record: planned.records[0]! + 1, key: planned.key, ...failure.details },
+        cause: failure,
+      });
+      for (const index of planned.records) progress.fail(index, keyNote);
+    }
+    // A lost reply leaves the connection in doubt; a busy server's reply (LOADING, BUSY) does not.
+    if (transient && transient.details.reply === undefined) this.#connection.drop();
+    return transient;
+  }
+
+  /** Waits for the replies, at most `timeout`; on a timeout or a cancel the connection is dropped, which settles every command at once. */
+  private async execBounded(exec: Promise<[Error | null, unknown][] | null>, signal: AbortSignal): Promise<[Error | null, unknown][] | undefined> {
+    try {
+      return (await withDeadline(exec, this.#timeoutMs, signal, 'waiting for replies')) ?? undefined;
+    } catch {
+      this.#connection.drop();
+      // Dropping the connection rejects the commands still waiting; the replies already in say which records were stored.
+      const settled = await Promise.race([exec, sleep(2000, new AbortController().signal).then(() => undefined)]).catch(() => undefined);
+      return settled ?? undefined;
+    }
+  }
+
+  private partial(progress: BatchProgress, where: string, cause: unknown): PartialWriteError {
+    return new RedisPartialWrite(
+      `${progress.records.length - progress.stored} of ${progress.records.length} records not stored in ${where} (the other ${progress.stored} were)`,
+      progress.stored,
+      cause,
+    );
+  }
+
+  private failure(progress: BatchProgress, where: string): ConnectorError {
+    const n = progress.records.length;
+    const cause = progress.firstFailure!;
+    return new ConnectorError(`${n === 1 ? 'the record was' : `all ${n} records were`} not stored in ${where}`, {
+      code: cause.code,
+      details: { failed: progress.failed },
+      cause,
+    });
+  }
+
+  async flush(): Promise<void> {}
+
+  async abort(): Promise<void> {}
+
+  /** PING, timed: the connection, TLS, AUTH and SELECT all work, and the server is a standalone one. */
+  async check(ctx: OperationContext): Promise<string> {
+    const client = await this.#connection.client(ctx.signal);
+    const started = performance.now();
+    const reply = await withDeadline(client.ping(), this.#timeoutMs, ctx.signal, `PING to Redis at ${this.#connection.endpoint.label}`);
+    const ms = performance.now() - started;
+    const { version, mode } = this.#connection.info;
+    return `${reply} in ${ms.toFixed(1)} ms; Redis ${version ?? '(version not told)'}${mode ? ` ${mode}` : ''} at ${this.#connection.endpoint.label}, ${this.#mode} mode`;
+  }
+
+  async close(): Promise<void> {
+    await this.#connection.close();
+  }
+}
+
+/** Records of a pipeline are not a prefix of it: "n of m not stored" says it better than "stopped after". */
+class RedisPartialWrite extends PartialWriteError {
+  constructor(message: string, delivered: number, cause: unknown) {
+    super(message, delivered, cause);
+    this.message = message;
+  }
+}
+
+function lostReply(): Error {
+  return Object.assign(new Error('no reply: the connection was dropped (timeout or cancel)'), { code: 'ETIMEDOUT' });
+}
+

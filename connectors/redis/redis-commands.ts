@@ -1,0 +1,134 @@
+/**
+ * The commands one batch becomes, per mode, before anything is sent: each command knows which
+ * records it carries, so that when part of a pipeline fails the write can say which records
+ * landed. Pure functions of the records: no connection here.
+ */
+import { jsonValue } from '../../src/encoding/ndjson.js';
+
+export type RedisMode = 'hash' | 'list' | 'string' | 'stream';
+
+export interface CommandOptions {
+  readonly mode: RedisMode;
+  /** Seconds; undefined: keys do not expire. */
+  readonly ttl: number | undefined;
+  /** list: LTRIM to this many entries; stream: MAXLEN ~ this many. */
+  readonly maxLength: number | undefined;
+  readonly push: 'left' | 'right';
+  /** The SHA1 of WRITE_THEN_EXPIRE, loaded on the connection: used when keys must expire. */
+  readonly scriptSha: string | undefined;
+}
+
+/** A record ready to be written: its position in the batch and its key, prefix included. */
+export interface KeyedRecord {
+  readonly index: number;
+  readonly key: string;
+  readonly record: Readonly<Record<string, unknown>>;
+}
+
+export interface PlannedCommand {
+  /** Command name and arguments, as sent. */
+  readonly args: readonly [string, ...(string | number)[]];
+  readonly key: string;
+  /** Positions in the batch of the records this command stores. */
+  readonly records: readonly number[];
+  /** A command sent right after, whose failure does not undo the write (a list's LTRIM when no TTL is set). */
+  readonly followUp?: readonly [string, ...(string | number)[]];
+}
+
+/**
+ * Writes, then trims and sets the TTL, in one step on the server. Sent as separate pipelined
+ * commands, an EXPIRE would still run after its write failed (a key holding another type, say
+ * someone else's string) and put a TTL on a key this target never wrote.
+ *
+ * KEYS[1]: the key. ARGV[1]: TTL seconds ('' for none). ARGV[2], ARGV[3]: LTRIM range ('' for
+ * none). ARGV[4]: the write command; ARGV[5...]: its arguments after the key.
+ */
+export const WRITE_THEN_EXPIRE = `local reply = redis.call(ARGV[4], KEYS[1], unpack(ARGV, 5))
+if ARGV[2] ~= '' then redis.call('LTRIM', KEYS[1], ARGV[2], ARGV[3]) end
+if ARGV[1] ~= '' then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return reply`;
+
+/** Values per RPUSH/LPUSH: keeps each command (and the script's unpack, limited to ~8000) bounded. */
+export const PUSH_CHUNK = 1000;
+
+export function planCommands(records: readonly KeyedRecord[], options: CommandOptions): PlannedCommand[] {
+  switch (options.mode) {
+    case 'hash':
+      return records.flatMap((r) => {
+        const fields = flatFields(r.record);
+        // Redis has no empty hash: a record whose every field is null stores nothing.
+        return fields.length === 0 ? [] : [command(options, r.key, ['HSET', ...fields], [r.index])];
+      });
+    case 'string':
+      return records.map((r) =>
+        command({ ...options, scriptSha: undefined }, r.key, options.ttl !== undefined ? ['SET', jsonValue(r.record), 'EX', options.ttl] : ['SET', jsonValue(r.record)], [r.index]),
+      );
+    case 'stream':
+      return records.flatMap((r) => {
+        const fields = flatFields(r.record);
+        if (fields.length === 0) return [];
+        const trim = options.maxLength !== undefined ? ['MAXLEN', '~', options.maxLength] : [];
+        return [command(options, r.key, ['XADD', ...trim, '*', ...fields], [r.index])];
+      });
+    case 'list':
+      return listCommands(records, options);
+  }
+}
+
+/** Records for one key go out in one push (in chunks), so a list gets one LTRIM and one EXPIRE per chunk instead of per record. */
+function listCommands(records: readonly KeyedRecord[], options: CommandOptions): PlannedCommand[] {
+  const byKey = new Map<string, KeyedRecord[]>();
+  for (const r of records) {
+    const list = byKey.get(r.key);
+    if (list) list.push(r);
+    else byKey.set(r.key, [r]);
+  }
+  const push = options.push === 'left' ? 'LPUSH' : 'RPUSH';
+  const out: PlannedCommand[] = [];
+  for (const [key, list] of byKey) {
+    for (let i = 0; i < list.length; i += PUSH_CHUNK) {
+      const chunk = list.slice(i, i + PUSH_CHUNK);
+      out.push(command(options, key, [push, ...chunk.map((r) => jsonValue(r.record))], chunk.map((r) => r.index), true));
+    }
+  }
+  return out;
+}
+
+/** The range LTRIM keeps: the newest max_length entries, at the end the pushes add to. */
+function trimRange(options: CommandOptions): [number, number] | undefined {
+  if (options.maxLength === undefined) return undefined;
+  return options.push === 'left' ? [0, options.maxLength - 1] : [-options.maxLength, -1];
+}
+
+function command(options: CommandOptions, key: string, write: [string, ...(string | number)[]], records: number[], trims = false): PlannedCommand {
+  const range = trims ? trimRange(options) : undefined;
+  if (options.ttl !== undefined && options.scriptSha !== undefined) {
+    const [name, ...rest] = write;
+    const args: [string, ...(string | number)[]] = ['EVALSHA', options.scriptSha, 1, key, options.ttl, range?.[0] ?? '', range?.[1] ?? '', name, ...rest];
+    return { args, key, records };
+  }
+  // Without a TTL the trim can be its own command: after a failed push (WRONGTYPE) it fails alike, harmlessly.
+  return { args: [write[0], key, ...write.slice(1)], key, records, ...(range ? { followUp: ['LTRIM', key, range[0], range[1]] } : {}) };
+}
+
+/**
+ * A record as hash fields (and stream entry fields): `field, value, ...`. Text as it is, numbers
+ * and booleans as they print, objects and lists as JSON, dates in ISO 8601. Null fields are
+ * left out: Redis has no null, and a missing field reads as nil, as null should.
+ */
+export function flatFields(record: Readonly<Record<string, unknown>>): string[] {
+  const out: string[] = [];
+  for (const name of Object.keys(record)) {
+    const value = record[name];
+    if (value === null || value === undefined) continue;
+    out.push(name, fieldText(value));
+  }
+  return out;
+}
+
+function fieldText(value: unknown): string {
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);
+  if (value instanceof Date) return Number.isNaN(value.getTime()) ? String(value) : value.toISOString();
+  return jsonValue(value);
+}

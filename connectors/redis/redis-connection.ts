@@ -1,0 +1,293 @@
+/**
+ * One connection to one Redis server, opened when first needed and opened again after it breaks.
+ * ioredis's own reconnect loop, offline queue and resending are turned off: the delivery policy
+ * decides when to try again, and a command never waits, unseen, for a server that is gone.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { ConnectionOptions } from 'node:tls';
+import type { Redis as RedisClient, RedisOptions } from 'ioredis';
+import type { Logger } from 'pino';
+import { withDeadline } from '../../src/delivery/retry.js';
+import { CancelledError, ConnectorError, codeOf, wrapError } from '../../src/errors.js';
+import { parseDuration } from '../../src/rules/duration.js';
+
+export interface RedisTlsConfig {
+  ca?: string;
+  cert?: string;
+  key?: string;
+  servername?: string;
+  reject_unauthorized?: boolean;
+}
+
+export interface RedisConnectionConfig {
+  url?: string;
+  host?: string;
+  port?: number;
+  db?: number;
+  username?: string;
+  password?: string;
+  tls?: boolean | RedisTlsConfig;
+  connect_timeout?: string;
+}
+
+/** Where the server is, for messages: never holds a credential. */
+export interface RedisEndpoint {
+  readonly host: string;
+  readonly port: number;
+  readonly db: number;
+  readonly tls: boolean;
+  /** `127.0.0.1:6379/0`, or `rediss://host:6380/2` with TLS. */
+  readonly label: string;
+}
+
+export const DEFAULT_CONNECT_TIMEOUT = '5s';
+
+/** What the server said about itself when we connected: shown by --check. */
+export interface ServerInfo {
+  readonly version: string | undefined;
+  readonly mode: string | undefined;
+}
+
+/** The connection settings from the config: a URL's parts, then host/port/db/username/password over them. */
+export function resolveConnection(config: RedisConnectionConfig, configDir: string): { endpoint: RedisEndpoint; options: RedisOptions } {
+  const fromUrl = config.url !== undefined ? parseRedisUrl(config.url) : {};
+  const host = config.host ?? fromUrl.host ?? 'localhost';
+  const port = config.port ?? fromUrl.port ?? 6379;
+  const db = config.db ?? fromUrl.db ?? 0;
+  const useTls = config.tls !== undefined ? config.tls !== false : fromUrl.tls === true;
+  const tls = useTls ? tlsOptions(typeof config.tls === 'object' ? config.tls : {}, host, configDir) : undefined;
+  const username = config.username ?? fromUrl.username;
+  const password = config.password ?? fromUrl.password;
+  const options: RedisOptions = {
+    host,
+    port,
+    db,
+    ...(username !== undefined ? { username } : {}),
+    ...(password !== undefined ? { password } : {}),
+    ...(tls ? { tls } : {}),
+    lazyConnect: true,
+    connectTimeout: parseDuration(config.connect_timeout ?? DEFAULT_CONNECT_TIMEOUT)!,
+    // The delivery policy retries; ioredis must not reconnect, queue or resend behind its back,
+    // or a write the policy counted as failed could still land later, and be sent twice.
+    retryStrategy: () => null,
+    enableOfflineQueue: false,
+    autoResendUnfulfilledCommands: false,
+    maxRetriesPerRequest: 0,
+    reconnectOnError: null,
+    // RESP2 works with every server version; RESP3 (HELLO) needs Redis 6.
+    protocol: 2,
+    disableClientInfo: true,
+    connectionName: 'threshold-processor',
+  };
+  const label = `${useTls ? 'rediss://' : ''}${host.includes(':') ? `[${host}]` : host}:${port}/${db}`;
+  return { endpoint: { host, port, db, tls: useTls, label }, options };
+}
+
+interface UrlParts {
+  host?: string;
+  port?: number;
+  db?: number;
+  username?: string;
+  password?: string;
+  tls?: boolean;
+}
+
+/** `redis://[user[:password]@]host[:port][/db]`, or `rediss://` for TLS. Messages never quote the URL: it may hold a password. */
+export function parseRedisUrl(url: string): UrlParts {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new ConnectorError('url is not a URL; write it as redis://host:6379/0 (rediss:// for TLS)', { code: 'INVALID_CONFIG' });
+  }
+  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') {
+    throw new ConnectorError(`url must start with redis:// or rediss://, not ${u.protocol}//`, { code: 'INVALID_CONFIG' });
+  }
+  const dbText = u.pathname.replace(/^\//, '');
+  if (dbText !== '' && !/^\d+$/.test(dbText)) {
+    throw new ConnectorError('url: the path must be a database number, as in redis://host:6379/2', { code: 'INVALID_CONFIG' });
+  }
+  return {
+    ...(u.hostname ? { host: u.hostname.replace(/^\[|\]$/g, '') } : {}),
+    ...(u.port ? { port: Number(u.port) } : {}),
+    ...(dbText !== '' ? { db: Number(dbText) } : {}),
+    ...(u.username ? { username: decodeURIComponent(u.username) } : {}),
+    ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
+    tls: u.protocol === 'rediss:',
+  };
+}
+
+function tlsOptions(config: RedisTlsConfig, host: string, configDir: string): ConnectionOptions {
+  const read = (file: string | undefined) => (file === undefined ? undefined : readFileSync(path.resolve(configDir, file)));
+  return {
+    servername: config.servername ?? host,
+    rejectUnauthorized: config.reject_unauthorized !== false,
+    ...(config.ca !== undefined ? { ca: read(config.ca) } : {}),
+    ...(config.cert !== undefined ? { cert: read(config.cert) } : {}),
+    ...(config.key !== undefined ? { key: read(config.key) } : {}),
+  };
+}
+
+/**
+ * Hands out a ready client, connecting (bounded by connect_timeout and the signal) when there is
+ * none or the last one broke. Concurrent writers share one connection attempt.
+ */
+export class RedisConnection {
+  #client: RedisClient | undefined;
+  #connecting: Promise<RedisClient> | undefined;
+  #info: ServerInfo = { version: undefined, mode: undefined };
+  #closed = false;
+
+  constructor(
+    readonly endpoint: RedisEndpoint,
+    private readonly options: RedisOptions,
+    private readonly log: Logger,
+  ) {}
+
+  get info(): ServerInfo {
+    return this.#info;
+  }
+
+  async client(signal: AbortSignal): Promise<RedisClient> {
+    if (signal.aborted) throw new CancelledError(`connecting to Redis at ${this.endpoint.label}`, signal.reason);
+    if (this.#client?.status === 'ready') return this.#client;
+    this.#connecting ??= this.connect().finally(() => (this.#connecting = undefined));
+    const what = `connecting to Redis at ${this.endpoint.label}`;
+    // The shared attempt is bounded by connect_timeout itself; this caller may stop waiting sooner.
+    return withDeadline(this.#connecting, this.options.connectTimeout! + 1000, signal, what);
+  }
+
+  /** Drops the connection: commands waiting for replies fail at once (the next write connects anew). */
+  drop(): void {
+    const client = this.#client;
+    this.#client = undefined;
+    client?.disconnect();
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    const client = this.#client;
+    this.#client = undefined;
+    if (client?.status === 'ready') await client.quit().catch(() => client.disconnect());
+    else client?.disconnect();
+  }
+
+  private async connect(): Promise<RedisClient> {
+    this.drop();
+    const { Redis } = await import('ioredis');
+    const client = new Redis(this.options);
+    // Without a listener ioredis prints errors itself; they reach the user through the failed command instead.
+    client.on('error', (err: Error) => this.log.debug({ err: { message: err.message, code: codeOf(err) } }, 'redis connection error'));
+    const what = `connecting to Redis at ${this.endpoint.label}`;
+    try {
+      await client.connect();
+      this.#info = await serverInfo(client);
+      refuseUnsupportedMode(this.#info, this.endpoint);
+    } catch (err) {
+      client.disconnect();
+      throw connectError(what, err);
+    }
+    if (this.#closed) {
+      client.disconnect();
+      throw new CancelledError(what);
+    }
+    this.#client = client;
+    return client;
+  }
+}
+
+/** INFO server's version and mode; a server that refuses INFO (renamed by an operator) is taken as standalone. */
+async function serverInfo(client: RedisClient): Promise<ServerInfo> {
+  let text: string;
+  try {
+    text = await client.info('server');
+  } catch (err) {
+    if (isReplyError(err) && /unknown command|NOPERM/i.test((err as Error).message)) return { version: undefined, mode: undefined };
+    throw err;
+  }
+  return { version: /^redis_version:(.*)$/m.exec(text)?.[1]?.trim(), mode: /^redis_mode:(.*)$/m.exec(text)?.[1]?.trim() };
+}
+
+/** The target speaks to one server: a Sentinel holds no data, and a Cluster node only some keys. */
+function refuseUnsupportedMode(info: ServerInfo, endpoint: RedisEndpoint): void {
+  if (info.mode === 'sentinel') {
+    throw new ConnectorError(
+      `${endpoint.host}:${endpoint.port} is a Redis Sentinel, which stores no data; point the target at the primary it names ` +
+        '(redis-cli -p <sentinel port> SENTINEL get-master-addr-by-name <name>)',
+      { code: 'REDIS_SENTINEL', details: { redis_mode: 'sentinel' } },
+    );
+  }
+  if (info.mode === 'cluster') {
+    throw new ConnectorError(
+      `${endpoint.host}:${endpoint.port} is a Redis Cluster node; this target writes to a single server (standalone or a primary) ` +
+        'and does not follow MOVED redirections: point it at a standalone Redis',
+      { code: 'REDIS_CLUSTER', details: { redis_mode: 'cluster' } },
+    );
+  }
+}
+
+export function isReplyError(err: unknown): boolean {
+  return err instanceof Error && err.name === 'ReplyError';
+}
+
+/** Error replies that say the server is busy or starting: the same command may succeed in a moment. */
+const TRANSIENT_REPLIES = /^(LOADING|BUSY|TRYAGAIN|MASTERDOWN|CLUSTERDOWN)\b/;
+
+/**
+ * What a failed command means for the write: a reply error about the record's key (WRONGTYPE,
+ * OOM...) is permanent; a broken connection or a server still loading may work on another attempt.
+ */
+export function commandError(err: unknown, endpoint: RedisEndpoint): ConnectorError {
+  if (err instanceof ConnectorError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  if (isReplyError(err)) {
+    const code = /^[A-Z]+/.exec(message)?.[0] ?? 'ERR';
+    if (code === 'MOVED' || code === 'ASK') {
+      return new ConnectorError(
+        `${endpoint.host}:${endpoint.port} is a Redis Cluster node and redirected the write (${message}); this target writes to a single server: point it at a standalone Redis`,
+        { code: 'REDIS_CLUSTER', details: { reply: message }, cause: err },
+      );
+    }
+    if (code === 'READONLY') {
+      return new ConnectorError(`${endpoint.host}:${endpoint.port} is a read-only replica; point the target at the primary`, {
+        code,
+        details: { reply: message },
+        cause: err,
+      });
+    }
+    if (code === 'NOAUTH' || code === 'WRONGPASS' || code === 'NOPERM') {
+      return new ConnectorError(`Redis at ${endpoint.label} refused the credentials or the command; check username and password (or the user's ACL)`, {
+        code,
+        details: { reply: message },
+        cause: err,
+      });
+    }
+    if (/unknown command/i.test(message)) {
+      return new ConnectorError(`Redis at ${endpoint.label} does not know the command (${message}); is it a Redis Sentinel, or a server older than the command?`, {
+        code: 'UNKNOWN_COMMAND',
+        details: { reply: message },
+        cause: err,
+      });
+    }
+    return new ConnectorError(message, { code, retryable: TRANSIENT_REPLIES.test(message), details: { reply: message }, cause: err });
+  }
+  // Not a reply: the connection broke (closed, reset, timed out) before the reply came.
+  return new ConnectorError(message, { code: codeOf(err) ?? 'CONNECTION_LOST', retryable: true, cause: err });
+}
+
+/** A failed connection attempt: refused, timed out, TLS or authentication trouble, in the user's words. */
+function connectError(what: string, err: unknown): ConnectorError {
+  if (err instanceof ConnectorError) return wrapError(what, err);
+  const message = err instanceof Error ? err.message : String(err);
+  if (isReplyError(err) && /WRONGPASS|NOAUTH|invalid password|invalid username/i.test(message)) {
+    return wrapError(`${what}: the server refused the username or password`, err, { code: /^[A-Z]+/.exec(message)?.[0] ?? 'NOAUTH', retryable: false });
+  }
+  if (isReplyError(err) && /DB index is out of range|invalid DB index/i.test(message)) {
+    return wrapError(`${what}: the server has no database of that number (see its "databases" setting)`, err, { code: 'ERR', retryable: false });
+  }
+  if (isReplyError(err)) return wrapError(what, err, { code: /^[A-Z]+/.exec(message)?.[0] ?? 'ERR', retryable: TRANSIENT_REPLIES.test(message) });
+  if (/ETIMEDOUT|timed? ?out/i.test(message)) return wrapError(`${what}: no connection within connect_timeout`, err, { code: 'ETIMEDOUT', retryable: true });
+  // Refused, reset, unreachable, closed during the handshake (a TLS client on a plain port): trying later may work.
+  return wrapError(what, err, { retryable: true });
+}
