@@ -181,8 +181,12 @@ export class RedisConnection {
     client.on('error', (err: Error) => this.log.debug({ err: { message: err.message, code: codeOf(err) } }, 'redis connection error'));
     const what = `connecting to Redis at ${this.endpoint.label}`;
     try {
-      await client.connect();
-      this.#info = await serverInfo(client);
+      // connect_timeout bounds the whole handshake (TCP, TLS, AUTH, SELECT, INFO): a peer that accepts and never answers must not hold the write.
+      const handshake = (async () => {
+        await client.connect();
+        return serverInfo(client);
+      })();
+      this.#info = await withDeadline(handshake, this.options.connectTimeout!, new AbortController().signal, 'waiting for the server to answer');
       refuseUnsupportedMode(this.#info, this.endpoint);
     } catch (err) {
       client.disconnect();
@@ -287,6 +291,9 @@ function connectError(what: string, err: unknown): ConnectorError {
     return wrapError(`${what}: the server has no database of that number (see its "databases" setting)`, err, { code: 'ERR', retryable: false });
   }
   if (isReplyError(err)) return wrapError(what, err, { code: /^[A-Z]+/.exec(message)?.[0] ?? 'ERR', retryable: TRANSIENT_REPLIES.test(message) });
+  if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|ERR_SSL|HOSTNAME_MISMATCH/.test(codeOf(err) ?? '')) {
+    return wrapError(`${what}: the TLS handshake failed (check tls.ca, tls.servername, or that the server speaks TLS)`, err, { retryable: false });
+  }
   if (/ETIMEDOUT|timed? ?out/i.test(message)) return wrapError(`${what}: no connection within connect_timeout`, err, { code: 'ETIMEDOUT', retryable: true });
   // Refused, reset, unreachable, closed during the handshake (a TLS client on a plain port): trying later may work.
   return wrapError(what, err, { retryable: true });
