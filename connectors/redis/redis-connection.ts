@@ -178,7 +178,11 @@ export class RedisConnection {
     const { Redis } = await import('ioredis');
     const client = new Redis(this.options);
     // Without a listener ioredis prints errors itself; they reach the user through the failed command instead.
-    client.on('error', (err: Error) => this.log.debug({ err: { message: err.message, code: codeOf(err) } }, 'redis connection error'));
+    let socketError: Error | undefined;
+    client.on('error', (err: Error) => {
+      socketError = err;
+      this.log.debug({ err: { message: err.message, code: codeOf(err) } }, 'redis connection error');
+    });
     const what = `connecting to Redis at ${this.endpoint.label}`;
     try {
       // connect_timeout bounds the whole handshake (TCP, TLS, AUTH, SELECT, INFO): a peer that accepts and never answers must not hold the write.
@@ -190,7 +194,8 @@ export class RedisConnection {
       refuseUnsupportedMode(this.#info, this.endpoint);
     } catch (err) {
       client.disconnect();
-      throw connectError(what, err);
+      // Without reconnects ioredis rejects with "Connection is closed."; the reason (ECONNREFUSED, a TLS failure) came as an error event.
+      throw connectError(what, socketError !== undefined && !isReplyError(err) && !(err instanceof ConnectorError) ? socketError : err);
     }
     if (this.#closed) {
       client.disconnect();

@@ -126,14 +126,19 @@ async function waitForPing(port: number, child: ChildProcess): Promise<void> {
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`redis-server on port ${port} exited with ${child.exitCode}`);
-    const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, protocol: 2 });
+    const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, protocol: 2, enableReadyCheck: false });
     client.on('error', () => {});
     try {
       await client.connect();
       await client.ping();
       client.disconnect();
       return;
-    } catch {
+    } catch (err) {
+      // A server that asks for a password is up.
+      if (/NOAUTH/.test((err as Error).message)) {
+        client.disconnect();
+        return;
+      }
       client.disconnect();
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
