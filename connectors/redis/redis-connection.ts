@@ -154,8 +154,14 @@ export class RedisConnection {
     if (this.#client?.status === 'ready') return this.#client;
     this.#connecting ??= this.connect().finally(() => (this.#connecting = undefined));
     const what = `connecting to Redis at ${this.endpoint.label}`;
-    // The shared attempt is bounded by connect_timeout itself; this caller may stop waiting sooner.
-    return withDeadline(this.#connecting, this.options.connectTimeout! + 1000, signal, what);
+    // The shared attempt is bounded by connect_timeout itself; a cancelled caller stops waiting at once.
+    let unsubscribe = () => {};
+    const cancelled = new Promise<never>((_, reject) => (unsubscribe = onAbort(signal, () => reject(new CancelledError(what, signal.reason)))));
+    try {
+      return await Promise.race([this.#connecting, cancelled]);
+    } finally {
+      unsubscribe();
+    }
   }
 
   /** Drops the connection: commands waiting for replies fail at once (the next write connects anew). */
@@ -303,3 +309,26 @@ function connectError(what: string, err: unknown): ConnectorError {
   // Refused, reset, unreachable, closed during the handshake (a TLS client on a plain port): trying later may work.
   return wrapError(what, err, { retryable: true });
 }
+
+/**
+ * One abort listener per signal, however many writes are in flight on it: a listener each made
+ * Node warn of a leak past ten concurrent writes (max_in_flight allows 64).
+ */
+const abortWaiters = new WeakMap<AbortSignal, Set<() => void>>();
+
+export function onAbort(signal: AbortSignal, callback: () => void): () => void {
+  if (signal.aborted) {
+    callback();
+    return () => {};
+  }
+  let waiters = abortWaiters.get(signal);
+  if (!waiters) {
+    const set = new Set<() => void>();
+    waiters = set;
+    abortWaiters.set(signal, set);
+    signal.addEventListener('abort', () => [...set].forEach((f) => f()), { once: true });
+  }
+  waiters.add(callback);
+  return () => waiters.delete(callback);
+}
+

@@ -2,13 +2,12 @@ import { createHash } from 'node:crypto';
 import type { Redis as RedisClient } from 'ioredis';
 import type { CreateContext, DeliveryBatch, OperationContext, Sink, SinkSpec } from '../types.js';
 import { duration } from '../../src/delivery/policy.js';
-import { sleep, withDeadline } from '../../src/delivery/retry.js';
+import { withDeadline } from '../../src/delivery/retry.js';
 import { CancelledError, ConnectorError, isRetryable, PartialWriteError } from '../../src/errors.js';
-import { exportRecords } from '../../src/records/export-record.js';
 import { parseDuration } from '../../src/rules/duration.js';
 import { compileTemplate, templateIssues, type CompileOptions, type Template } from '../../src/template/template.js';
-import { planCommands, WRITE_THEN_EXPIRE, type CommandOptions, type KeyedRecord, type PlannedCommand, type RedisMode } from './redis-commands.js';
-import { commandError, parseRedisUrl, RedisConnection, resolveConnection, type RedisConnectionConfig } from './redis-connection.js';
+import { planCommands, recordsOf, WRITE_THEN_EXPIRE, type CommandOptions, type KeyedRecord, type PlannedCommand, type RedisMode } from './redis-commands.js';
+import { commandError, onAbort, parseRedisUrl, RedisConnection, resolveConnection, type RedisConnectionConfig } from './redis-connection.js';
 
 export interface RedisSinkConfig extends RedisConnectionConfig {
   type: 'redis';
@@ -227,7 +226,7 @@ export class RedisSink implements Sink {
     if (ctx.signal.aborted) throw new CancelledError(`writing to ${where}`, ctx.signal.reason);
     let progress = this.#progress.get(batch);
     if (!progress) {
-      progress = new BatchProgress(exportRecords(batch, this.#includeMetadata));
+      progress = new BatchProgress(recordsOf(batch, this.#includeMetadata));
       this.#progress.set(batch, progress);
     }
     try {
@@ -332,14 +331,25 @@ export class RedisSink implements Sink {
 
   /** Waits for the replies, at most `timeout`; on a timeout or a cancel the connection is dropped, which settles every command at once. */
   private async execBounded(exec: Promise<[Error | null, unknown][] | null>, signal: AbortSignal): Promise<[Error | null, unknown][] | undefined> {
+    let timer: NodeJS.Timeout | undefined;
+    let unsubscribe = () => {};
+    const cut = new Promise<'cut'>((resolve) => {
+      timer = setTimeout(() => resolve('cut'), this.#timeoutMs);
+      unsubscribe = onAbort(signal, () => resolve('cut'));
+    });
     try {
-      return (await withDeadline(exec, this.#timeoutMs, signal, 'waiting for replies')) ?? undefined;
-    } catch {
-      this.#connection.drop();
-      // Dropping the connection rejects the commands still waiting; the replies already in say which records were stored.
-      const settled = await Promise.race([exec, sleep(2000, new AbortController().signal).then(() => undefined)]).catch(() => undefined);
-      return settled ?? undefined;
+      const first = await Promise.race([exec, cut]);
+      if (first !== 'cut') return first ?? undefined;
+    } finally {
+      clearTimeout(timer);
+      unsubscribe();
     }
+    this.#connection.drop();
+    // Dropping the connection rejects the commands still waiting; the replies already in say which records were stored.
+    let grace: NodeJS.Timeout | undefined;
+    const settled = await Promise.race([exec.catch(() => null), new Promise<null>((resolve) => (grace = setTimeout(() => resolve(null), 2000)))]);
+    clearTimeout(grace);
+    return settled ?? undefined;
   }
 
   private partial(progress: BatchProgress, where: string, cause: unknown): PartialWriteError {
