@@ -58,6 +58,9 @@ export async function run({ progress }) {
     }
 
     for (const mode of ['hash', 'list', 'string', 'stream']) {
+      progress(`redis: bare ioredis pipelines, ${mode}`);
+      const bare = RECORDS / (await bareIoredis(Redis, mode, `${prefix}bare:`));
+      await removeKeys(redis, `${prefix}bare:`);
       progress(`redis: the target alone, ${mode} mode, ${RECORDS.toLocaleString('en-US')} records`);
       const seconds = await targetAlone(mode, `${prefix}${mode}:`);
       const rate = RECORDS / seconds;
@@ -67,7 +70,9 @@ export async function run({ progress }) {
         unit: 'records/s',
         floor: Math.round(floors[mode]),
         ratio: rate / floors[mode],
-        note: `floor: redis-benchmark -P 500, ${floorLabel(mode)}, same fields`,
+        note:
+          `floor: redis-benchmark -P 500, ${floorLabel(mode)}, same fields; ` +
+          `bare ioredis pipelines of ${BATCH} prepared commands: ${Math.round(bare).toLocaleString('en-US')}/s (target ${(rate / bare).toFixed(2)}x that)`,
       });
       await removeKeys(redis, `${prefix}${mode}:`);
     }
@@ -131,6 +136,30 @@ function floorCommand(mode, keyPrefix) {
 
 function floorLabel(mode) {
   return { hash: 'HSET key 9 fields', list: 'RPUSH key json', string: 'SET key json', stream: 'XADD key * 9 fields' }[mode];
+}
+
+/**
+ * The client library alone: the same commands, prepared in advance, sent in pipelines of BATCH
+ * with nothing else done (no records, no keys to fill in, no replies to sort out). What any
+ * connector on ioredis could reach at best.
+ */
+async function bareIoredis(Redis, mode, keyPrefix) {
+  const client = new Redis(URL_, { protocol: 2, maxRetriesPerRequest: 0, disableClientInfo: true });
+  await client.ping();
+  const commands = [];
+  for (let i = 0; i < RECORDS; i++) {
+    const [name, key, ...args] = floorCommand(mode, keyPrefix);
+    commands.push([name, key.replace('__rand_int__', String(i)), ...args]);
+  }
+  const started = process.hrtime.bigint();
+  for (let from = 0; from < RECORDS; from += BATCH) {
+    const pipeline = client.pipeline();
+    for (let i = from; i < Math.min(RECORDS, from + BATCH); i++) pipeline.call(...commands[i]);
+    await pipeline.exec();
+  }
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  client.disconnect();
+  return seconds;
 }
 
 /** redis-benchmark's requests/s for the command, pipelined 500 deep, as many requests as the target writes records. */

@@ -63,9 +63,11 @@ export function planCommands(records: readonly KeyedRecord[], options: CommandOp
         return fields.length === 0 ? [] : [command(options, r.key, ['HSET', ...fields], [r.index])];
       });
     case 'string':
-      return records.map((r) =>
-        command({ ...options, scriptSha: undefined }, r.key, options.ttl !== undefined ? ['SET', jsonValue(r.record), 'EX', options.ttl] : ['SET', jsonValue(r.record)], [r.index]),
-      );
+    {
+      const ttl = options.ttl;
+      if (ttl === undefined) return msetCommands(records);
+      return records.map((r) => command({ ...options, scriptSha: undefined }, r.key, ['SET', jsonValue(r.record), 'EX', ttl], [r.index]));
+    }
     case 'stream':
       return records.flatMap((r) => {
         const fields = flatFields(r.record);
@@ -76,6 +78,22 @@ export function planCommands(records: readonly KeyedRecord[], options: CommandOp
     case 'list':
       return listCommands(records, options);
   }
+}
+
+/**
+ * Strings without a TTL: one MSET per chunk of records instead of a SET each. SET (and so MSET)
+ * overwrites a key of any type and cannot fail for one key alone, so nothing is lost in knowing
+ * less about which record failed; fewer commands made string mode several times faster.
+ */
+function msetCommands(records: readonly KeyedRecord[]): PlannedCommand[] {
+  const out: PlannedCommand[] = [];
+  for (let i = 0; i < records.length; i += PUSH_CHUNK) {
+    const chunk = records.slice(i, i + PUSH_CHUNK);
+    const args: [string, ...string[]] = ['MSET'];
+    for (const r of chunk) args.push(r.key, jsonValue(r.record));
+    out.push({ args, key: chunk[0]!.key, records: chunk.map((r) => r.index) });
+  }
+  return out;
 }
 
 /** Records for one key go out in one push (in chunks), so a list gets one LTRIM and one EXPIRE per chunk instead of per record. */
