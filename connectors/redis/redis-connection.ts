@@ -78,6 +78,9 @@ export function resolveConnection(config: RedisConnectionConfig, configDir: stri
     // RESP2 works with every server version; RESP3 (HELLO) needs Redis 6.
     protocol: 2,
     disableClientInfo: true,
+    // The INFO server sent after connecting replaces ioredis's ready check (another INFO); a
+    // server still loading its data answers writes with LOADING, which is retried.
+    enableReadyCheck: false,
     connectionName: 'threshold-processor',
   };
   const label = `${useTls ? 'rediss://' : ''}${host.includes(':') ? `[${host}]` : host}:${port}/${db}`;
