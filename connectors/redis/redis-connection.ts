@@ -4,6 +4,7 @@
  * decides when to try again, and a command never waits, unseen, for a server that is gone.
  */
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import path from 'node:path';
 import type { ConnectionOptions } from 'node:tls';
 import type { Redis as RedisClient, RedisOptions } from 'ioredis';
@@ -123,8 +124,10 @@ export function parseRedisUrl(url: string): UrlParts {
 
 function tlsOptions(config: RedisTlsConfig, host: string, configDir: string): ConnectionOptions {
   const read = (file: string | undefined) => (file === undefined ? undefined : readFileSync(path.resolve(configDir, file)));
+  // SNI takes names only (RFC 6066); an address is checked against the certificate's IP entries without it.
+  const servername = config.servername ?? (isIP(host) ? undefined : host);
   return {
-    servername: config.servername ?? host,
+    ...(servername !== undefined ? { servername } : {}),
     rejectUnauthorized: config.reject_unauthorized !== false,
     ...(config.ca !== undefined ? { ca: read(config.ca) } : {}),
     ...(config.cert !== undefined ? { cert: read(config.cert) } : {}),

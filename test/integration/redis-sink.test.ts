@@ -4,7 +4,11 @@
  * what a failing part of a pipeline costs, and how connection trouble is reported.
  */
 import { expect } from 'chai';
-import type { Redis } from 'ioredis';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Redis } from 'ioredis';
 import { createServer, type Server, type Socket } from 'node:net';
 import { redisSink, type RedisSinkConfig } from '../../connectors/redis/redis-sink.js';
 import type { MatchBatch, OperationContext, Sink } from '../../connectors/types.js';
@@ -358,6 +362,74 @@ describe('redis export target (real Redis)', function () {
       } finally {
         await server.remove();
       }
+    });
+  });
+
+  describe('TLS (a redis-server of the test\'s own with a self-signed certificate)', function () {
+    this.timeout(30_000);
+    let tlsDir: string;
+    let port: number;
+    let server: ChildProcess | undefined;
+
+    before(async function () {
+      tlsDir = mkdtempSync(path.join(tmpdir(), 'tp-redis-tls-'));
+      const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'key.pem', '-out', 'cert.pem', '-days', '2', '-subj', '/CN=localhost',
+        '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'], { cwd: tlsDir });
+      if (made.status !== 0) throw new Error(`openssl could not make a certificate: ${made.stderr}`);
+      port = await freePort();
+      server = spawn('redis-server', ['--port', '0', '--tls-port', String(port), '--bind', '127.0.0.1', '--tls-cert-file', 'cert.pem', '--tls-key-file', 'key.pem',
+        '--tls-auth-clients', 'no', '--save', '', '--dir', tlsDir], { cwd: tlsDir, stdio: 'ignore' });
+      const deadline = Date.now() + 10_000;
+      for (;;) {
+        const probe = new Redis({ host: '127.0.0.1', port, tls: { ca: readFileSync(path.join(tlsDir, 'cert.pem')) }, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, protocol: 2 });
+        probe.on('error', () => {});
+        try {
+          await probe.connect();
+          probe.disconnect();
+          break;
+        } catch (err) {
+          probe.disconnect();
+          if (Date.now() > deadline) throw err;
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+      }
+    });
+    after(async () => {
+      if (server && server.exitCode === null) {
+        const exited = new Promise((resolve) => server!.once('exit', resolve));
+        server.kill('SIGKILL');
+        await exited;
+      }
+      rmSync(tlsDir, { recursive: true, force: true });
+    });
+
+    it('tls: {ca} writes over TLS, and check says so', async () => {
+      const s = await sink({ url: undefined, host: '127.0.0.1', port, tls: { ca: path.join(tlsDir, 'cert.pem') }, mode: 'hash', key: 'h:{id}', include_metadata: false });
+      expect(await s.check!(ctx())).to.include(`rediss://127.0.0.1:${port}/0`);
+      await write(s, objects([{ id: 1, v: 'over tls' }]));
+      const peer = new Redis({ host: '127.0.0.1', port, tls: { ca: readFileSync(path.join(tlsDir, 'cert.pem')) }, protocol: 2 });
+      try {
+        expect(await peer.hgetall(`${prefix}h:1`)).to.deep.equal({ id: '1', v: 'over tls' });
+        await peer.del(`${prefix}h:1`);
+      } finally {
+        peer.disconnect();
+      }
+    });
+
+    it('rediss:// to a server whose certificate is not trusted: a TLS error, not retried', async () => {
+      const s = await sink({ url: `rediss://127.0.0.1:${port}/0` });
+      const err = await s.check!(ctx()).then(() => undefined, (e) => e);
+      expect(describeError(err)).to.include(`rediss://127.0.0.1:${port}/0`).and.include('TLS handshake failed');
+      expect(err.retryable).to.equal(false);
+    });
+
+    it('tls: true against a server that does not speak TLS fails within connect_timeout, naming the server', async () => {
+      const plain = new URL(TEST_REDIS_URL);
+      const s = await sink({ url: undefined, host: plain.hostname, port: Number(plain.port || 6379), tls: true, connect_timeout: '1s' });
+      const started = Date.now();
+      const err = await s.check!(ctx()).then(() => undefined, (e) => e);
+      expect(Date.now() - started).to.be.below(3000);
+      expect(describeError(err)).to.include(`rediss://${plain.hostname}:${plain.port || 6379}/0`);
     });
   });
 
