@@ -175,10 +175,6 @@ class BatchProgress {
     this.failed++;
     this.firstFailure ??= error;
   }
-
-  get pending(): number {
-    return this.records.length - this.stored - this.failed;
-  }
 }
 
 /**
@@ -251,7 +247,7 @@ export class RedisSink implements Sink {
       const carried = new Set(commands.flatMap((c) => c.records));
       for (const r of keyed) if (!carried.has(r.index)) progress.store(r.index);
       const transient = await this.send(client, commands, progress, signal);
-      if (signal.aborted) throw new CancelledError(`writing to ${where}`, transient);
+      if (transient && signal.aborted) throw new CancelledError(`writing to ${where}`, transient);
       // The connection broke or the server was busy: the policy tries again, and the next attempt sends only what is not stored.
       if (transient) throw new ConnectorError(`writing to ${where}`, { code: transient.code, retryable: true, cause: transient });
     }
@@ -268,10 +264,10 @@ export class RedisSink implements Sink {
       try {
         out.push({ index, key: this.#prefix + keyOf(record), record });
       } catch (err) {
-        const code = (err as ConnectorError).code ?? 'TEMPLATE_MISSING_FIELD';
+        if (!(err instanceof ConnectorError)) throw err;
         progress.fail(index, new ConnectorError(`record #${index + 1} of the batch (rule "${batch.rule}", datasource "${batch.datasource}")`, {
-          code,
-          details: { record: index + 1, ...(err instanceof ConnectorError ? err.details : {}) },
+          code: err.code,
+          details: { record: index + 1, ...err.details },
           cause: err,
         }));
       }
@@ -307,7 +303,8 @@ export class RedisSink implements Sink {
     const endpoint = this.#connection.endpoint;
     let transient: ConnectorError | undefined;
     for (const { planned, reply } of slots) {
-      const error = replies === undefined ? lostReply() : replies[reply]?.[0];
+      const entry = replies?.[reply];
+      const error = entry === undefined ? lostReply() : entry[0];
       if (!error) {
         for (const index of planned.records) progress.store(index);
         continue;
@@ -363,7 +360,7 @@ export class RedisSink implements Sink {
   private failure(progress: BatchProgress, where: string): ConnectorError {
     const n = progress.records.length;
     const cause = progress.firstFailure!;
-    return new ConnectorError(`${n === 1 ? 'the record was' : `all ${n} records were`} not stored in ${where}`, {
+    return new ConnectorError(`${n === 1 ? 'the record was not' : `none of the ${n} records was`} stored in ${where}`, {
       code: cause.code,
       details: { failed: progress.failed },
       cause,

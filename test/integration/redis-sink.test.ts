@@ -247,7 +247,7 @@ describe('redis export target (real Redis)', function () {
       const s = await sink({ mode: 'string', key: 'k:{host}' });
       const err = await write(s, objects([{ id: 1 }, { id: 2 }])).then(() => undefined, (e) => e);
       expect(err.code).to.equal('TEMPLATE_MISSING_FIELD');
-      expect(describeError(err)).to.include('all 2 records were not stored');
+      expect(describeError(err)).to.include('none of the 2 records was stored');
       expect(await keysUnder(redis, prefix)).to.deep.equal([]);
     });
   });
