@@ -7,7 +7,7 @@ import { CancelledError, ConnectorError, isRetryable, PartialWriteError } from '
 import { parseDuration } from '../../src/rules/duration.js';
 import { compileTemplate, templateIssues, type CompileOptions, type Template } from '../../src/template/template.js';
 import { planCommands, recordsOf, WRITE_THEN_EXPIRE, type CommandOptions, type KeyedRecord, type PlannedCommand, type RedisMode } from './redis-commands.js';
-import { commandError, onAbort, parseRedisUrl, RedisConnection, resolveConnection, type RedisConnectionConfig } from './redis-connection.js';
+import { commandError, isReplyError, onAbort, parseRedisUrl, RedisConnection, resolveConnection, type RedisConnectionConfig } from './redis-connection.js';
 
 export interface RedisSinkConfig extends RedisConnectionConfig {
   type: 'redis';
@@ -299,17 +299,18 @@ export class RedisSink implements Sink {
         replyIndex++;
       }
     }
-    const replies = await this.execBounded(pipeline.exec(), signal);
+    const { replies, cut } = await this.execBounded(pipeline.exec(), signal);
     const endpoint = this.#connection.endpoint;
     let transient: ConnectorError | undefined;
     for (const { planned, reply } of slots) {
       const entry = replies?.[reply];
-      const error = entry === undefined ? lostReply() : entry[0];
+      const error = entry === undefined ? lostReply(cut, this.#timeoutMs) : entry[0];
       if (!error) {
         for (const index of planned.records) progress.store(index);
         continue;
       }
-      const failure = commandError(error, endpoint);
+      // A reply cut off by our own timeout says "Connection is closed."; say why it was closed.
+      const failure = cut === 'timeout' && !isReplyError(error) ? lostReply(cut, this.#timeoutMs) : commandError(error, endpoint);
       if (failure.retryable) {
         transient ??= failure;
         continue;
@@ -327,16 +328,21 @@ export class RedisSink implements Sink {
   }
 
   /** Waits for the replies, at most `timeout`; on a timeout or a cancel the connection is dropped, which settles every command at once. */
-  private async execBounded(exec: Promise<[Error | null, unknown][] | null>, signal: AbortSignal): Promise<[Error | null, unknown][] | undefined> {
+  private async execBounded(
+    exec: Promise<[Error | null, unknown][] | null>,
+    signal: AbortSignal,
+  ): Promise<{ replies: [Error | null, unknown][] | undefined; cut?: 'timeout' | 'cancel' }> {
     let timer: NodeJS.Timeout | undefined;
     let unsubscribe = () => {};
-    const cut = new Promise<'cut'>((resolve) => {
-      timer = setTimeout(() => resolve('cut'), this.#timeoutMs);
-      unsubscribe = onAbort(signal, () => resolve('cut'));
+    const cutOff = new Promise<'timeout' | 'cancel'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), this.#timeoutMs);
+      unsubscribe = onAbort(signal, () => resolve('cancel'));
     });
+    let cut: 'timeout' | 'cancel';
     try {
-      const first = await Promise.race([exec, cut]);
-      if (first !== 'cut') return first ?? undefined;
+      const first = await Promise.race([exec, cutOff]);
+      if (first !== 'timeout' && first !== 'cancel') return { replies: first ?? undefined };
+      cut = first;
     } finally {
       clearTimeout(timer);
       unsubscribe();
@@ -346,7 +352,7 @@ export class RedisSink implements Sink {
     let grace: NodeJS.Timeout | undefined;
     const settled = await Promise.race([exec.catch(() => null), new Promise<null>((resolve) => (grace = setTimeout(() => resolve(null), 2000)))]);
     clearTimeout(grace);
-    return settled ?? undefined;
+    return { replies: settled ?? undefined, cut };
   }
 
   private partial(progress: BatchProgress, where: string, cause: unknown): PartialWriteError {
@@ -394,7 +400,9 @@ class RedisPartialWrite extends PartialWriteError {
   }
 }
 
-function lostReply(): Error {
-  return Object.assign(new Error('no reply: the connection was dropped (timeout or cancel)'), { code: 'ETIMEDOUT' });
+function lostReply(cut: 'timeout' | 'cancel' | undefined, timeoutMs: number): ConnectorError {
+  return cut === 'cancel'
+    ? new ConnectorError('no reply: the write was cancelled and the connection dropped', { code: 'CANCELLED', retryable: true })
+    : new ConnectorError(`no reply within ${timeoutMs / 1000}s (timeout); the connection was dropped`, { code: 'TIMEOUT', retryable: true });
 }
 

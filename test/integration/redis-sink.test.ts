@@ -342,6 +342,29 @@ describe('redis export target (real Redis)', function () {
       }
     });
 
+    it('replies that do not come within timeout: the connection is dropped, the write retried, every record stored once', async () => {
+      const server = await startOwnRedis();
+      const peer = testClient(server.url);
+      try {
+        const s = await sink({ url: server.url, mode: 'hash', key: 'h:{id}', timeout: '300ms', include_metadata: false });
+        await s.check!(ctx());
+        // Write commands of every client wait while the server is paused: the first attempt gets no reply in time.
+        await peer.call('CLIENT', 'PAUSE', '1200', 'WRITE');
+        const { queue, counts, lines } = queueOver(s, { retry: { maxAttempts: 10, initialBackoffMs: 200, maxBackoffMs: 400 } });
+        await queue.add(objects([{ id: 1 }, { id: 2 }, { id: 3 }]));
+        await queue.finish();
+        expect(counts).to.deep.equal({ exported: 3, failed: 0 });
+        const retries = lines().filter((l) => /trying again/.test(String(l.msg)));
+        expect(retries.length).to.be.at.least(1);
+        expect(JSON.stringify(retries[0])).to.include('no reply within 0.3s (timeout)');
+        expect(await keysUnder(peer, prefix)).to.deep.equal([`${prefix}h:1`, `${prefix}h:2`, `${prefix}h:3`]);
+        expect(await peer.hgetall(`${prefix}h:2`)).to.deep.equal({ id: '2' });
+      } finally {
+        peer.disconnect();
+        await server.remove();
+      }
+    });
+
     it('a server killed and restarted between two writes: the next write reconnects', async () => {
       const server = await startOwnRedis();
       try {
