@@ -64,6 +64,10 @@ async function main(argv: readonly string[]): Promise<number> {
     process.stdout.write(describeValid(config));
     return EXIT_OK;
   }
+  if (options.check) {
+    const { runCheck } = await import('./cli/check.js');
+    return runCheck(config, options);
+  }
   const { run } = await import('./cli/run.js');
   return run(config, options);
 }

@@ -34,8 +34,8 @@ export const csvSource: SourceSpec<CsvSourceConfig> = {
           'A file path (relative to the config file), a glob such as `data/*.csv` (files read in name order), or an http(s) URL.',
         examples: ['examples/data/sensors.csv', 'incoming/**/*.csv', 'https://example.com/export.csv'],
       },
-      delimiter: { type: 'string', minLength: 1, maxLength: 1, default: ',', description: 'Field separator.', examples: [';', '\t'] },
-      quote: { type: 'string', minLength: 1, maxLength: 1, default: '"', description: 'Quote character; doubled inside a quoted field.' },
+      delimiter: { type: 'string', minLength: 1, maxLength: 1, default: ',', description: 'Field separator: one character, not a line break, and not the quote character.', examples: [';', '\t'] },
+      quote: { type: 'string', minLength: 1, maxLength: 1, default: '"', description: 'Quote character, doubled inside a quoted field: one character, not a line break, and not the delimiter.' },
       encoding: {
         type: 'string',
         default: 'utf-8',

@@ -5,6 +5,7 @@ import { LOG_FORMATS, type LogFormat } from '../log-format.js';
 export interface CliOptions {
   readonly config: string;
   readonly validate: boolean;
+  readonly check: boolean;
   readonly dryRun: boolean;
   readonly continuous: boolean;
   readonly interval: number;
@@ -29,6 +30,8 @@ see \`threshold-processor test --help\`.
 Options:
   --config FILE      config file (default: ./config.yaml)
   --validate         check the config and its rule files, then exit (0 valid, 2 invalid)
+  --check            test the connection of every datasource and export target, print a table,
+                     then exit (0 all ok, 1 any failed); nothing is read or exported
   --dry-run          evaluate and show what would be exported; export nothing
   --continuous       run a cycle every --interval seconds until SIGINT/SIGTERM/SIGHUP
   --interval N       seconds between cycle starts in --continuous mode (default: 60)
@@ -52,6 +55,7 @@ export function parseCli(argv: readonly string[]): CliOptions {
       options: {
         config: { type: 'string', short: 'c', default: 'config.yaml' },
         validate: { type: 'boolean', default: false },
+        check: { type: 'boolean', default: false },
         'dry-run': { type: 'boolean', default: false },
         continuous: { type: 'boolean', default: false },
         interval: { type: 'string', default: '60' },
@@ -80,6 +84,7 @@ export function parseCli(argv: readonly string[]): CliOptions {
   return {
     config: values.config!,
     validate: values.validate!,
+    check: values.check!,
     dryRun: values['dry-run']!,
     continuous: values.continuous!,
     interval,

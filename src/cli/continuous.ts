@@ -1,12 +1,15 @@
 import { runCycle } from '../pipeline/run-cycle.js';
 import type { Runtime } from '../pipeline/runtime.js';
 import type { CycleReport } from '../pipeline/stats.js';
+import { cancelRun } from './shutdown.js';
 
 /** Each of these stops a run. SIGHUP (the terminal closed) counts as SIGTERM until the config can be reloaded. */
 export const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 export interface LoopOptions {
   readonly intervalSeconds: number;
+  /** After the first signal, how long the running cycle may take to finish before it is cancelled. */
+  readonly shutdownTimeoutMs: number;
   readonly onStart?: (report: CycleReport) => void;
   readonly onReport: (report: CycleReport) => void;
 }
@@ -14,7 +17,8 @@ export interface LoopOptions {
 /**
  * Starts a cycle every interval. Cycles never overlap: one that overruns is reported and the
  * next starts as soon as it ends. The first SIGINT/SIGTERM/SIGHUP lets the running cycle finish and
- * ends the loop; a second one aborts the cycle (half-written output is discarded).
+ * ends the loop; a second one, or the shutdown timeout passing, cancels the cycle (half-written
+ * output is discarded), and the process then exits within CANCEL_GRACE_MS whatever is stuck.
  * Resolves with the exit code.
  */
 export async function runContinuously(runtime: Runtime, options: LoopOptions): Promise<number> {
@@ -24,14 +28,20 @@ export async function runContinuously(runtime: Runtime, options: LoopOptions): P
   let stopping = false;
   let wake: (() => void) | undefined;
 
+  let deadline: NodeJS.Timeout | undefined;
   const onSignal = (signal: NodeJS.Signals) => {
     if (stopping) {
       log.warn({ signal }, 'second signal: aborting the current cycle');
-      controller.abort();
+      cancelRun(controller, log);
       return;
     }
     stopping = true;
-    log.info({ signal }, 'stopping after the current cycle');
+    log.info({ signal, shutdown_timeout_ms: options.shutdownTimeoutMs }, 'stopping after the current cycle');
+    deadline = setTimeout(() => {
+      log.warn({ shutdown_timeout_ms: options.shutdownTimeoutMs }, 'the current cycle did not finish within the shutdown timeout: cancelling it');
+      cancelRun(controller, log);
+    }, options.shutdownTimeoutMs);
+    deadline.unref();
     wake?.();
   };
   for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
@@ -59,6 +69,7 @@ export async function runContinuously(runtime: Runtime, options: LoopOptions): P
       wake = undefined;
     }
   } finally {
+    clearTimeout(deadline);
     for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
   }
   log.info('stopped');

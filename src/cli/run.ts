@@ -1,6 +1,7 @@
 import type { LoadedConfig } from '../config/types.js';
 import { resolveLogFormat, type LogFormat } from '../log-format.js';
 import { createLogger } from '../log.js';
+import { parseDuration } from '../rules/duration.js';
 import { DryRunSink } from '../pipeline/dry-run-sink.js';
 import { runCycle } from '../pipeline/run-cycle.js';
 import { closeRuntime, openRuntime, type Runtime } from '../pipeline/runtime.js';
@@ -9,6 +10,7 @@ import { logSummary, summaryTable } from '../pipeline/summary.js';
 import type { CliOptions } from './args.js';
 import { runContinuously, STOP_SIGNALS } from './continuous.js';
 import { ProgressLine } from './progress.js';
+import { cancelRun } from './shutdown.js';
 
 /** What stderr shows, decided once per run from the terminal, the level and the format asked for. */
 export interface OutputChoice {
@@ -45,7 +47,8 @@ export async function run(config: LoadedConfig, options: CliOptions): Promise<nu
   };
   try {
     if (options.continuous) {
-      return await runContinuously(runtime, { intervalSeconds: options.interval, onStart, onReport: (r) => finished(r, r.runId) });
+      const shutdownTimeoutMs = parseDuration(config.settings.shutdown_timeout)!;
+      return await runContinuously(runtime, { intervalSeconds: options.interval, shutdownTimeoutMs, onStart, onReport: (r) => finished(r, r.runId) });
     }
     return await runOnce(runtime, onStart, finished);
   } finally {
@@ -62,7 +65,7 @@ async function runOnce(runtime: Runtime, onStart: ((r: CycleReport) => void) | u
   const controller = new AbortController();
   const cancel = (signal: NodeJS.Signals) => {
     runtime.log.warn({ signal }, 'interrupted: stopping; output not yet made visible is discarded');
-    controller.abort();
+    cancelRun(controller, runtime.log);
   };
   for (const signal of STOP_SIGNALS) process.once(signal, cancel);
   try {

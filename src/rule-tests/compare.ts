@@ -29,7 +29,7 @@ export function fieldDifferences(expected: PlainRecord, actual: PlainRecord): Fi
   const differences: FieldDifference[] = [];
   for (const [field, want] of Object.entries(expected)) {
     const present = Object.hasOwn(actual, field);
-    const got = actual[field];
+    const got = present ? actual[field] : undefined;
     const same = want === null ? got === null || got === undefined : present && isDeepStrictEqual(want, got);
     if (same) continue;
     const closestField = present ? undefined : closest(field, Object.keys(actual));

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ConfigIssue } from '../config/issues.js';
-import { issueAt, parseYamlFile, type YamlFile } from '../config/yaml-file.js';
+import { issueAt, parseYamlFile, toPlain, type YamlFile } from '../config/yaml-file.js';
 import type { PlainRecord } from '../records/layout.js';
 import { toEpochMillis } from '../rules/coerce.js';
 import type { ConfigPath } from '../rules/compile.js';
@@ -71,7 +71,7 @@ export function parseRuleTestFile(shown: string, text: string, dir: string): { t
   const { yaml, issues } = parseYamlFile(shown, text);
   if (issues.length > 0) return { issues };
   const checker = new ShapeChecker(yaml, dir);
-  const testFile = checker.file(yaml.doc.toJS() as unknown);
+  const testFile = checker.file(toPlain(yaml));
   return checker.issues.length > 0 ? { issues: checker.issues } : { testFile, issues: [] };
 }
 

@@ -78,3 +78,13 @@ describe('rule tests: comparing expected and actual matches', () => {
     expect(diff([], [{ id: '9', ...META }])).to.deep.equal(['+ unexpected: match #1 {"id":"9"} was not expected']);
   });
 });
+
+describe('rule tests: field names are data', () => {
+  it('an expected null for a field named like an Object property accepts a record without it', async () => {
+    const { fieldDifferences } = await import('../../src/rule-tests/compare.js');
+    expect(fieldDifferences({ constructor: null, toString: null }, { id: '1' })).to.deep.equal([]);
+    const [diff] = fieldDifferences({ constructor: 'x' }, { id: '1' });
+    expect(diff!.present).to.equal(false);
+    expect(diff!.actual).to.equal(undefined);
+  });
+});

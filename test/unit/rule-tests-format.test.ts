@@ -108,3 +108,18 @@ tests:
     expect(problems('tests:\n  - name: a\n   bad indent: [\n')[0]).to.match(/^t\.test\.yaml:3:\d+: YAML syntax: /);
   });
 });
+
+describe('rule test files: many cases sharing one anchor', () => {
+  it('reads 150 cases that all merge `<<: *base` (past the YAML library alias default of 100)', () => {
+    const cases = Array.from({ length: 149 }, (_, i) => `  - <<: *base\n    name: case ${i + 1}\n`).join('');
+    const file = parse(`config: ../config.yaml
+tests:
+  - &base
+    name: case 0
+    input: { sensors: [ { id: "1", battery: 15 } ] }
+    expect: { low_battery: [ { id: "1" } ] }
+${cases}`);
+    expect(file.cases).to.have.length(150);
+    expect(file.cases[149]!.name).to.equal('case 149');
+  });
+});
