@@ -1,7 +1,7 @@
 import type { CreateContext, DeliveryBatch, OperationContext, Sink, SinkSpec } from '../types.js';
 import type { HttpClient } from '../../src/http/client.js';
 import { toNdjsonPieces } from '../../src/encoding/ndjson.js';
-import { CancelledError, ConnectorError, wrapError } from '../../src/errors.js';
+import { CancelledError, ConnectorError, serializeError, wrapError } from '../../src/errors.js';
 import { exportRecords } from '../../src/records/export-record.js';
 import { redactUrl } from '../../src/util/redact.js';
 import { templateFor, templateIssues, type CompileOptions, type Template } from '../../src/template/template.js';
@@ -35,7 +35,7 @@ export const restSink: SinkSpec<RestSinkConfig> = {
     type: 'object',
     required: ['url'],
     properties: {
-      ...httpProperties(DEFAULT_MAX_BYTES),
+      ...targetHttpProperties(),
       url: {
         type: 'string',
         minLength: 1,
@@ -66,6 +66,12 @@ export const restSink: SinkSpec<RestSinkConfig> = {
     return new RestSink(config, ctx);
   },
 };
+
+/** A target follows no redirect: undici turns a redirected POST into a GET without its body, which would count as delivered. */
+function targetHttpProperties() {
+  const { max_redirects: _notForTargets, ...rest } = httpProperties(DEFAULT_MAX_BYTES);
+  return rest;
+}
 
 export class RestSink implements Sink {
   readonly delivery = 'per-write' as const;
@@ -109,9 +115,17 @@ export class RestSink implements Sink {
         body,
         signal: ctx.signal,
       });
-      await response.dump();
+      await response.dump().catch((err: unknown) => {
+        // A 2xx whose answer is merely long has delivered the records. One that stalls or breaks off is
+        // not trusted: it is retried, with the same Idempotency-Key so the receiver can drop the repeat.
+        if (!(err instanceof ConnectorError && err.code === 'RESPONSE_TOO_LARGE')) throw err;
+        ctx.log.debug({ err: serializeError(err) }, 'the answer to a delivered request was larger than max_response_bytes; not read further');
+      });
     } catch (err) {
       if (err instanceof CancelledError) throw err;
+      if (err instanceof ConnectorError && err.code === 'TOO_MANY_REDIRECTS') {
+        throw wrapError(`${what}: the endpoint redirects; a redirected ${this.config.method ?? 'POST'} can lose its body, so set url to the address it redirects to`, err);
+      }
       throw wrapError(what, err);
     }
   }
@@ -135,10 +149,11 @@ export class RestSink implements Sink {
       return `reachable: HEAD ${this.label(url)} answered HTTP ${response.status}${note}`;
     } catch (err) {
       if (err instanceof CancelledError) throw err;
-      // A redirect loop or an oversize HEAD answer still came from a live server.
-      if (err instanceof ConnectorError && (err.code === 'TOO_MANY_REDIRECTS' || err.code === 'RESPONSE_TOO_LARGE')) {
-        return `reachable: HEAD ${this.label(url)} answered (${err.code})`;
+      // A redirect or an oversize HEAD answer still came from a live server.
+      if (err instanceof ConnectorError && err.code === 'TOO_MANY_REDIRECTS') {
+        return `reachable: HEAD ${this.label(url)} answered HTTP ${err.details.status}, a redirect, which export targets do not follow; set url to where it leads`;
       }
+      if (err instanceof ConnectorError && err.code === 'RESPONSE_TOO_LARGE') return `reachable: HEAD ${this.label(url)} answered`;
       throw wrapError(`checking export target "${this.ctx.name}": ${this.label(url)} cannot be reached`, err);
     }
   }
@@ -180,7 +195,7 @@ export class RestSink implements Sink {
   private async client(): Promise<HttpClient> {
     if (!this.#client) {
       const { HttpClient } = await import('../../src/http/client.js');
-      this.#client ??= new HttpClient(clientOptions(this.config, DEFAULT_MAX_BYTES));
+      this.#client ??= new HttpClient({ ...clientOptions(this.config, DEFAULT_MAX_BYTES), maxRedirects: 0 });
     }
     return this.#client;
   }

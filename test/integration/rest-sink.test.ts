@@ -205,6 +205,28 @@ describe('REST export target (against a server on 127.0.0.1)', function () {
       expect(counts).to.deep.equal({ exported: received.length, failed: 0 });
     });
 
+    it('a redirect is not followed (it would turn the POST into a bodiless GET) and is reported with where it leads', async () => {
+      server.handle((req, res) => {
+        if (req.path === '/hook') res.writeHead(301, { location: '/moved' }).end();
+        else json(res, {});
+      });
+      const { q, counts } = queue(await sink());
+      await q.add(batch([1]));
+      await q.finish();
+      expect(server.requests.map((r) => `${r.method} ${r.path}`)).to.deep.equal(['POST /hook']);
+      expect(counts).to.deep.equal({ exported: 0, failed: 1 });
+      expect(q.status().error).to.match(/the endpoint redirects; a redirected POST can lose its body, so set url to the address it redirects to: .*answered 301 to \/moved/);
+    });
+
+    it('a 2xx whose answer is larger than max_response_bytes still counts as delivered', async () => {
+      server.handle((_req, res) => json(res, { echo: 'x'.repeat(8192) }));
+      const { q, counts } = queue(await sink({ max_response_bytes: 1024 }));
+      await q.add(batch([1, 2]));
+      await q.finish();
+      expect(server.requests).to.have.lengthOf(1);
+      expect(counts).to.deep.equal({ exported: 2, failed: 0 });
+    });
+
     it('the token never appears in errors or logs, even when the server echoes it back', async () => {
       server.handle((req, res) => void res.writeHead(401, { 'content-type': 'text/plain' }).end(`invalid token: ${req.headers.authorization}`));
       const createLog = memoryLogger();
