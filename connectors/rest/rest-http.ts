@@ -68,7 +68,45 @@ export function clientOptions(config: RestHttpConfig, defaultMaxBytes: number): 
     deadlineMs: timeoutMs,
     maxResponseBytes: config.max_response_bytes ?? defaultMaxBytes,
     maxRedirects: config.max_redirects ?? DEFAULT_MAX_REDIRECTS,
+    secrets: urlSecrets(config.url),
   };
+}
+
+/**
+ * Parts of a URL that look like credentials, to be hidden wherever the URL is shown: a webhook
+ * URL (Slack, Teams, Discord) carries its token in the path or in a `sig` parameter, which no
+ * parameter name gives away. A path segment or query value of 16 characters or more holding both
+ * letters and digits counts; an id of that shape is hidden too, which costs a message little.
+ */
+/** A timestamp in a query (`since=2026-01-01T00:00:00Z`) is data, not a credential. */
+const ISO_DATE = /^\d{4}-\d{2}-\d{2}/;
+
+export function urlSecrets(url: string): string[] {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return [];
+  }
+  const parts = [...parsed.pathname.split('/'), ...[...parsed.searchParams.values()]];
+  if (parsed.password) parts.push(parsed.password);
+  const secrets = new Set<string>();
+  for (const part of parts) {
+    for (const form of new Set([part, safeDecode(part)])) {
+      if (form.length >= 16 && /[A-Za-z]/.test(form) && /\d/.test(form) && !form.includes('{') && !ISO_DATE.test(form)) secrets.add(form);
+    }
+  }
+  // Encoded forms too: a message may show the URL as the URL class writes it.
+  for (const secret of [...secrets]) secrets.add(encodeURIComponent(secret));
+  return [...secrets];
+}
+
+function safeDecode(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
 }
 
 /** Header names are case-insensitive: whether the config already sets one. */

@@ -238,6 +238,24 @@ describe('REST export target (against a server on 127.0.0.1)', function () {
     });
   });
 
+  describe('a webhook URL that carries its token', () => {
+    const HOOK_TOKEN = 'XyZ0aB1cD2eF3gH4iJ5kL6mN';
+
+    it('is sent as configured, and hidden in errors, logs and check notes', async () => {
+      server.handle((req, res) => void res.writeHead(404, { 'content-type': 'text/plain' }).end(`no hook at ${req.url}`));
+      const url = `${server.base}/services/T0001/B0002/${HOOK_TOKEN}?sig=${HOOK_TOKEN}-sig&since=2026-01-01T00:00:00Z`;
+      const s = await sink({ url });
+      const { q, lines } = queue(s);
+      await q.add(batch([1]));
+      await q.finish();
+      expect(server.requests[0]!.path).to.equal(`/services/T0001/B0002/${HOOK_TOKEN}`);
+      const error = q.status().error!;
+      expect(error).to.match(/answered HTTP 404: no hook at \/services\/T0001\/B0002\/\*\*\*\?sig=\*\*\*&since=2026-01-01T00:00:00Z/);
+      const note = await drive(s).check();
+      expect(JSON.stringify([error, lines(), note])).to.not.include(HOOK_TOKEN);
+    });
+  });
+
   describe('check', () => {
     it('sends a HEAD, nothing else, and any HTTP answer means reachable', async () => {
       server.handle((_req, res) => void res.writeHead(405).end());
