@@ -58,7 +58,10 @@ export const restSink: SinkSpec<RestSinkConfig> = {
   },
   validate(config) {
     const oneRecord = config.batch_size === 1;
-    const problems = [...templateIssues(config.url, URL_TEMPLATE(oneRecord), 'url')];
+    const problems = templateIssues(config.url, URL_TEMPLATE(oneRecord), 'url');
+    if (!oneRecord && problems.length > 0 && templateIssues(config.url, URL_TEMPLATE(true), 'url').length === 0) {
+      problems.splice(0, problems.length, { key: 'url', message: 'record fields in the URL need one record per request: set batch_size: 1, or use only {rule}, {datasource}, {date}, {run_id}' });
+    }
     if (config.body_template !== undefined) problems.push(...templateIssues(config.body_template, BODY_TEMPLATE, 'body_template'));
     return problems;
   },
@@ -104,7 +107,7 @@ export class RestSink implements Sink {
     try {
       ({ url, body } = this.render(batch));
     } catch (err) {
-      throw wrapError(what, err);
+      throw wrapError(what, withoutTemplateText(err));
     }
     const client = await this.client();
     try {
@@ -199,4 +202,17 @@ export class RestSink implements Sink {
     }
     return this.#client;
   }
+}
+
+/**
+ * A template error quotes the whole template, and a body template may hold a secret filled in
+ * from the environment (a PagerDuty routing key): the error keeps the field it is about, not the text.
+ */
+function withoutTemplateText(err: unknown): unknown {
+  if (!(err instanceof ConnectorError) || err.code !== 'TEMPLATE_MISSING_FIELD') return err;
+  const field = String(err.details.field ?? '');
+  return new ConnectorError(`filling in the body template or the URL: the record has no field "${field}" (or it is null); give a default with {${field}:-default}`, {
+    code: err.code,
+    details: { field },
+  });
 }

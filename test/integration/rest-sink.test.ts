@@ -3,7 +3,7 @@ import { restSink, type RestSinkConfig } from '../../connectors/rest/rest-sink.j
 import type { MatchBatch, Sink } from '../../connectors/types.js';
 import type { DeliveryPolicy } from '../../src/delivery/policy.js';
 import { TargetQueue } from '../../src/delivery/target-queue.js';
-import { describeError } from '../../src/errors.js';
+import { describeError, serializeError } from '../../src/errors.js';
 import { ColumnLayout, OBJECT_LAYOUT } from '../../src/records/layout.js';
 import { drive, memoryLogger } from '../helpers.js';
 import { closedPort, json, startRestServer, type RestServer } from '../support/rest-server.js';
@@ -105,13 +105,16 @@ describe('REST export target (against a server on 127.0.0.1)', function () {
     });
 
     it('a record missing a template field fails that write with TEMPLATE_MISSING_FIELD, and nothing is sent', async () => {
-      const s = await sink({ batch_size: 1, body_template: '{"text": "{host}"}' });
+      const s = await sink({ batch_size: 1, body_template: '{"routing_key": "R0UT1NG-KEY-FROM-ENV", "text": "{host}"}' });
       const err = await drive(s).write(objects([{ id: 1 }])).then(
         () => expect.fail('should fail'),
         (e: unknown) => e,
       );
       expect((err as { code: string }).code).to.equal('TEMPLATE_MISSING_FIELD');
-      expect(describeError(err)).to.match(/^sending 1 record to export target "alerts": filling in the body template/);
+      expect(describeError(err)).to.equal(
+        'sending 1 record to export target "alerts": filling in the body template or the URL: the record has no field "host" (or it is null); give a default with {host:-default}',
+      );
+      expect(JSON.stringify(serializeError(err)), 'the template (and a secret in it) is not quoted').to.not.include('R0UT1NG');
       expect(server.requests).to.have.lengthOf(0);
     });
 
@@ -123,6 +126,7 @@ describe('REST export target (against a server on 127.0.0.1)', function () {
     it('validate: a record field in the URL needs batch_size 1; a body template must be JSON', () => {
       const issues = restSink.validate!({ type: 'rest_api', url: 'http://x.example/{id}', body_template: '{"a": {b}' });
       expect(issues.map((i) => i.key)).to.deep.equal(['url', 'body_template']);
+      expect(issues[0]!.message).to.include('set batch_size: 1');
       expect(restSink.validate!({ type: 'rest_api', url: 'http://x.example/{id}', batch_size: 1 })).to.deep.equal([]);
     });
   });
