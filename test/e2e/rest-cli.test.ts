@@ -9,7 +9,7 @@ const TOKEN = 'e2e-rest-token-3c4d5e6f7a8b';
 /** 25 sensors served 10 per page by page number, behind a bearer token. */
 function serveSensors(server: RestServer): void {
   server.handle((req, res) => {
-    if (req.path === '/hook' || req.path === '/other') return json(res, { ok: true });
+    if (req.path === '/hook' || req.path === '/pd') return json(res, { ok: true });
     if (req.headers.authorization !== `Bearer ${TOKEN}`) return void res.writeHead(401, { 'content-type': 'text/plain' }).end(`bad token ${req.headers.authorization}`);
     const page = Number(req.query.get('page'));
     const items = [];
@@ -110,6 +110,43 @@ describe('processor CLI with REST datasources and targets (servers on 127.0.0.1)
     expect(summaryOf(result.stderr).datasources.api.error).to.match(
       /^reading page 1 of datasource "api": the response is not JSON .*: HTTP 200, text\/html, body starts "<!doctype html><title>Sign in<\/title>"$/,
     );
+  });
+
+  it("the README's Slack and PagerDuty examples send one payload per match, in the receivers' shapes", async () => {
+    writeFiles(dir, {
+      'c.yaml':
+        source(server.base) +
+        rule('slack, pagerduty') +
+        `export_targets:\n` +
+        `  slack:\n    type: rest_api\n    url: \${SLACK_WEBHOOK_URL}\n    batch_size: 1\n` +
+        `    body_template: '{"text": ":rotating_light: *{rule}*: {id} reads {reading.value} at {_matched_at}"}'\n` +
+        `  pagerduty:\n    type: rest_api\n    url: ${server.base}/pd\n    batch_size: 1\n    body_template: |\n` +
+        `      {\n        "routing_key": "\${PAGERDUTY_ROUTING_KEY}",\n        "event_action": "trigger",\n        "dedup_key": "{rule}-{id}",\n` +
+        `        "payload": {\n          "summary": "{rule}: {id} reads {reading.value}",\n          "source": "{host:-threshold-processor}",\n` +
+        `          "severity": "critical",\n          "custom_details": {.}\n        }\n      }\n`,
+    });
+    const routingKey = 'R0UTING0KEY0000aaaabbbbccccdddd';
+    const result = await runCli(['--config', 'c.yaml', '--log-level', 'debug'], {
+      cwd: dir,
+      env: { API_TOKEN: TOKEN, SLACK_WEBHOOK_URL: `${server.base}/hook`, PAGERDUTY_ROUTING_KEY: routingKey },
+    });
+    expect(result.code, result.stderr.slice(-3000)).to.equal(0);
+    const slack = server.requests.filter((r) => r.path === '/hook').map((r) => JSON.parse(r.body));
+    expect(slack).to.have.lengthOf(5);
+    expect(slack[0]).to.have.keys(['text']);
+    expect(slack.map((b) => b.text.replace(/ at .*$/, ''))).to.have.members(['s20', 's21', 's22', 's23', 's24'].map((id, i) => `:rotating_light: *hot*: ${id} reads ${200 + i * 10}`));
+    const pd = server.requests.filter((r) => r.path === '/pd').map((r) => JSON.parse(r.body));
+    expect(pd).to.have.lengthOf(5);
+    const event = pd.find((b) => b.dedup_key === 'hot-s21');
+    const { custom_details: details, ...payload } = event.payload;
+    expect({ ...event, payload }).to.deep.equal({
+      routing_key: routingKey,
+      event_action: 'trigger',
+      dedup_key: 'hot-s21',
+      payload: { summary: 'hot: s21 reads 210', source: 'db-0', severity: 'critical' },
+    });
+    expect(details).to.deep.include({ id: 's21', reading: { value: 210 }, host: 'db-0', _rule: 'hot', _datasource: 'api' });
+    expect(result.stderr).to.not.include(routingKey);
   });
 
   it('--check reports each REST endpoint, ok or FAILED, and never prints the token', async () => {

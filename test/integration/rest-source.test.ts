@@ -314,6 +314,29 @@ describe('REST datasource (against a server on 127.0.0.1)', function () {
       expect(JSON.stringify(lines())).to.not.include(TOKEN);
     });
 
+    it('a cancelled read stops at once, even while a page request hangs', async () => {
+      server.handle((req, res) => {
+        if (req.query.get('page') === '1') json(res, [{ id: 1 }]);
+        // page 2 never answers
+      });
+      const s = await source({ pagination: { type: 'page' }, timeout: 60 });
+      const controller = new AbortController();
+      const seen: unknown[] = [];
+      const reading = (async () => {
+        for await (const b of s.read({ signal: controller.signal, log: memoryLogger().log, batchSize: 10 })) seen.push(...b.rows);
+      })();
+      while (server.requests.length < 2) await new Promise((resolve) => setTimeout(resolve, 5));
+      const started = Date.now();
+      controller.abort();
+      const err = await reading.then(
+        () => expect.fail('the read should be cancelled'),
+        (e: unknown) => e as ConnectorError,
+      );
+      expect(err.code).to.equal('CANCELLED');
+      expect(Date.now() - started).to.be.below(1000);
+      expect(seen).to.deep.equal([{ id: 1 }]);
+    });
+
     it('a JSON body cut short is not JSON', async () => {
       server.handle((_req, res) => void res.writeHead(200, { 'content-type': 'application/json', connection: 'close' }).end('[{"id":1},{"id"'));
       const err = await failure(await source({}));
