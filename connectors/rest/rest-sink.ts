@@ -110,6 +110,7 @@ export class RestSink implements Sink {
       throw wrapError(what, withoutTemplateText(err));
     }
     const client = await this.client();
+    const started = performance.now();
     try {
       const response = await client.request({
         url,
@@ -124,6 +125,7 @@ export class RestSink implements Sink {
         if (!(err instanceof ConnectorError && err.code === 'RESPONSE_TOO_LARGE')) throw err;
         ctx.log.debug({ err: serializeError(err) }, 'the answer to a delivered request was larger than max_response_bytes; not read further');
       });
+      ctx.log.debug({ records: count, status: response.status, ms: Math.round(performance.now() - started) }, 'batch delivered');
     } catch (err) {
       if (err instanceof CancelledError) throw err;
       if (err instanceof ConnectorError && err.code === 'TOO_MANY_REDIRECTS') {
