@@ -156,6 +156,8 @@ export class RestSource implements Source {
     const client = await this.client();
     const response = await client.request({ url, method: this.config.method ?? 'GET', headers: this.requestHeaders(), body: this.requestBody(), signal });
     const raw = { status: response.status, contentType: response.contentType, text: await response.text() };
+    // 204 No Content is how some APIs say a page is empty.
+    if (raw.status === 204) return { body: undefined, records: [], headers: response.headers };
     const redact = (text: string) => client.redact(text);
     const body = parseBody(raw, redact);
     return { body, records: recordsOf(body, this.config.records_path, raw, redact), headers: response.headers };

@@ -142,6 +142,16 @@ describe('REST datasource (against a server on 127.0.0.1)', function () {
       ]);
     });
 
+    it('page: a 204 No Content is an empty page, and ends the read', async () => {
+      server.handle((req, res) => {
+        if (req.query.get('page') === '1') json(res, [{ id: 1 }]);
+        else res.writeHead(204).end();
+      });
+      const { rows } = await readAll(await source({ pagination: { type: 'page' } }));
+      expect(rows).to.deep.equal([{ id: 1 }]);
+      expect(server.requests).to.have.lengthOf(2);
+    });
+
     it('page: hands each page on before asking for the next', async () => {
       pagedByNumber(9);
       const s = await source({ records_path: 'items', pagination: { type: 'page', size: 3 } });
