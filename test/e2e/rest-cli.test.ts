@@ -149,6 +149,12 @@ describe('processor CLI with REST datasources and targets (servers on 127.0.0.1)
     expect(result.stderr).to.not.include(routingKey);
   });
 
+  it('examples/rest-alerts.yaml validates', async () => {
+    const env = { SENSORS_TOKEN: 'a', SLACK_WEBHOOK_URL: 'https://hooks.slack.example/services/T/B/x', PAGERDUTY_ROUTING_KEY: 'r', ALERTS_TOKEN: 't' };
+    const result = await runCli(['--validate', '--config', 'examples/rest-alerts.yaml'], { env });
+    expect(result.code, result.stderr + result.stdout).to.equal(0);
+  });
+
   it('--check reports each REST endpoint, ok or FAILED, and never prints the token', async () => {
     const port = await closedPort();
     writeFiles(dir, {
