@@ -148,6 +148,22 @@ describe('REST export target (against a server on 127.0.0.1)', function () {
       expect(counts).to.deep.equal({ exported: 3, failed: 0 });
     });
 
+    it('a connection cut mid-answer is retried with the same Idempotency-Key, and counted once', async () => {
+      let calls = 0;
+      server.handle((_req, res, raw) => {
+        if (++calls > 1) return json(res, { ok: true });
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' });
+        res.write('{"ok":');
+        setTimeout(() => raw.socket.destroy(), 10);
+      });
+      const { q, counts } = queue(await sink());
+      await q.add(batch([1, 2]));
+      await q.finish();
+      expect(server.requests).to.have.lengthOf(2);
+      expect(server.requests[1]!.headers['idempotency-key']).to.equal(server.requests[0]!.headers['idempotency-key']);
+      expect(counts).to.deep.equal({ exported: 2, failed: 0 });
+    });
+
     it('a 429 with Retry-After: 1 waits a second, then delivers', async () => {
       let calls = 0;
       server.handle((_req, res) => {
