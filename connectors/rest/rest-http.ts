@@ -56,9 +56,6 @@ export function httpProperties(defaultMaxBytes: number): Record<string, JsonSche
   };
 }
 
-/** The retry key of the export targets, for the datasource too: same names, same defaults. */
-export { retryPolicyOf } from '../../src/delivery/policy.js';
-
 /** Client options from the shared keys: `timeout` bounds both the wait for each piece and the whole exchange. */
 export function clientOptions(config: RestHttpConfig, defaultMaxBytes: number): HttpClientOptions {
   const timeoutMs = (config.timeout ?? DEFAULT_TIMEOUT_S) * 1000;

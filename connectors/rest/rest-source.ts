@@ -2,7 +2,7 @@ import type { CreateContext, OperationContext, ReadContext, Source, SourceSpec }
 import type { HttpClient } from '../../src/http/client.js';
 import { deliverySchema, retryPolicyOf, type DeliveryConfig, type RetryPolicy } from '../../src/delivery/policy.js';
 import { withRetry } from '../../src/delivery/retry.js';
-import { ConnectorError, wrapError } from '../../src/errors.js';
+import { CancelledError, ConnectorError, wrapError } from '../../src/errors.js';
 import { OBJECT_LAYOUT, type RecordBatch } from '../../src/records/layout.js';
 import { redactUrl } from '../../src/util/redact.js';
 import { clientOptions, hasHeader, httpProperties, type RestHttpConfig } from './rest-http.js';
@@ -113,7 +113,7 @@ export class RestSource implements Source {
         return;
       }
       const what = `reading page ${number} of datasource "${this.ctx.name}"`;
-      const page = await this.fetchPage(url, number, read, what);
+      const page = await this.fetchPage(url, read, what);
       read.log.debug({ page: number, records: page.records.length }, 'page read');
       for (let at = 0; at < page.records.length; at += read.batchSize) {
         yield { layout: OBJECT_LAYOUT, rows: page.records.slice(at, at + read.batchSize) };
@@ -141,12 +141,12 @@ export class RestSource implements Source {
     await this.#client?.close();
   }
 
-  private async fetchPage(url: string, number: number, read: ReadContext, what: string): Promise<Page> {
+  private async fetchPage(url: string, read: ReadContext, what: string): Promise<Page> {
     try {
       return await withRetry(() => this.fetchOnce(url, read.signal), { policy: this.#retry, signal: read.signal, log: read.log, what });
     } catch (err) {
       // withRetry names the page when it gives up; a permanent error is named here.
-      if (err instanceof ConnectorError && err.message.startsWith(what)) throw err;
+      if (err instanceof CancelledError || (err instanceof ConnectorError && err.message.startsWith(what))) throw err;
       throw wrapError(what, err);
     }
   }
