@@ -13,6 +13,8 @@ export interface RestSinkConfig extends RestHttpConfig {
   body_template?: string;
   include_metadata?: boolean;
   batch_size?: number;
+  max_in_flight?: number;
+  concurrency?: number;
 }
 
 /** A receiver's answer is only read for its status and, on failure, an excerpt: it need not be large. */
@@ -46,6 +48,12 @@ export const restSink: SinkSpec<RestSinkConfig> = {
         examples: ['https://alerts.example.com/api/alerts', 'https://alerts.example.com/rules/{rule}/events'],
       },
       method: { type: 'string', enum: ['POST', 'PUT', 'PATCH'], default: 'POST', description: 'HTTP method.' },
+      concurrency: {
+        type: 'integer',
+        minimum: 1,
+        description: 'Requests in progress at once: another name for max_in_flight (set one or the other).',
+        examples: [4],
+      },
       body_template: {
         type: 'string',
         minLength: 1,
@@ -57,6 +65,9 @@ export const restSink: SinkSpec<RestSinkConfig> = {
     },
   },
   validate(config) {
+    if (config.concurrency !== undefined && config.max_in_flight !== undefined) {
+      return [{ key: 'concurrency', message: 'concurrency is another name for max_in_flight: set one of them, not both' }];
+    }
     const oneRecord = config.batch_size === 1;
     const problems = templateIssues(config.url, URL_TEMPLATE(oneRecord), 'url');
     if (!oneRecord && problems.length > 0 && templateIssues(config.url, URL_TEMPLATE(true), 'url').length === 0) {

@@ -225,6 +225,24 @@ describe('REST export target (against a server on 127.0.0.1)', function () {
       expect(counts).to.deep.equal({ exported: received.length, failed: 0 });
     });
 
+    it('concurrency: is the same bound under the name webhook users expect', async () => {
+      const { deliveryPolicyFor } = await import('../../src/pipeline/runtime.js');
+      server.handle((_req, res) => {
+        setTimeout(() => json(res, {}), 30);
+      });
+      const config = { type: 'rest_api', url: `${server.base}/hook`, concurrency: 2, batch_size: 10 };
+      const policy = deliveryPolicyFor(config);
+      expect(policy.maxInFlight).to.equal(2);
+      const { q, counts } = queue(await sink(config as Partial<RestSinkConfig>), { batchSize: policy.batchSize, maxInFlight: policy.maxInFlight });
+      for (let i = 0; i < 6; i++) await q.add(batch(Array.from({ length: 10 }, (_, k) => i * 10 + k)));
+      await q.finish();
+      expect(server.inFlight.max).to.equal(2);
+      expect(counts).to.deep.equal({ exported: 60, failed: 0 });
+      expect(restSink.validate!({ type: 'rest_api', url: 'http://x/', concurrency: 2, max_in_flight: 3 } as RestSinkConfig)).to.deep.equal([
+        { key: 'concurrency', message: 'concurrency is another name for max_in_flight: set one of them, not both' },
+      ]);
+    });
+
     it('a redirect is not followed (it would turn the POST into a bodiless GET) and is reported with where it leads', async () => {
       server.handle((req, res) => {
         if (req.path === '/hook') res.writeHead(301, { location: '/moved' }).end();
