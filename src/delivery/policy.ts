@@ -28,6 +28,7 @@ export interface DeliveryConfig {
   readonly batch_bytes?: number;
   readonly linger?: string;
   readonly max_in_flight?: number;
+  readonly concurrency?: number;
   readonly retry?: { readonly max_attempts?: number; readonly initial_backoff?: string; readonly max_backoff?: string };
 }
 
@@ -98,7 +99,8 @@ export function deliveryPolicyOf(config: DeliveryConfig, defaults: BatchingDefau
     batchSize: config.batch_size ?? defaults.batch_size,
     batchBytes: config.batch_bytes ?? defaults.batch_bytes,
     lingerMs: parseDuration(config.linger ?? defaults.linger) ?? 0,
-    maxInFlight: config.max_in_flight ?? defaults.max_in_flight,
+    // `concurrency` is the REST target's name for the same bound (its schema alone accepts it).
+    maxInFlight: config.max_in_flight ?? config.concurrency ?? defaults.max_in_flight,
     retry: retryPolicyOf(config.retry),
   };
 }

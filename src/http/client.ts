@@ -20,6 +20,8 @@ export interface HttpClientOptions {
   readonly maxResponseBytes?: number;
   /** Redirects followed; one more fails with TOO_MANY_REDIRECTS. Default 5. */
   readonly maxRedirects?: number;
+  /** More values never to show in messages, as header values are not (a token in a webhook URL's path). */
+  readonly secrets?: readonly string[];
 }
 
 export interface HttpRequest {
@@ -64,7 +66,7 @@ export class HttpClient {
 
   constructor(options: HttpClientOptions = {}) {
     this.#options = options;
-    this.#redact = headerRedactor(options.headers ?? {});
+    this.#redact = headerRedactor(options.headers ?? {}, options.secrets);
   }
 
   /** Hides configured header values and URL credentials in any text (for a caller's own messages). */

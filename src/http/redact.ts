@@ -7,10 +7,11 @@ const MIN_SECRET_LENGTH = 8;
  * A function that makes text from an HTTP exchange fit for a message or a log: every configured
  * header value of 8 characters or more (and each such word of it, so `Bearer abc...` hides the
  * token alone too) becomes `***`, then URLs' credentials and credential-looking assignments are
- * hidden as everywhere else.
+ * hidden as everywhere else. `extra` values (a token in a webhook URL's path) are hidden whole.
  */
-export function headerRedactor(headers: Readonly<Record<string, string>>): (text: string) => string {
+export function headerRedactor(headers: Readonly<Record<string, string>>, extra: readonly string[] = []): (text: string) => string {
   const secrets = new Set<string>();
+  for (const value of extra) if (value.length >= MIN_SECRET_LENGTH) secrets.add(value);
   for (const value of Object.values(headers)) {
     if (value.length >= MIN_SECRET_LENGTH) secrets.add(value);
     for (const word of value.split(/\s+/)) if (word.length >= MIN_SECRET_LENGTH) secrets.add(word);
