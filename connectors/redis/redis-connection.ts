@@ -58,8 +58,9 @@ export function resolveConnection(config: RedisConnectionConfig, configDir: stri
   const db = config.db ?? fromUrl.db ?? 0;
   const useTls = config.tls !== undefined ? config.tls !== false : fromUrl.tls === true;
   const tls = useTls ? tlsOptions(typeof config.tls === 'object' ? config.tls : {}, host, configDir) : undefined;
-  const username = config.username ?? fromUrl.username;
-  const password = config.password ?? fromUrl.password;
+  // An empty value means none, so `password: "${REDIS_PASSWORD:-}"` works with and without one.
+  const username = config.username || fromUrl.username;
+  const password = config.password || fromUrl.password;
   const options: RedisOptions = {
     host,
     port,

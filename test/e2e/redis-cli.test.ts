@@ -8,7 +8,7 @@ import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
-import { freshDirPerTest, runCli, startCli, writeFiles, type CliResult } from '../helpers.js';
+import { freshDirPerTest, repoRoot, runCli, startCli, writeFiles, type CliResult } from '../helpers.js';
 import { freePort, keysUnder, removeKeysUnder, startOwnRedis, testClient, TEST_REDIS_URL, uniquePrefix } from '../support/redis-server.js';
 
 const CSV = 'id,sensor,value,site\n1,s1,5,par\n2,s2,1500,lis\n3,s3,2500,\n4,s1,3000,par\n';
@@ -147,6 +147,24 @@ describe('redis export target through the CLI', function () {
     expect(result.stdout).to.contain('1 of 3 checks failed');
     expect(result.stdout + result.stderr).to.not.include('pw-never-shown-8812');
     expect(await keysUnder(redis, prefix)).to.deep.equal([]);
+  });
+
+  it('examples/redis-alerts.yaml runs as its comments say', async () => {
+    const result = await runCli(['--config', 'examples/redis-alerts.yaml', '--log-format', 'json'], { cwd: repoRoot, env: { REDIS_URL: TEST_REDIS_URL, REDIS_KEY_PREFIX: prefix } });
+    expect(result.code, result.stderr).to.equal(0);
+    const matched = summaryOf(result, 'above_range').matched;
+    expect(matched).to.be.greaterThan(0);
+    const sensors = (await keysUnder(redis, `${prefix}state:`)).map((k) => k.slice(`${prefix}state:`.length));
+    expect(sensors.length).to.be.greaterThan(0);
+    const state = await redis.hgetall(`${prefix}state:${sensors[0]}`);
+    expect(state).to.include({ sensor: sensors[0], _rule: 'above_range' });
+    expect(Number(state.value)).to.be.greaterThan(1000);
+    expect(await redis.ttl(`${prefix}state:${sensors[0]}`)).to.be.within(86_300, 86_400);
+    const alerts = (await redis.lrange(`${prefix}alerts:above_range`, 0, -1)).map((i) => JSON.parse(i));
+    expect(alerts).to.have.lengthOf(matched);
+    // push: left puts the newest first: the CSV's last match leads.
+    expect(Number(alerts[0].id)).to.be.greaterThan(Number(alerts[alerts.length - 1].id));
+    expect(await redis.xlen(`${prefix}events:sensors`)).to.equal(matched);
   });
 
   it('a Redis killed and restarted in the middle of a run loses nothing reported as exported', async function () {
