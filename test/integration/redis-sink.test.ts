@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
-import { createServer, type Server, type Socket } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { redisSink, type RedisSinkConfig } from '../../connectors/redis/redis-sink.js';
 import type { MatchBatch, OperationContext, Sink } from '../../connectors/types.js';
 import type { DeliveryPolicy } from '../../src/delivery/policy.js';
@@ -362,6 +362,89 @@ describe('redis export target (real Redis)', function () {
       } finally {
         peer.disconnect();
         await server.remove();
+      }
+    });
+
+    /**
+     * A proxy in front of the test Redis that, once it sees the batch (HSET) go by, lets through
+     * only the first `replies` replies and then cuts both connections: the server ran every
+     * command, the target heard back about some. `accept` says whether later connections are let in.
+     */
+    async function cuttingProxy(replies: number, accept: () => boolean): Promise<{ port: number; hsets: number[]; close(): Promise<void> }> {
+      const upstream = new URL(TEST_REDIS_URL);
+      const sockets = new Set<Socket>();
+      let cutDone = false;
+      const hsets: number[] = [];
+      const proxy = createServer((client) => {
+        if (!accept()) return client.destroy();
+        const connection = hsets.push(0) - 1;
+        const server = connect(Number(upstream.port || 6379), upstream.hostname);
+        sockets.add(client).add(server);
+        let watching = false;
+        let allowed = replies * ':1\r\n'.length;
+        client.on('data', (chunk: Buffer) => {
+          hsets[connection]! += chunk.toString('latin1').split('HSET').length - 1;
+          if (!cutDone && chunk.includes('HSET')) watching = true;
+          server.write(chunk);
+        });
+        server.on('data', (chunk) => {
+          if (!watching) return void client.write(chunk);
+          const part = chunk.subarray(0, allowed);
+          allowed -= part.length;
+          client.write(part);
+          if (allowed <= 0) {
+            cutDone = true;
+            watching = false;
+            client.destroy();
+            server.destroy();
+          }
+        });
+        for (const s of [client, server]) s.on('error', () => {}).on('close', () => (client.destroy(), server.destroy()));
+      });
+      await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+      return {
+        port: (proxy.address() as { port: number }).port,
+        hsets,
+        close: async () => {
+          for (const socket of sockets) socket.destroy();
+          await new Promise((resolve) => proxy.close(resolve));
+        },
+      };
+    }
+
+    it('the connection lost after 3 of 10 replies: the next attempt sends only the 7 unconfirmed records, and all count exported', async () => {
+      const proxy = await cuttingProxy(3, () => true);
+      try {
+        const s = await sink({ url: undefined, host: '127.0.0.1', port: proxy.port, mode: 'hash', key: 'h:{id}', include_metadata: false });
+        const { queue, counts, lines } = queueOver(s, { batchSize: 10 });
+        await queue.add(objects(Array.from({ length: 10 }, (_, i) => ({ id: i }))));
+        await queue.finish();
+        expect(counts).to.deep.equal({ exported: 10, failed: 0 });
+        expect(await keysUnder(redis, prefix)).to.have.lengthOf(10);
+        const retry = lines().find((l) => /trying again/.test(String(l.msg)));
+        expect(JSON.stringify(retry)).to.include('7 of 10 records not stored').and.include('(the other 3 were)');
+        // The first connection carried the 10 commands; the second only the 7 whose replies were lost.
+        expect(proxy.hsets).to.deep.equal([10, 7]);
+      } finally {
+        await proxy.close();
+      }
+    });
+
+    it('the connection lost after 3 of 10 replies and never back: 3 count exported, 7 failed (the server may hold more: never fewer)', async () => {
+      let connections = 0;
+      const proxy = await cuttingProxy(3, () => ++connections === 1);
+      try {
+        const s = await sink({ url: undefined, host: '127.0.0.1', port: proxy.port, mode: 'hash', key: 'h:{id}', include_metadata: false, connect_timeout: '1s' });
+        const { queue, counts } = queueOver(s, { batchSize: 10 });
+        await queue.add(objects(Array.from({ length: 10 }, (_, i) => ({ id: i }))));
+        await queue.finish();
+        expect(counts).to.deep.equal({ exported: 3, failed: 7 });
+        expect(queue.status().records).to.equal(3);
+        expect(queue.status().error).to.include('gave up after 3 attempts').and.include('7 of 10 records not stored');
+        // Every command reached the server; only 3 replies reached the target. What counts exported is there.
+        expect((await keysUnder(redis, prefix)).length).to.be.at.least(3);
+      } finally {
+        await proxy.close();
       }
     });
 
