@@ -63,7 +63,7 @@ export const redisSink: SinkSpec<RedisSinkConfig> = {
         description: 'Where Redis is, as one URL: redis://[user:password@]host:port/db, rediss:// for TLS. Or give host, port and db.',
         examples: ['redis://127.0.0.1:6379/0', 'rediss://alerts.example.com:6380/2'],
       },
-      host: { type: 'string', default: 'localhost', description: 'Redis host.', examples: ['redis.internal'] },
+      host: { type: 'string', default: 'localhost', description: 'Redis host (instead of url).' },
       port: { type: 'integer', minimum: 1, maximum: 65535, default: 6379, description: 'Redis port.' },
       db: { type: 'integer', minimum: 0, default: 0, description: 'Database number.' },
       username: { type: 'string', description: 'ACL user (Redis 6 and later); default: the default user.' },
