@@ -135,7 +135,7 @@ export_targets:
     const result = await runCli(['--config', 'legacy.yaml'], { cwd: dir, env });
     expect(result.code).to.equal(1);
     const errors = logLines(result.stderr).filter((l) => l.level === 'error');
-    expect(errors.find((l) => l.datasource === 'my_database')?.err.message).to.match(/datasource type "postgresql" is not implemented in this build/);
+    expect(errors.find((l) => l.datasource === 'my_database')?.err.message).to.match(/datasource "my_database" \(postgresql, localhost:5432\/analytics as user\)/);
     expect(errors.find((l) => l.target === 'alert_api')?.err.message).to.match(/export target type "rest_api" is not implemented in this build/);
     expect(result.stderr).not.to.include('sup3r-s3cret');
   });
