@@ -143,7 +143,8 @@ class PostgresSource implements Source {
   private shape(fields: readonly { name: string; dataTypeID: number }[]): { layout: PostgresRowLayout; fields: FieldDescriptor[] } {
     const { names, renamed } = uniqueColumnNames(fields.map((f) => f.name));
     if (renamed.length > 0) this.ctx.log.warn({ renamed }, 'the query returns repeated column names; later ones are renamed so rules can reach them');
-    return { layout: new PostgresRowLayout(names), fields: descriptorsOf(names, fields.map((f) => f.dataTypeID)) };
+    const descriptors = descriptorsOf(names, fields.map((f) => f.dataTypeID));
+    return { layout: new PostgresRowLayout(descriptors), fields: descriptors };
   }
 
   private async closeCursor(cursor: Cursor, client: PoolClient, broken: unknown): Promise<void> {

@@ -1,7 +1,7 @@
 import type { FieldDescriptor, FieldType } from '../../src/records/fields.js';
 import type { PlainRecord, RowLayout } from '../../src/records/layout.js';
 import type { Accessor } from '../../src/rules/compile.js';
-import { toEpochMillis } from '../../src/rules/coerce.js';
+import { exactNumber, toEpochMillis } from '../../src/rules/coerce.js';
 
 /** Type OIDs of pg_type this connector treats specially. */
 export const OID = {
@@ -106,13 +106,18 @@ export const BUILTIN_ARRAY_OIDS: ReadonlySet<number> = new Set([
  */
 export class PostgresRowLayout implements RowLayout {
   readonly key: string;
+  readonly columns: readonly string[];
   readonly #index = new Map<string, number>();
+  /** numeric and bigint columns: exported as JSON numbers when that rounds nothing, else as their text. */
+  readonly #decimal: readonly boolean[];
 
-  constructor(readonly columns: readonly string[]) {
-    columns.forEach((name, i) => {
+  constructor(readonly fields: readonly FieldDescriptor[]) {
+    this.columns = fields.map((f) => f.name);
+    this.columns.forEach((name, i) => {
       if (!this.#index.has(name)) this.#index.set(name, i);
     });
-    this.key = `postgres:${JSON.stringify(columns)}`;
+    this.#decimal = fields.map((f) => f.type === 'decimal');
+    this.key = `postgres:${JSON.stringify(fields)}`;
   }
 
   accessor(field: string): Accessor {
@@ -146,7 +151,8 @@ export class PostgresRowLayout implements RowLayout {
     const record: PlainRecord = {};
     for (let i = 0; i < this.columns.length; i++) {
       const name = this.columns[i]!;
-      const value = values[i] ?? null;
+      let value = values[i] ?? null;
+      if (this.#decimal[i] && typeof value === 'string') value = exactNumber(value) ?? value;
       // A column named "__proto__" must become a field, not the record's prototype.
       if (name === '__proto__') Object.defineProperty(record, name, { value, writable: true, enumerable: true, configurable: true });
       else record[name] = value;
