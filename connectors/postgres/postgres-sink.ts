@@ -264,7 +264,6 @@ class PostgresSink implements Sink {
   }
 
   async check(op: OperationContext): Promise<string> {
-    const started = performance.now();
     const what = `checking ${this.#what}`;
     const client = await this.connection.connect(op.signal, what).catch((err) => {
       throw translatePgError(what, err, { secrets: this.connection.resolved.secrets });
@@ -272,7 +271,7 @@ class PostgresSink implements Sink {
     try {
       const note = await new TableWriter(this.#tableColumns(), this.copyFrom).check(client);
       client.release();
-      return `${note}, ${Math.round(performance.now() - started)} ms`;
+      return `${this.connection.label}: ${note}`;
     } catch (err) {
       client.release(isConnectionFailure(err) ? (err as Error) : undefined);
       if (err instanceof ConnectorError) throw new ConnectorError(`${what}: ${err.message}`, { code: err.code, details: err.details, cause: err });

@@ -162,7 +162,6 @@ class PostgresSource implements Source {
   }
 
   async check(op: OperationContext): Promise<string> {
-    const started = performance.now();
     const client = await this.connection.connect(op.signal, `checking ${this.#what}`).catch((err) => {
       throw translatePgError(`checking ${this.#what}`, err, { secrets: this.connection.resolved.secrets });
     });
@@ -171,11 +170,13 @@ class PostgresSource implements Source {
       // Describing the query (parse and plan, no execution) catches a syntax error or a missing table before the first run.
       await client.query({ text: `EXPLAIN ${this.config.query}`, values: this.config.params ?? [] });
       client.release();
-      const ms = Math.round(performance.now() - started);
-      return `connected to ${this.connection.label} (PostgreSQL ${rows[0]?.version}), query plans, ${ms} ms`;
+      return `connected to ${this.connection.label} (PostgreSQL ${rows[0]?.version}); the query plans`;
     } catch (err) {
       client.release(isConnectionFailure(err) ? (err as Error) : undefined);
-      throw translatePgError(`checking ${this.#what}`, err, { query: `EXPLAIN ${this.config.query}`, secrets: this.connection.resolved.secrets });
+      // The server's position counts from the start of "EXPLAIN ", which the user did not write.
+      const position = (err as { position?: unknown }).position;
+      if (typeof position === 'string') Object.assign(err as object, { position: String(Math.max(1, Number(position) - 'EXPLAIN '.length)) });
+      throw translatePgError(`checking ${this.#what}`, err, { query: this.config.query, secrets: this.connection.resolved.secrets });
     }
   }
 
