@@ -35,8 +35,72 @@ export interface TypeParsers {
  * any zone-less timestamp). `infinity` and years past JavaScript's range stay text.
  */
 function parseInstant(text: string): Date | string {
-  const ms = toEpochMillis(text);
+  const ms = serverTimestampMillis(text) ?? toEpochMillis(text);
   return ms === undefined ? text : new Date(ms);
+}
+
+/** Days from 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's days_from_civil). */
+function daysFromCivil(year: number, month: number, day: number): number {
+  const y = month <= 2 ? year - 1 : year;
+  const era = Math.floor(y / 400);
+  const yoe = y - era * 400;
+  const doy = Math.floor((153 * (month + (month > 2 ? -3 : 9)) + 2) / 5) + day - 1;
+  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy;
+  return era * 146_097 + doe - 719_468;
+}
+
+function digitsAt(s: string, start: number, count: number): number {
+  let value = 0;
+  for (let i = start; i < start + count; i++) {
+    const d = s.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return -1;
+    value = value * 10 + d;
+  }
+  return value;
+}
+
+/**
+ * The server's own timestamp text (DateStyle ISO), `2026-11-24 08:00:00.123456+01` or without
+ * zone, read digit by digit: the general ISO reader's regular expression cost a fifth of the time
+ * of reading a query with one timestamp column. Anything else (BC years, `infinity`, another
+ * DateStyle) is left to the general reader.
+ */
+export function serverTimestampMillis(s: string): number | undefined {
+  const n = s.length;
+  if (n < 19 || s.charCodeAt(4) !== 45 || s.charCodeAt(7) !== 45 || s.charCodeAt(10) !== 32 || s.charCodeAt(13) !== 58 || s.charCodeAt(16) !== 58) return undefined;
+  const year = digitsAt(s, 0, 4);
+  const month = digitsAt(s, 5, 2);
+  const day = digitsAt(s, 8, 2);
+  const hour = digitsAt(s, 11, 2);
+  const minute = digitsAt(s, 14, 2);
+  const second = digitsAt(s, 17, 2);
+  if ((year | month | day | hour | minute | second) < 0 || month < 1 || month > 12 || day < 1 || day > 31 || hour > 24 || minute > 59 || second > 60) return undefined;
+  let i = 19;
+  let millis = 0;
+  if (i < n && s.charCodeAt(i) === 46) {
+    let scale = 100;
+    for (i++; i < n; i++) {
+      const d = s.charCodeAt(i) - 48;
+      if (d < 0 || d > 9) break;
+      millis += d * scale;
+      scale /= 10;
+    }
+    millis = Math.floor(millis);
+  }
+  let offset = 0;
+  if (i < n) {
+    const sign = s.charCodeAt(i);
+    if (sign !== 43 && sign !== 45) return undefined;
+    const zh = digitsAt(s, i + 1, 2);
+    let zm = 0;
+    let zs = 0;
+    let j = i + 3;
+    if (j < n && s.charCodeAt(j) === 58) (zm = digitsAt(s, j + 1, 2)), (j += 3);
+    if (j < n && s.charCodeAt(j) === 58) (zs = digitsAt(s, j + 1, 2)), (j += 3);
+    if (zh < 0 || zm < 0 || zs < 0 || j !== n) return undefined;
+    offset = (sign === 45 ? -1 : 1) * ((zh * 60 + zm) * 60 + zs) * 1000;
+  }
+  return daysFromCivil(year, month, day) * 86_400_000 + ((hour * 60 + minute) * 60 + second) * 1000 + millis - offset;
 }
 
 /**
