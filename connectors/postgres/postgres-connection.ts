@@ -201,6 +201,7 @@ interface SharedPool {
 }
 
 const pools = new Map<string, SharedPool>();
+const listening = new WeakSet<PoolClient>();
 
 /**
  * A datasource's or target's share of the pool for its connection. Datasources and targets with
@@ -210,12 +211,14 @@ const pools = new Map<string, SharedPool>();
 export class PostgresConnection {
   #pool: SharedPool | undefined;
   readonly #key: string;
+  readonly #onConnectionError: (err: unknown) => void;
 
   private constructor(
     readonly resolved: ResolvedConnection,
     PoolClass: typeof Pool,
     onIdleError: (err: unknown) => void,
   ) {
+    this.#onConnectionError = onIdleError;
     this.#key = JSON.stringify(resolved.pg);
     let shared = pools.get(this.#key);
     if (!shared) {
@@ -254,7 +257,15 @@ export class PostgresConnection {
     const connecting = this.pool.connect();
     try {
       // pg enforces connect_timeout; the extra second covers a pool waiting for a free client.
-      return await withDeadline(connecting, this.resolved.connectTimeoutMs + 1000, signal, what);
+      const client = await withDeadline(connecting, this.resolved.connectTimeoutMs + 1000, signal, what);
+      // The pool listens only to idle clients: a connection the server ends while we hold it
+      // (a failover, pg_terminate_backend) would otherwise crash the process. The next query on
+      // it fails, and that failure is what the caller reports.
+      if (!listening.has(client)) {
+        listening.add(client);
+        client.on('error', (err) => this.#onConnectionError(err));
+      }
+      return client;
     } catch (err) {
       connecting.then((client) => client.release(), () => {});
       throw err;

@@ -85,7 +85,7 @@ export const postgresSink: SinkSpec<PostgresSinkConfig> = {
   },
   async create(config, ctx) {
     const connection = await PostgresConnection.open(config, ctx.configDir, (err) =>
-      ctx.log.warn({ err: serializeError(err) }, 'an idle PostgreSQL connection failed; it is replaced on next use'),
+      ctx.log.warn({ err: serializeError(err) }, 'a PostgreSQL connection failed; it is replaced on next use'),
     );
     const copyFrom = (await import('pg-copy-streams')).from;
     return new PostgresSink(config, ctx, connection, copyFrom);

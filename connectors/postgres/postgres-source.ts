@@ -60,7 +60,7 @@ export const postgresSource: SourceSpec<PostgresSourceConfig> = {
   },
   async create(config, ctx) {
     const connection = await PostgresConnection.open(config, ctx.configDir, (err) =>
-      ctx.log.warn({ err: serializeError(err) }, 'an idle PostgreSQL connection failed; it is replaced on next use'),
+      ctx.log.warn({ err: serializeError(err) }, 'a PostgreSQL connection failed; it is replaced on next use'),
     );
     const pg = (await import('pg')).default;
     const CursorClass = (await import('pg-cursor')).default;

@@ -128,6 +128,25 @@ describe('postgresql connection, pool and checks (real server)', function () {
     await source.close!();
   });
 
+  it('a session ended by the server mid-read fails the datasource with a connection error, not the process', async () => {
+    const name = uniqueName('tp_killed');
+    const source = await postgresSource.create(
+      { type: 'postgresql', url: TEST_DATABASE_URL, application_name: name, query: 'SELECT g FROM generate_series(1, 1000000) g' },
+      createContext('killed'),
+    );
+    let batches = 0;
+    const err = await failureOf(
+      (async () => {
+        for await (const _ of source.read({ signal: new AbortController().signal, batchSize: 100, log: memoryLogger().log })) {
+          if (++batches === 1) await sql('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1', [name]);
+        }
+      })(),
+    );
+    expect(batches).to.equal(1);
+    expect(describeError(err)).to.match(/reading datasource "killed" \(postgresql, .*terminating connection due to administrator command \(SQLSTATE 57P01\)|reading datasource "killed".*Connection terminated/);
+    await source.close!();
+  });
+
   describe('--check', () => {
     let dir: string;
     freshDirPerTest((d) => (dir = d));
