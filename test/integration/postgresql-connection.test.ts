@@ -37,12 +37,14 @@ describe('postgresql connection, pool and checks (real server)', function () {
   freshSchemaPerTest((s) => (schema = s));
 
   it('datasources and targets with the same connection share one pool; it ends when the last closes', async () => {
+    // An application_name of its own keeps this test's connection apart from pools other tests left open.
+    const app = uniqueName('tp_shared');
     const before = openPoolCount();
-    const a = await postgresSource.create({ type: 'postgresql', url: TEST_DATABASE_URL, query: 'SELECT 1 AS v' }, createContext('a'));
-    const b = await postgresSource.create({ type: 'postgresql', url: TEST_DATABASE_URL, query: 'SELECT 2 AS v' }, createContext('b'));
-    const c = await postgresSink.create({ type: 'postgresql', url: TEST_DATABASE_URL, table: `${schema}.t`, create_table: true }, createContext('c'));
+    const a = await postgresSource.create({ type: 'postgresql', url: TEST_DATABASE_URL, application_name: app, query: 'SELECT 1 AS v' }, createContext('a'));
+    const b = await postgresSource.create({ type: 'postgresql', url: TEST_DATABASE_URL, application_name: app, query: 'SELECT 2 AS v' }, createContext('b'));
+    const c = await postgresSink.create({ type: 'postgresql', url: TEST_DATABASE_URL, application_name: app, table: `${schema}.t`, create_table: true }, createContext('c'));
     expect(openPoolCount()).to.equal(before + 1);
-    const other = await postgresSource.create({ type: 'postgresql', url: TEST_DATABASE_URL, query: 'SELECT 3', application_name: 'tp-other' }, createContext('d'));
+    const other = await postgresSource.create({ type: 'postgresql', url: TEST_DATABASE_URL, query: 'SELECT 3', application_name: `${app}_other` }, createContext('d'));
     expect(openPoolCount()).to.equal(before + 2);
     expect((await readAll(a))[0]!.rows).to.deep.equal([[1]]);
     expect((await readAll(b))[0]!.rows).to.deep.equal([[2]]);
