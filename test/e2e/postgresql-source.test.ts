@@ -196,6 +196,41 @@ export_targets:
     expect(error!.err.details.position).to.be.a('number');
   });
 
+  it('TLS: ssl: require against a server without TLS fails the datasource saying so; a missing ssl_ca names the file', async () => {
+    const config = `datasources:
+  tls: { type: postgresql, url: ${TEST_DATABASE_URL}, ssl: require, query: "SELECT 1 AS v" }
+  ca: { type: postgresql, url: ${TEST_DATABASE_URL}, ssl: verify, ssl_ca: missing-ca.pem, query: "SELECT 1 AS v" }
+  good: { type: csv, path: good.csv }
+processing_rules:
+  - { name: r, threshold_field: v, threshold_type: greater_than, threshold_value: 5, export_target: file }
+export_targets:
+  file: { type: file, path: out.ndjson }
+`;
+    const result = await run(config);
+    expect(result.code).to.equal(1);
+    expect(ndjson(dir, 'out.ndjson').map((r) => r.id)).to.deep.equal(['2']);
+    const errors = logLines(result.stderr).filter((l) => l.level === 'error');
+    expect(errors.find((l) => l.datasource === 'tls')!.err.message).to.match(/datasource "tls" \(postgresql.*The server does not support SSL connections/);
+    expect(errors.find((l) => l.datasource === 'ca')!.err.message).to.match(/reading ssl_ca .*missing-ca\.pem.*point ssl_ca at the PEM file/);
+  });
+
+  it('--validate refuses what the schema cannot: params missing for $n, ssl_ca without verify, upsert without conflict_columns, a bad table name', async () => {
+    const config = `datasources:
+  db: { type: postgresql, url: ${TEST_DATABASE_URL}, ssl_ca: ca.pem, query: "SELECT * FROM t WHERE a = $1 AND b = $2", params: [1] }
+processing_rules:
+  - { name: r, threshold_field: v, threshold_type: greater_than, threshold_value: 5, export_targets: [up, bad] }
+export_targets:
+  up: { type: postgresql, url: ${TEST_DATABASE_URL}, table: t, mode: upsert }
+  bad: { type: postgresql, url: ${TEST_DATABASE_URL}, table: 'a.b.c' }
+`;
+    const result = await run(config, {}, ['--validate']);
+    expect(result.code).to.equal(2);
+    expect(result.stderr).to.include('datasources.db.params: the query refers to $2 but params holds 1 value');
+    expect(result.stderr).to.include('datasources.db.ssl_ca: ssl_ca is only used with ssl: verify');
+    expect(result.stderr).to.include('export_targets.up.conflict_columns: mode: upsert needs conflict_columns');
+    expect(result.stderr).to.match(/export_targets\.bad\.table: table "a\.b\.c" is not a table name/);
+  });
+
   it('the older tool\'s keys (host, port, database, username, password) connect', async () => {
     const { host, port, database, username } = testServer();
     const config = `datasources:

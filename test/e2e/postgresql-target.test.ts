@@ -1,8 +1,8 @@
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { freshDirPerTest, parseNdjson, runCli, writeFiles } from '../helpers.js';
-import { freshSchemaPerTest, sql, TEST_DATABASE_URL } from '../support/postgres-db.js';
+import { freshDirPerTest, parseNdjson, runCli, startCli, writeFiles } from '../helpers.js';
+import { freshSchemaPerTest, sql, TEST_DATABASE_URL, uniqueName } from '../support/postgres-db.js';
 
 function logLines(stderr: string): Record<string, any>[] {
   return stderr
@@ -133,6 +133,37 @@ export_targets:
       { id: '2', 'value"; DROP TABLE x; --': big, 'Mixed Case': null },
     ]);
     expect(await sql(`SELECT to_regclass('"${schema}".x') IS NOT NULL AS still_there`)).to.deep.equal([{ still_there: true }]);
+  });
+
+  it('Ctrl-C in the middle of a cycle: the open transaction is rolled back, the table stays as it was, exit 130', async () => {
+    await sql(`CREATE TABLE "${schema}".events (id int, v int)`);
+    await sql(`INSERT INTO "${schema}".events VALUES (0, 0)`);
+    const app = uniqueName('tp_sigint');
+    writeFiles(dir, {
+      'c.yaml': `datasources:
+  slow: { type: postgresql, url: ${TEST_DATABASE_URL}, query: "SELECT g AS id, g AS v, pg_sleep(0.001) FROM generate_series(1, 100000) g" }
+processing_rules:
+  - { name: all, threshold_field: v, threshold_type: greater_than, threshold_value: 0, export_target: db }
+export_targets:
+  db: { type: postgresql, url: ${TEST_DATABASE_URL}, table: ${schema}.events, columns: [id, v], application_name: ${app}, batch_size: 50, linger: 0s }
+settings: { batch_size: 100 }
+`,
+    });
+    const cli = startCli(['--config', 'c.yaml', '--log-format', 'json'], { cwd: dir });
+    // Wait until the target's transaction holds written rows, then interrupt.
+    for (let i = 0; i < 100; i++) {
+      const open = await sql(`SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND xact_start IS NOT NULL`, [app]);
+      if (open.length > 0) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    cli.child.kill('SIGINT');
+    const result = await cli.done;
+    expect(result.code, result.stderr).to.equal(130);
+    expect(await sql(`SELECT id, v FROM "${schema}".events`)).to.deep.equal([{ id: 0, v: 0 }]);
+    const summary = logLines(result.stderr).find((l) => l.msg === 'run summary');
+    expect(summary!.rules.all.exported).to.equal(0);
+    expect(summary!.rules.all.failed).to.be.greaterThan(0);
   });
 
   it('a missing table without create_table fails the target with what to do; the other target of the rule delivers', async () => {
