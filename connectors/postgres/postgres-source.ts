@@ -18,7 +18,8 @@ export interface PostgresSourceConfig extends PostgresConnectionConfig {
   retry?: { max_attempts?: number; initial_backoff?: string; max_backoff?: string };
 }
 
-const RETRY_DEFAULTS = { batch_size: 1, batch_bytes: 1024, linger: '0s', max_in_flight: 1 };
+/** The targets' retry keys, with their meaning and defaults; a datasource has no batching keys, so the numbers passed here are not used. */
+const { retry: retrySchema } = deliverySchema({ batch_size: 1, batch_bytes: 1024, linger: '0s', max_in_flight: 1 });
 
 export const postgresSource: SourceSpec<PostgresSourceConfig> = {
   kind: 'source',
@@ -44,7 +45,7 @@ export const postgresSource: SourceSpec<PostgresSourceConfig> = {
         examples: [['paris', 3]],
       },
       retry: {
-        ...(deliverySchema(RETRY_DEFAULTS).retry as object),
+        ...(retrySchema as object),
         description:
           'How a query that cannot connect (connection refused or lost, the server restarting, too many sessions) is tried again before the datasource fails. ' +
           'Once rows have been handed to the rules a failure is not retried, so no row is read twice.',
@@ -68,7 +69,7 @@ export const postgresSource: SourceSpec<PostgresSourceConfig> = {
   },
 };
 
-/** The highest $n outside quotes and comments is not worth a parser: a rough scan is only for a config-time hint. */
+/** The highest $n the query refers to, outside '...' strings: a rough scan, enough for a config-time hint (the server has the last word). */
 function highestPlaceholder(query: string): number {
   let highest = 0;
   for (const m of query.replace(/'(?:[^']|'')*'/g, "''").matchAll(/\$(\d+)/g)) highest = Math.max(highest, Number(m[1]));

@@ -4,7 +4,7 @@ import type { PoolClient } from 'pg';
 import type { MatchBatch } from '../types.js';
 import { ConnectorError } from '../../src/errors.js';
 import { METADATA_FIELDS, exportFields, metadataOf } from '../../src/records/export-record.js';
-import { typeOfValue, widenType, type FieldDescriptor, type FieldType } from '../../src/records/fields.js';
+import { typeOfValue, widenType, type FieldType } from '../../src/records/fields.js';
 import { ColumnLayout, type PlainRecord } from '../../src/records/layout.js';
 import { COLUMN_TYPES, copyField, qualified, quoteIdent, valueText, type TableName } from './postgres-sql.js';
 
@@ -240,5 +240,3 @@ function inferType(batch: MatchBatch, value: ColumnPlan['value'], byRecord: bool
   for (const row of batch.rows) type = widenType(type, typeOfValue(value(row, byRecord ? batch.layout.toRecord(row) : undefined)));
   return type ?? 'string';
 }
-
-export type { FieldDescriptor };
