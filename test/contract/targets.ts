@@ -5,6 +5,6 @@ import { postgresqlHarness } from './postgresql-harness.js';
 
 /**
  * Every export target the contract suite runs against. A new connector joins by adding its
- * harness here (a PostgreSQL harness reads PG* from the environment, as node-postgres does).
+ * harness here (the PostgreSQL harness uses TEST_DATABASE_URL, as the other PostgreSQL tests do).
  */
 export const TARGETS: readonly (() => TargetHarness)[] = [fileHarness, consoleHarness, postgresqlHarness];
