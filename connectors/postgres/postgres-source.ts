@@ -10,6 +10,7 @@ import { uniqueColumnNames } from '../csv/csv-header.js';
 import { connectionProblems, PostgresConnection, postgresConnectionProperties, type PostgresConnectionConfig } from './postgres-connection.js';
 import { isConnectionFailure, translatePgError } from './postgres-errors.js';
 import { descriptorsOf, PostgresRowLayout, typeParsers, type TypeParsers } from './postgres-types.js';
+import { copyableQuery, copyBatches } from './postgres-copy-reader.js';
 
 export interface PostgresSourceConfig extends PostgresConnectionConfig {
   type: 'postgresql';
@@ -65,7 +66,8 @@ export const postgresSource: SourceSpec<PostgresSourceConfig> = {
     );
     const pg = (await import('pg')).default;
     const CursorClass = (await import('pg-cursor')).default;
-    return new PostgresSource(config, ctx, connection, typeParsers(pg.types as TypeParsers), CursorClass);
+    const copyTo = (await import('pg-copy-streams')).to;
+    return new PostgresSource(config, ctx, connection, typeParsers(pg.types as TypeParsers), CursorClass, copyTo);
   },
 };
 
@@ -74,6 +76,19 @@ function highestPlaceholder(query: string): number {
   let highest = 0;
   for (const m of query.replace(/'(?:[^']|'')*'/g, "''").matchAll(/\$(\d+)/g)) highest = Math.max(highest, Number(m[1]));
   return highest;
+}
+
+interface ResultField {
+  readonly name: string;
+  readonly dataTypeID: number;
+}
+
+/** A query running on its connection: its columns, its batches in order (an empty one at the end), and how to stop it. */
+interface OpenResult {
+  readonly fields: readonly ResultField[];
+  next(): Promise<unknown[][]>;
+  /** `finished`: every row was read. Rejects when the connection cannot go back to the pool. */
+  close(finished: boolean): Promise<void>;
 }
 
 class PostgresSource implements Source {
@@ -85,6 +100,7 @@ class PostgresSource implements Source {
     private readonly connection: PostgresConnection,
     private readonly types: TypeParsers,
     private readonly CursorClass: typeof Cursor,
+    private readonly copyTo: typeof import('pg-copy-streams').to,
   ) {
     this.#what = `datasource "${ctx.name}" (postgresql, ${connection.label})`;
   }
@@ -92,42 +108,44 @@ class PostgresSource implements Source {
   async *read(read: ReadContext): AsyncIterable<RecordBatch> {
     const batchSize = Math.max(1, read.batchSize);
     // Connecting and the first batch are retried: until a row is handed on, trying again repeats nothing.
-    const { client, cursor, first } = await withRetry(() => this.open(read, batchSize), {
+    const { client, result, first } = await withRetry(() => this.open(read, batchSize), {
       policy: retryPolicyOf(this.config.retry),
       signal: read.signal,
       log: read.log,
       what: `reading ${this.#what}`,
     });
     let broken: unknown;
+    let finished = false;
     const onAbort = () => client.release(new Error('reading cancelled'));
     read.signal.addEventListener('abort', onAbort, { once: true });
     try {
-      let rows = first.rows;
-      const shape = this.shape(first.fields);
+      let rows = first;
+      const shape = this.shape(result.fields);
       while (rows.length > 0) {
         yield { layout: shape.layout, rows, fields: shape.fields };
-        if (rows.length < batchSize || read.signal.aborted) break;
-        rows = await this.readBatch(cursor, batchSize, read.signal);
+        if (read.signal.aborted) break;
+        rows = await result.next();
       }
+      finished = rows.length === 0;
     } catch (err) {
       broken = err;
       throw read.signal.aborted ? new CancelledError(`reading ${this.#what}`, err) : this.translate(err);
     } finally {
       read.signal.removeEventListener('abort', onAbort);
-      if (!read.signal.aborted) await this.closeCursor(cursor, client, broken);
+      if (!read.signal.aborted) await this.finish(client, result, finished, broken);
     }
   }
 
-  /** A client with the query's cursor open and its first batch read. */
-  private async open(read: ReadContext, batchSize: number) {
+  /** A client with the query running and its first batch read: through COPY when the query has no params, else a cursor. */
+  private async open(read: ReadContext, batchSize: number): Promise<{ client: PoolClient; result: OpenResult; first: unknown[][] }> {
     const client = await this.connection.connect(read.signal, `connecting ${this.#what}`).catch((err) => {
       throw this.translate(err);
     });
-    const cursor = client.query(new this.CursorClass(this.config.query, this.config.params ?? [], { rowMode: 'array', types: this.types }));
     try {
-      const rows = await this.readBatch(cursor, batchSize, read.signal);
-      const fields = (cursor as unknown as { _result?: { fields?: { name: string; dataTypeID: number }[] } })._result?.fields ?? [];
-      return { client, cursor, first: { rows, fields } };
+      if (read.signal.aborted) throw new CancelledError(`reading ${this.#what}`, read.signal.reason);
+      const copy = (this.config.params ?? []).length === 0 ? await this.describe(client) : undefined;
+      const result = copy ? this.openCopy(client, copy, batchSize) : this.openCursor(client, batchSize);
+      return { client, result, first: await result.next() };
     } catch (err) {
       // A connection that failed goes; one that only saw an SQL error is healthy and goes back to the pool.
       client.release(isConnectionFailure(err) ? (err as Error) : undefined);
@@ -135,9 +153,53 @@ class PostgresSource implements Source {
     }
   }
 
-  private readBatch(cursor: Cursor, size: number, signal: AbortSignal): Promise<unknown[][]> {
-    if (signal.aborted) return Promise.reject(new CancelledError(`reading ${this.#what}`, signal.reason));
-    return cursor.read(size) as Promise<unknown[][]>;
+  /**
+   * The result's columns without running the query (LIMIT 0 stops before the first row), for
+   * the COPY path, which sends no column types. Undefined when the query cannot be wrapped so
+   * (not a plain SELECT): then the cursor runs it and reports any error with its real position.
+   */
+  private async describe(client: PoolClient): Promise<ResultField[] | undefined> {
+    try {
+      const { fields } = await client.query({ text: `SELECT * FROM (${copyableQuery(this.config.query)}\n) AS tp_describe LIMIT 0`, rowMode: 'array' });
+      return fields.map((f) => ({ name: f.name, dataTypeID: f.dataTypeID }));
+    } catch (err) {
+      if (isConnectionFailure(err)) throw err;
+      return undefined;
+    }
+  }
+
+  /** `COPY (query) TO STDOUT`: the server streams text, the fastest way out of PostgreSQL (see docs/postgresql.md), read with backpressure. */
+  private openCopy(client: PoolClient, fields: ResultField[], batchSize: number): OpenResult {
+    const stream = client.query(this.copyTo(`COPY (${copyableQuery(this.config.query)}\n) TO STDOUT`));
+    const batches = copyBatches(stream, this.types, fields.map((f) => f.dataTypeID), batchSize);
+    return {
+      fields,
+      async next() {
+        const { value, done } = await batches.next();
+        return done ? [] : value;
+      },
+      // A COPY cannot be stopped half-way but by ending its connection.
+      close: async (finished) => {
+        if (!finished) throw new Error('the COPY was stopped before its end');
+      },
+    };
+  }
+
+  private openCursor(client: PoolClient, batchSize: number): OpenResult {
+    const cursor = client.query(new this.CursorClass(this.config.query, this.config.params ?? [], { rowMode: 'array', types: this.types }));
+    let ended = false;
+    return {
+      get fields() {
+        return (cursor as unknown as { _result?: { fields?: ResultField[] } })._result?.fields ?? [];
+      },
+      async next() {
+        if (ended) return [];
+        const rows = (await cursor.read(batchSize)) as unknown[][];
+        ended = rows.length < batchSize;
+        return rows;
+      },
+      close: () => cursor.close(),
+    };
   }
 
   /** The layout and descriptors of this result, from its columns; repeated names get _2, _3 as a CSV header's do. */
@@ -148,10 +210,11 @@ class PostgresSource implements Source {
     return { layout: new PostgresRowLayout(descriptors), fields: descriptors };
   }
 
-  private async closeCursor(cursor: Cursor, client: PoolClient, broken: unknown): Promise<void> {
+  /** Returns the connection to the pool once the result is closed; a connection that failed, or a COPY stopped early, is ended instead. */
+  private async finish(client: PoolClient, result: OpenResult, finished: boolean, broken: unknown): Promise<void> {
     if (broken !== undefined && isConnectionFailure(broken)) return client.release(broken as Error);
     try {
-      await cursor.close();
+      await result.close(finished);
       client.release();
     } catch (err) {
       client.release(err as Error);

@@ -133,7 +133,7 @@ describe('postgresql connection, pool and checks (real server)', function () {
   it('a session ended by the server mid-read fails the datasource with a connection error, not the process', async () => {
     const name = uniqueName('tp_killed');
     const source = await postgresSource.create(
-      { type: 'postgresql', url: TEST_DATABASE_URL, application_name: name, query: 'SELECT g FROM generate_series(1, 1000000) g' },
+      { type: 'postgresql', url: TEST_DATABASE_URL, application_name: name, query: 'SELECT g, pg_sleep(0.001) FROM generate_series(1, 100000) g' },
       createContext('killed'),
     );
     let batches = 0;
@@ -144,7 +144,7 @@ describe('postgresql connection, pool and checks (real server)', function () {
         }
       })(),
     );
-    expect(batches).to.equal(1);
+    expect(batches).to.be.within(1, 10);
     expect(describeError(err)).to.match(/reading datasource "killed" \(postgresql, .*terminating connection due to administrator command \(SQLSTATE 57P01\)|reading datasource "killed".*Connection terminated/);
     await source.close!();
   });
