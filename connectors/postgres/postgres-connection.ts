@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { connect as connectTcp } from 'node:net';
 import path from 'node:path';
 import type { Pool, PoolClient, PoolConfig } from 'pg';
 import type { JsonSchema } from '../types.js';
@@ -270,6 +271,27 @@ export class PostgresConnection {
       connecting.then((client) => client.release(), () => {});
       throw err;
     }
+  }
+
+  /**
+   * Asks the server to cancel what `client`'s session is running, over a connection of its own
+   * (PostgreSQL's CancelRequest: the session's pid and secret key, no login). Closing our end is
+   * not enough: a backend busy sorting or sleeping notices a closed socket only when it next
+   * talks to it. Best effort, bounded by connect_timeout, and never throws.
+   */
+  cancelOnServer(client: PoolClient): void {
+    const { processID, secretKey } = client as unknown as { processID?: number; secretKey?: number };
+    const { host, port } = this.resolved.pg;
+    if (typeof processID !== 'number' || typeof secretKey !== 'number' || !host) return;
+    const request = Buffer.alloc(16);
+    request.writeInt32BE(16, 0);
+    request.writeInt32BE(80877102, 4);
+    request.writeInt32BE(processID, 8);
+    request.writeInt32BE(secretKey, 12);
+    const socket = host.startsWith('/') ? connectTcp(`${host}/.s.PGSQL.${port ?? 5432}`) : connectTcp(port ?? 5432, host);
+    socket.setTimeout(this.resolved.connectTimeoutMs, () => socket.destroy());
+    socket.on('error', () => socket.destroy());
+    socket.on('connect', () => socket.end(request));
   }
 
   async close(): Promise<void> {

@@ -260,6 +260,8 @@ class PostgresSink implements Sink {
   #drop(tx: Transaction, reason: unknown): void {
     if (tx.lost !== undefined) return;
     tx.lost = reason;
+    // The session may be busy (an upsert's INSERT ... SELECT): the server is told to stop; the transaction dies with the connection.
+    this.connection.cancelOnServer(tx.client);
     tx.client.release(reason instanceof Error ? reason : new Error(String(reason)));
   }
 

@@ -91,6 +91,20 @@ interface OpenResult {
   close(finished: boolean): Promise<void>;
 }
 
+/** Gives the connection back (or, with an error, ends it) once, whoever gets there first: the reader, or a cancellation. */
+type Release = (err?: Error) => void;
+
+function releaseOnce(client: PoolClient, connection: PostgresConnection): Release {
+  let released = false;
+  return (err) => {
+    if (released) return;
+    released = true;
+    // A connection given up on with an error may still be running the query: the server is told to stop it.
+    if (err) connection.cancelOnServer(client);
+    client.release(err);
+  };
+}
+
 class PostgresSource implements Source {
   readonly #what: string;
 
@@ -108,7 +122,7 @@ class PostgresSource implements Source {
   async *read(read: ReadContext): AsyncIterable<RecordBatch> {
     const batchSize = Math.max(1, read.batchSize);
     // Connecting and the first batch are retried: until a row is handed on, trying again repeats nothing.
-    const { client, result, first } = await withRetry(() => this.open(read, batchSize), {
+    const { release, result, first } = await withRetry(() => this.open(read, batchSize), {
       policy: retryPolicyOf(this.config.retry),
       signal: read.signal,
       log: read.log,
@@ -116,7 +130,7 @@ class PostgresSource implements Source {
     });
     let broken: unknown;
     let finished = false;
-    const onAbort = () => client.release(new Error('reading cancelled'));
+    const onAbort = () => release(new Error('reading cancelled'));
     read.signal.addEventListener('abort', onAbort, { once: true });
     try {
       let rows = first;
@@ -132,24 +146,31 @@ class PostgresSource implements Source {
       throw read.signal.aborted ? new CancelledError(`reading ${this.#what}`, err) : this.translate(err);
     } finally {
       read.signal.removeEventListener('abort', onAbort);
-      if (!read.signal.aborted) await this.finish(client, result, finished, broken);
+      if (!read.signal.aborted) await this.finish(release, result, finished, broken);
     }
   }
 
   /** A client with the query running and its first batch read: through COPY when the query has no params, else a cursor. */
-  private async open(read: ReadContext, batchSize: number): Promise<{ client: PoolClient; result: OpenResult; first: unknown[][] }> {
+  private async open(read: ReadContext, batchSize: number): Promise<{ release: Release; result: OpenResult; first: unknown[][] }> {
     const client = await this.connection.connect(read.signal, `connecting ${this.#what}`).catch((err) => {
       throw this.translate(err);
     });
+    const release = releaseOnce(client, this.connection);
+    // A query may run long before its first row (a sort, a join): cancelling must not wait for it.
+    const onAbort = () => release(new Error('reading cancelled'));
+    read.signal.addEventListener('abort', onAbort, { once: true });
     try {
       if (read.signal.aborted) throw new CancelledError(`reading ${this.#what}`, read.signal.reason);
       const copy = (this.config.params ?? []).length === 0 ? await this.describe(client) : undefined;
       const result = copy ? this.openCopy(client, copy, batchSize) : this.openCursor(client, batchSize);
-      return { client, result, first: await result.next() };
+      return { release, result, first: await result.next() };
     } catch (err) {
+      if (read.signal.aborted) throw new CancelledError(`reading ${this.#what}`, err);
       // A connection that failed goes; one that only saw an SQL error is healthy and goes back to the pool.
-      client.release(isConnectionFailure(err) ? (err as Error) : undefined);
+      release(isConnectionFailure(err) ? (err as Error) : undefined);
       throw this.translate(err);
+    } finally {
+      read.signal.removeEventListener('abort', onAbort);
     }
   }
 
@@ -211,13 +232,13 @@ class PostgresSource implements Source {
   }
 
   /** Returns the connection to the pool once the result is closed; a connection that failed, or a COPY stopped early, is ended instead. */
-  private async finish(client: PoolClient, result: OpenResult, finished: boolean, broken: unknown): Promise<void> {
-    if (broken !== undefined && isConnectionFailure(broken)) return client.release(broken as Error);
+  private async finish(release: Release, result: OpenResult, finished: boolean, broken: unknown): Promise<void> {
+    if (broken !== undefined && isConnectionFailure(broken)) return release(broken as Error);
     try {
       await result.close(finished);
-      client.release();
+      release();
     } catch (err) {
-      client.release(err as Error);
+      release(err as Error);
     }
   }
 

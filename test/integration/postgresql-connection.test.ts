@@ -130,6 +130,30 @@ describe('postgresql connection, pool and checks (real server)', function () {
     await source.close!();
   });
 
+  for (const [path, query, params] of [
+    ['COPY', 'SELECT pg_sleep(30) AS slept', undefined],
+    ['cursor', 'SELECT pg_sleep($1) AS slept', [30]],
+  ] as const) {
+    it(`cancelling before the first row (${path} path) stops a long query at once`, async () => {
+      const name = uniqueName('tp_early');
+      const source = await postgresSource.create(
+        { type: 'postgresql', url: TEST_DATABASE_URL, application_name: name, query, ...(params ? { params: [...params] } : {}) },
+        createContext('early'),
+      );
+      const controller = new AbortController();
+      setTimeout(() => controller.abort(), 300);
+      const started = Date.now();
+      const err = await failureOf(readAll(source, controller.signal));
+      expect(Date.now() - started).to.be.lessThan(3000);
+      expect((err as { code?: string }).code, describeError(err)).to.equal('CANCELLED');
+      for (let i = 0; i < 50 && (await sql('SELECT 1 FROM pg_stat_activity WHERE application_name = $1', [name])).length > 0; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(await sql('SELECT 1 FROM pg_stat_activity WHERE application_name = $1', [name])).to.deep.equal([]);
+      await source.close!();
+    });
+  }
+
   it('a session ended by the server mid-read fails the datasource with a connection error, not the process', async () => {
     const name = uniqueName('tp_killed');
     const source = await postgresSource.create(
