@@ -25,7 +25,7 @@ const { retry: retrySchema } = deliverySchema({ batch_size: 1, batch_bytes: 1024
 export const postgresSource: SourceSpec<PostgresSourceConfig> = {
   kind: 'source',
   type: 'postgresql',
-  summary: 'Rows of a PostgreSQL query, streamed through a cursor in batches; numeric and bigint stay exact, json/jsonb are objects.',
+  summary: 'Rows of a PostgreSQL query, streamed in batches (COPY, or a cursor for a query with params); numeric and bigint stay exact, json/jsonb are objects.',
   configSchema: {
     type: 'object',
     required: ['query'],
@@ -35,8 +35,8 @@ export const postgresSource: SourceSpec<PostgresSourceConfig> = {
         type: 'string',
         minLength: 1,
         description:
-          'The SELECT whose rows the rules read, read through a cursor in batches of settings.batch_size, so a large result never sits in memory. ' +
-          'Refer to params as $1, $2...',
+          'The SELECT whose rows the rules read, streamed in batches of settings.batch_size (through COPY TO STDOUT, or a cursor when it has params), ' +
+          'so a large result never sits in memory. Refer to params as $1, $2...',
         examples: ["SELECT * FROM metrics WHERE created_at > NOW() - INTERVAL '1 hour'", 'SELECT * FROM events WHERE site = $1 AND level >= $2'],
       },
       params: {
