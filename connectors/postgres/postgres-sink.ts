@@ -191,7 +191,9 @@ class PostgresSink implements Sink {
 
   /** A server error with the table, column, constraint and the position of the first offending record. */
   #explain(what: string, err: unknown): ConnectorError {
-    if (err instanceof ConnectorError) return err;
+    if (err instanceof ConnectorError) {
+      return new ConnectorError(`${what}: ${err.message}`, { code: err.code, retryable: err.retryable, details: err.details, cause: err });
+    }
     const where = (err as { where?: unknown }).where;
     const line = typeof where === 'string' ? /COPY [^,]+, line (\d+)/.exec(where)?.[1] : undefined;
     const at = line !== undefined ? ` (record ${line} of the batch)` : '';

@@ -178,6 +178,6 @@ export_targets:
     expect(result.code).to.equal(1);
     expect(parseNdjson(readFileSync(path.join(dir, 'out.ndjson'), 'utf8'))).to.have.lengthOf(3);
     const error = logLines(result.stderr).find((l) => l.level === 'error' && l.target === 'db');
-    expect(error!.err.message).to.match(/table "tp_test_[a-z0-9_]+"\."missing" does not exist; create it, or set create_table: true/);
+    expect(error!.err.message).to.match(/^writing 3 records of rule "all" to export target "db" \(postgresql, table "tp_test_[a-z0-9_]+"\."missing" on .*\): table "tp_test_[a-z0-9_]+"\."missing" does not exist; create it, or set create_table: true/);
   });
 });
