@@ -58,14 +58,16 @@ export class TableWriter {
   async write(client: PoolClient, batch: MatchBatch, signal: AbortSignal): Promise<void> {
     if (batch.rows.length === 0) return;
     const plan = this.#plan(batch);
+    const stagedBefore = new Set(this.#staging.keys());
     try {
       await this.#prepareTable(client, plan);
       if (this.spec.mode === 'upsert') await this.#upsert(client, batch, plan, signal);
       else await this.#copy(client, this.#tableSql, batch, plan, signal);
     } catch (err) {
-      // The savepoint is rolled back with the error: a table, column or staging table made in it is gone.
+      // The write's savepoint is rolled back with the error: a table, column or staging table made
+      // in it is gone, while those of earlier writes stay. The columns are read again next time.
       this.#columns = undefined;
-      this.#staging.clear();
+      for (const key of [...this.#staging.keys()]) if (!stagedBefore.has(key)) this.#staging.delete(key);
       throw err;
     }
   }

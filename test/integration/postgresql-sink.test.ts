@@ -5,7 +5,7 @@ import { TargetQueue } from '../../src/delivery/target-queue.js';
 import { describeError } from '../../src/errors.js';
 import { OBJECT_LAYOUT } from '../../src/records/layout.js';
 import { drive, memoryLogger } from '../helpers.js';
-import { freshSchemaPerTest, sql, TEST_DATABASE_URL, uniqueName } from '../support/postgres-db.js';
+import { freshSchemaPerTest, sql, TEST_DATABASE_URL, uniqueName, withClient } from '../support/postgres-db.js';
 
 function batch(rule: string, ids: number[]): MatchBatch {
   return {
@@ -77,6 +77,45 @@ describe('postgresql export target against the real server', function () {
     await queue.finish();
     expect(counts).to.deep.equal({ exported: 2, failed: 0 });
     expect((await sql<{ id: string }>(`SELECT id FROM "${schema}".out ORDER BY id`)).map((r) => r.id)).to.deep.equal(['1', '2', '3']);
+    await sink.close!();
+  });
+
+  it('a deadlock mid-cycle is undone to the write\'s savepoint and retried: the cycle commits whole', async () => {
+    await sql(`CREATE TABLE "${schema}".out (id int PRIMARY KEY, v int)`);
+    await sql(`INSERT INTO "${schema}".out VALUES (1, 0), (5, 0)`);
+    const sink = await create(uniqueName('tp_deadlock'), { create_table: false, mode: 'upsert', conflict_columns: ['id'], columns: ['id', 'v'] });
+    const { log, lines } = memoryLogger();
+    const counts = { exported: 0, failed: 0 };
+    const queue = new TargetQueue('out', sink, { batchSize: 1, batchBytes: 1 << 20, lingerMs: 0, maxInFlight: 1, retry: { maxAttempts: 6, initialBackoffMs: 200, maxBackoffMs: 1000 } }, { signal: new AbortController().signal, log }, {
+      exported: (_r, n) => (counts.exported += n),
+      failed: (_r, n) => (counts.failed += n),
+    });
+    const rows = (id: number) => ({ ...batch('r', []), rows: [{ id, v: id * 10 }] });
+    await withClient(async (other) => {
+      // Another session locks row 1, the cycle locks row 5, then each waits for the other's row.
+      await other.query('BEGIN');
+      await other.query(`SET LOCAL lock_timeout = '4s'`);
+      await other.query(`UPDATE "${schema}".out SET v = -1 WHERE id = 1`);
+      await queue.add(rows(5));
+      const blocked = queue.add(rows(1));
+      await new Promise((r) => setTimeout(r, 100));
+      const otherWaits = other.query(`UPDATE "${schema}".out SET v = -1 WHERE id = 5`).then(
+        () => 'updated',
+        (err: { code?: string }) => err.code,
+      );
+      await blocked;
+      // The other session gives up (lock timeout, or chosen as the deadlock's victim) and rolls back; the cycle's retry then gets row 1.
+      expect(await otherWaits).to.be.oneOf(['55P03', '40P01']);
+      await other.query('ROLLBACK');
+    });
+    await queue.finish();
+    expect(counts, JSON.stringify(lines().filter((l) => Number(l.level) >= 40).map((l) => [l.msg, (l.err as { message?: string })?.message]))).to.deep.equal({ exported: 2, failed: 0 });
+    expect(await sql(`SELECT id, v FROM "${schema}".out ORDER BY id`)).to.deep.equal([
+      { id: 1, v: 10 },
+      { id: 5, v: 50 },
+    ]);
+    const retried = lines().filter((l) => String(l.msg).includes('trying again'));
+    expect(retried.map((l) => (l.err as { code?: string }).code)).to.include('40P01');
     await sink.close!();
   });
 
