@@ -193,6 +193,16 @@ export class TableWriter {
     );
   }
 
+  /** Whether ON CONFLICT (columns) can find its arbiter: a unique, non-partial index on exactly those columns, in any order. */
+  async #hasUniqueIndexOn(client: PoolClient, columns: readonly string[]): Promise<boolean> {
+    const { rows } = await client.query<{ columns: string[] }>(
+      `SELECT array(SELECT a.attname FROM pg_attribute a WHERE a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey))::text[] AS columns
+         FROM pg_index i WHERE i.indrelid = to_regclass($1) AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL`,
+      [this.#tableSql],
+    );
+    return rows.some((r) => sameNames(r.columns, columns));
+  }
+
   /** For --check: the table is there (or will be created) with the configured columns, and the role may write to it. */
   async check(client: PoolClient): Promise<string> {
     const version = (await client.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0]!.v;
@@ -214,11 +224,22 @@ export class TableWriter {
         details: { table: this.spec.table.table, column: missing[0] },
       });
     }
+    if (this.spec.mode === 'upsert' && !(await this.#hasUniqueIndexOn(client, this.spec.conflictColumns))) {
+      throw new ConnectorError(
+        `table ${this.#tableSql} has no unique index or primary key on exactly (${this.spec.conflictColumns.join(', ')}), which upsert needs; ` +
+          `add one (CREATE UNIQUE INDEX ON ${this.#tableSql} (${this.spec.conflictColumns.map(quoteIdent).join(', ')})) or fix conflict_columns`,
+        { code: '42P10', details: { table: this.spec.table.table } },
+      );
+    }
     const privileges = this.spec.mode === 'upsert' ? 'INSERT, UPDATE' : 'INSERT';
     const { rows } = await client.query<{ ok: boolean }>(`SELECT has_table_privilege(to_regclass($1), $2) AS ok`, [this.#tableSql, privileges]);
     if (!rows[0]?.ok) throw new ConnectorError(`the role may not ${privileges.toLowerCase()} on table ${this.#tableSql}; grant ${privileges} on it`, { code: '42501' });
     return `PostgreSQL ${version}; table ${this.#tableSql} has ${columns.size} columns and takes ${privileges}`;
   }
+}
+
+function sameNames(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && [...a].sort().join('\u0000') === [...b].sort().join('\u0000');
 }
 
 function columnDefinition(p: ColumnPlan): string {

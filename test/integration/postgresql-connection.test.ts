@@ -179,6 +179,7 @@ describe('postgresql connection, pool and checks (real server)', function () {
 
     it('reports each PostgreSQL datasource and target: ok with what it found, or FAILED with why, without the password', async () => {
       await sql(`CREATE TABLE "${schema}".ready (sensor text, value numeric)`);
+      await sql(`CREATE TABLE "${schema}".keyed (a int, b text, v int, PRIMARY KEY (a, b))`);
       const { host, port, database } = testServer();
       writeFiles(dir, {
         'c.yaml': `datasources:
@@ -192,6 +193,8 @@ export_targets:
   created: { type: postgresql, url: ${TEST_DATABASE_URL}, table: ${schema}.later, create_table: true }
   missing: { type: postgresql, url: ${TEST_DATABASE_URL}, table: ${schema}.absent }
   wrong_column: { type: postgresql, url: ${TEST_DATABASE_URL}, table: ${schema}.ready, columns: [sensor, nope] }
+  upsert_no_index: { type: postgresql, url: ${TEST_DATABASE_URL}, table: ${schema}.ready, mode: upsert, conflict_columns: [sensor] }
+  upsert_indexed: { type: postgresql, url: ${TEST_DATABASE_URL}, table: ${schema}.keyed, mode: upsert, conflict_columns: [b, a] }
 `,
       });
       const config = await loadConfig(path.join(dir, 'c.yaml'), { env: { PW: 'check-pa55word' } });
@@ -211,6 +214,10 @@ export_targets:
       expect(byName.missing!.detail).to.match(/"absent" does not exist; create it, or set create_table: true/);
       expect(byName.wrong_column).to.include({ ok: false });
       expect(byName.wrong_column!.detail).to.match(/has no column "nope"/);
+      expect(byName.upsert_no_index).to.include({ ok: false });
+      expect(byName.upsert_no_index!.detail).to.match(/has no unique index or primary key on exactly \(sensor\), which upsert needs/);
+      expect(byName.upsert_indexed).to.include({ ok: true });
+      expect(byName.upsert_indexed!.detail).to.match(/takes INSERT, UPDATE/);
       const table = checkTable(results);
       expect(table).to.match(/good\s+datasource\s+postgresql\s+ok/);
       expect(table).to.match(/missing\s+target\s+postgresql\s+FAILED/);
