@@ -110,7 +110,7 @@ class PostgresSource implements Source {
 
   constructor(
     private readonly config: PostgresSourceConfig,
-    private readonly ctx: CreateContext,
+    ctx: CreateContext,
     private readonly connection: PostgresConnection,
     private readonly types: TypeParsers,
     private readonly CursorClass: typeof Cursor,
@@ -134,7 +134,7 @@ class PostgresSource implements Source {
     read.signal.addEventListener('abort', onAbort, { once: true });
     try {
       let rows = first;
-      const shape = this.shape(result.fields);
+      const shape = this.shape(result.fields, read);
       while (rows.length > 0) {
         yield { layout: shape.layout, rows, fields: shape.fields };
         if (read.signal.aborted) break;
@@ -224,9 +224,9 @@ class PostgresSource implements Source {
   }
 
   /** The layout and descriptors of this result, from its columns; repeated names get _2, _3 as a CSV header's do. */
-  private shape(fields: readonly { name: string; dataTypeID: number }[]): { layout: PostgresRowLayout; fields: FieldDescriptor[] } {
+  private shape(fields: readonly ResultField[], read: ReadContext): { layout: PostgresRowLayout; fields: FieldDescriptor[] } {
     const { names, renamed } = uniqueColumnNames(fields.map((f) => f.name));
-    if (renamed.length > 0) this.ctx.log.warn({ renamed }, 'the query returns repeated column names; later ones are renamed so rules can reach them');
+    if (renamed.length > 0) read.log.warn({ renamed }, 'the query returns repeated column names; later ones are renamed so rules can reach them');
     const descriptors = descriptorsOf(names, fields.map((f) => f.dataTypeID));
     return { layout: new PostgresRowLayout(descriptors), fields: descriptors };
   }
