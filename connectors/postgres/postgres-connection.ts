@@ -74,7 +74,7 @@ export const postgresConnectionProperties: Record<string, JsonSchema> = {
     default: 4,
     description:
       'Connections at most, shared by every datasource and target with the same connection keys. ' +
-      'A datasource holds one while it reads; a target holds one for its cycle\'s transaction.',
+      'A datasource holds one while it reads; a target holds one for its cycle\'s transaction; the pool always has room for one per datasource and target that share it, so none waits for another.',
   },
 };
 
@@ -202,6 +202,16 @@ interface SharedPool {
 }
 
 const pools = new Map<string, SharedPool>();
+
+/**
+ * Each datasource and target holds at most one connection at a time, and a datasource that
+ * waits for its target to take a batch keeps its own: with fewer connections than users, four
+ * datasources could hold them all while their target waited for one. So a pool has room for
+ * every user, and pool_size more when it is larger.
+ */
+function sizeForUsers(shared: SharedPool, poolSize: number): void {
+  (shared.pool as unknown as { options: { max: number } }).options.max = Math.max(poolSize, shared.refs);
+}
 const listening = new WeakSet<PoolClient>();
 
 /**
@@ -231,6 +241,7 @@ export class PostgresConnection {
     }
     shared.refs++;
     this.#pool = shared;
+    sizeForUsers(shared, resolved.pg.max ?? 4);
   }
 
   /** Loads pg (only configs that use PostgreSQL pay for it) and takes a share of the connection's pool. */
@@ -298,7 +309,7 @@ export class PostgresConnection {
     const shared = this.#pool;
     if (!shared) return;
     this.#pool = undefined;
-    if (--shared.refs > 0) return;
+    if (--shared.refs > 0) return sizeForUsers(shared, this.resolved.pg.max ?? 4);
     pools.delete(this.#key);
     await shared.pool.end().catch(() => {});
   }

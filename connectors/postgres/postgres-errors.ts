@@ -8,7 +8,7 @@ import { CancelledError, ConnectorError, codeOf, isRetryable, type ErrorDetails 
 const RETRYABLE_SQLSTATES = new Set(['40001', '40P01', '55P03', '53300', '57P01', '57P02', '57P03']);
 
 /** Texts pg uses for a connection that went away, which carry no code of their own. */
-const CONNECTION_LOST = /Connection terminated|connection timeout|timeout expired|Client has encountered a connection error|read ECONNRESET/i;
+const CONNECTION_LOST = /Connection terminated|connection timeout|timeout expired|timeout exceeded when trying to connect|Client has encountered a connection error|read ECONNRESET/i;
 
 function isSqlstate(code: string | undefined): code is string {
   return code !== undefined && /^[0-9A-Z]{5}$/.test(code);

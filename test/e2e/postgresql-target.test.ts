@@ -166,6 +166,21 @@ settings: { batch_size: 100 }
     expect(summary!.rules.all.failed).to.be.greaterThan(0);
   });
 
+  it('four datasources and a target on one small pool: none starves waiting for a connection another holds', async () => {
+    const connection = `url: ${TEST_DATABASE_URL}, pool_size: 2, connect_timeout: 2s`;
+    const sources = ['a', 'b', 'c', 'd'].map((n) => `  ${n}: { type: postgresql, ${connection}, query: "SELECT g AS v FROM generate_series(1, 20000) g" }`).join('\n');
+    const result = await run(`datasources:
+${sources}
+processing_rules:
+  - { name: all, threshold_field: v, threshold_type: greater_than, threshold_value: 0, export_target: db }
+export_targets:
+  db: { type: postgresql, ${connection}, table: ${schema}.many, create_table: true, batch_size: 100, linger: 0s }
+settings: { concurrency: 4 }
+`);
+    expect(result.code, result.stderr).to.equal(0);
+    expect(await sql(`SELECT count(*)::int AS n FROM "${schema}".many`)).to.deep.equal([{ n: 80000 }]);
+  });
+
   it('a missing table without create_table fails the target with what to do; the other target of the rule delivers', async () => {
     const result = await run(`datasources:
 ${csvSource}
