@@ -66,7 +66,7 @@ export const postgresConnectionProperties: Record<string, JsonSchema> = {
     description: 'Shown in pg_stat_activity, so a DBA can tell these sessions apart.',
   },
   statement_timeout: duration('Longest a statement may run before the server cancels it; 0s for no limit', '5m', '0s'),
-  connect_timeout: duration('Longest to wait for a connection (TCP, TLS and authentication)', '10s', '10s'),
+  connect_timeout: duration('Longest to wait for a connection: a free one in the pool, or a new one\'s TCP, TLS and authentication', '10s', '10s'),
   pool_size: {
     type: 'integer',
     minimum: 1,
