@@ -12,10 +12,11 @@
  * though Number() reads some of it: "0x10", "0b101", "0o7", "Infinity", "NaN" and "1_000" are
  * text, so an id such as "0x10" neither compares as 16 nor becomes a timestamp in 1970.
  *
- * The result is the nearest double. Text with more significant digits than a double holds
- * compares as that double (to a rule, the 20-digit "12345678901234567891" equals
- * "12345678901234567890"); a decimal beyond the double range reads as +/-Infinity ("1e400" is
- * above every threshold) and one below it as 0. Export does not round: see exactNumber.
+ * The result is the nearest double; a decimal beyond the double range reads as +/-Infinity
+ * ("1e400" is above every threshold) and one below it as 0. Where two doubles tie, the rules
+ * compare the decimals exactly (exactTie), so the 20-digit "12345678901234567891" is above
+ * "12345678901234567890" and a PostgreSQL numeric is never rounded by a comparison. Export does
+ * not round either: see exactNumber.
  */
 export function toNumber(value: unknown): number | undefined {
   if (typeof value === 'number') return Number.isNaN(value) ? undefined : value;
@@ -292,4 +293,68 @@ export function toText(value: unknown): string | undefined {
   if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);
   if (value instanceof Date) return value.toISOString();
   return undefined;
+}
+
+/**
+ * The decimal text a value stands for, for exact comparison: numeric text as written, a bigint's
+ * digits, a number's shortest form (what the config said: `1000`, `0.1`). Undefined otherwise.
+ */
+export function decimalText(value: unknown): string | undefined {
+  if (typeof value === 'string') return DECIMAL_NOTATION.test(value) ? value.trim() : undefined;
+  if (typeof value === 'number') return Number.isFinite(value) ? String(value) : undefined;
+  if (typeof value === 'bigint') return value.toString();
+  return undefined;
+}
+
+/**
+ * Whether two values whose doubles are equal may still differ as decimals: one has more digits
+ * than a double keeps (text longer than 15 characters, a bigint), or the double overflowed to
+ * infinity or fell into the range where doubles thin out. Only then is the exact comparison paid for.
+ */
+export function mayDifferPastDouble(value: unknown, asDouble: number): boolean {
+  if (!Number.isFinite(asDouble) || Math.abs(asDouble) < 1e-300) return true;
+  return (typeof value === 'string' && value.length > 15) || typeof value === 'bigint';
+}
+
+/** Sign, significant digits and the power of ten of the last digit, of decimal notation. */
+function decimalParts(s: string): { negative: boolean; digits: string; exponent: number } {
+  const key = decimalKey(s);
+  if (key === '0') return { negative: false, digits: '', exponent: 0 };
+  const negative = key[0] === '-';
+  const e = key.lastIndexOf('e');
+  return { negative, digits: key.slice(negative ? 1 : 0, e), exponent: Number(key.slice(e + 1)) };
+}
+
+/**
+ * -1, 0 or 1 as decimal `a` is below, equal to or above `b`, exactly, whatever their digits:
+ * "12345678901234567890.123" is above "12345678901234567890". Both must be decimal notation.
+ */
+export function compareDecimals(a: string, b: string): number {
+  const x = decimalParts(a);
+  const y = decimalParts(b);
+  const signX = x.digits === '' ? 0 : x.negative ? -1 : 1;
+  const signY = y.digits === '' ? 0 : y.negative ? -1 : 1;
+  if (signX !== signY) return signX < signY ? -1 : 1;
+  if (signX === 0) return 0;
+  // The power of ten of the leading digit decides, then the digits themselves.
+  const magnitudeX = x.digits.length + x.exponent;
+  const magnitudeY = y.digits.length + y.exponent;
+  let order = magnitudeX === magnitudeY ? 0 : magnitudeX < magnitudeY ? -1 : 1;
+  if (order === 0) {
+    const width = Math.max(x.digits.length, y.digits.length);
+    const dx = x.digits.padEnd(width, '0');
+    const dy = y.digits.padEnd(width, '0');
+    order = dx === dy ? 0 : dx < dy ? -1 : 1;
+  }
+  return signX < 0 ? -order : order;
+}
+
+/**
+ * `value` against a threshold whose double it equals: exactly when either may hold more than a
+ * double does, else 0. Undefined when the value has no decimal text (then the doubles decide).
+ */
+export function exactTie(value: unknown, asDouble: number, threshold: string | undefined, thresholdMayDiffer: boolean): number {
+  if (threshold === undefined || !(thresholdMayDiffer || mayDifferPastDouble(value, asDouble))) return 0;
+  const text = decimalText(value);
+  return text === undefined ? 0 : compareDecimals(text, threshold);
 }

@@ -1,5 +1,5 @@
 import { RE2JS } from 're2js';
-import { toBoolean, toEpochMillis, toNumber, toText } from './coerce.js';
+import { decimalText, exactTie, mayDifferPastDouble, toBoolean, toEpochMillis, toNumber, toText } from './coerce.js';
 import { DURATION_HINT, parseDuration } from './duration.js';
 import type { EvaluationContext } from './context.js';
 import { FALSE, TRUE, UNKNOWN, negate, truth, type Truth } from './truth.js';
@@ -48,9 +48,13 @@ function orderedOperator(name: string, summary: string, compare: Compare, exampl
     prepare(value) {
       const threshold = toNumber(value);
       if (threshold !== undefined && typeof value !== 'boolean') {
+        const exact = decimalText(value);
+        const thresholdMayDiffer = mayDifferPastDouble(value, threshold);
         return unknownWhenAbsent((v) => {
           const n = toNumber(v);
-          return n === undefined ? UNKNOWN : truth(compare(n, threshold));
+          if (n === undefined) return UNKNOWN;
+          // Equal doubles may be unequal decimals (a numeric past 16 digits): then the decimals decide.
+          return truth(n === threshold ? compare(exactTie(v, n, exact, thresholdMayDiffer), 0) : compare(n, threshold));
         });
       }
       const instant = typeof value === 'string' ? toEpochMillis(value) : undefined;
@@ -77,9 +81,15 @@ const between: OperatorSpec = {
     const [lo, hi] = value.map(toNumber);
     if (lo !== undefined && hi !== undefined) {
       if (lo > hi) return `between needs low <= high, got [${lo}, ${hi}]; swap them`;
+      const [loText, hiText] = value.map(decimalText);
+      const loMayDiffer = mayDifferPastDouble(value[0], lo);
+      const hiMayDiffer = mayDifferPastDouble(value[1], hi);
       return unknownWhenAbsent((v) => {
         const n = toNumber(v);
-        return n === undefined ? UNKNOWN : truth(n >= lo && n <= hi);
+        if (n === undefined) return UNKNOWN;
+        const aboveLow = n === lo ? exactTie(v, n, loText, loMayDiffer) >= 0 : n > lo;
+        const belowHigh = n === hi ? exactTie(v, n, hiText, hiMayDiffer) <= 0 : n < hi;
+        return truth(aboveLow && belowHigh);
       });
     }
     const [tlo, thi] = value.map((x) => (typeof x === 'string' ? toEpochMillis(x) : undefined));
@@ -99,9 +109,11 @@ const between: OperatorSpec = {
 /** equals on a number compares numerically ("1000.0" equals 1000); on a string, exactly. */
 function prepareEquality(value: unknown): ValueTest | string {
   if (typeof value === 'number') {
+    const exact = decimalText(value);
+    const valueMayDiffer = mayDifferPastDouble(value, value);
     return (v) => {
       const n = toNumber(v);
-      return n === undefined ? UNKNOWN : truth(n === value);
+      return n === undefined ? UNKNOWN : truth(n === value && exactTie(v, n, exact, valueMayDiffer) === 0);
     };
   }
   if (typeof value === 'string') {
@@ -176,7 +188,7 @@ function prepareMembership(name: string, value: unknown): ValueTest | string {
     if (hasNumbers) {
       const n = toNumber(v);
       if (n === undefined) undecided = true;
-      else if (numbers.has(n)) return TRUE;
+      else if (numbers.has(n) && exactTie(v, n, decimalText(n), false) === 0) return TRUE;
     }
     if (hasBooleans) {
       const b = toBoolean(v);

@@ -135,7 +135,7 @@ export_targets:
     const result = await runCli(['--config', 'legacy.yaml'], { cwd: dir, env });
     expect(result.code).to.equal(1);
     const errors = logLines(result.stderr).filter((l) => l.level === 'error');
-    expect(errors.find((l) => l.datasource === 'my_database')?.err.message).to.match(/datasource type "postgresql" is not implemented in this build/);
+    expect(errors.find((l) => l.datasource === 'my_database')?.err.message).to.match(/datasource "my_database" \(postgresql, localhost:5432\/analytics as user\)/);
     // The rest_api target is part of this build: it is created, and has nothing to send.
     expect(errors.filter((l) => l.target === 'alert_api')).to.deep.equal([]);
     expect(result.stderr).not.to.include('sup3r-s3cret');

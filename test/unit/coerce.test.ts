@@ -66,7 +66,7 @@ describe('numbers', () => {
     expect(toEpochMillis('16')).to.equal(16_000);
   });
 
-  it('rules compare what a double cannot hold as the nearest double, and an overflow as Infinity', () => {
+  it('toNumber reads what a double cannot hold as the nearest double (rules then break ties exactly), and an overflow as Infinity', () => {
     expect(toNumber('12345678901234567891')).to.equal(12345678901234567000);
     expect(toNumber('1e400')).to.equal(Infinity);
     expect(toNumber('-1e400')).to.equal(-Infinity);
