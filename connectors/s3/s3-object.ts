@@ -1,0 +1,196 @@
+/**
+ * One object being uploaded during a cycle, in bounded memory, and made visible only when the
+ * cycle is published.
+ *
+ * Bytes are gathered into parts of `partSize`; each full part is uploaded at once as a part of a
+ * multipart upload (one part in flight while the next fills), so memory holds about two parts per
+ * open object, whatever the object's size. Nothing is visible until `publish`: a multipart upload
+ * shows no object before CompleteMultipartUpload. An object smaller than one part is sent with a
+ * single PutObject at publish, unless it is closed early (a `max_records_per_object` roll-over),
+ * when it goes up as a one-part multipart upload so that its bytes leave memory.
+ *
+ * @aws-sdk/lib-storage's Upload is not used: it completes the upload when its input ends, and
+ * cannot hold a finished object back until the end of the cycle without keeping its last part
+ * in memory.
+ */
+import type { S3Client } from '@aws-sdk/client-s3';
+import { ConnectorError } from '../../src/errors.js';
+import { s3Call, s3Url, type S3CallOptions } from './s3-client.js';
+
+/** S3 refuses a multipart upload of more parts than this. */
+const MAX_PARTS = 10_000;
+
+export interface ObjectHeaders {
+  readonly contentType: string;
+  readonly contentEncoding?: string;
+}
+
+type CallOptions = Omit<S3CallOptions, 'signal'>;
+
+export class PendingObject {
+  #chunks: Buffer[] = [];
+  #buffered = 0;
+  #uploadId: string | undefined;
+  readonly #parts: { PartNumber: number; ETag: string }[] = [];
+  /** The part upload in flight, if any: its failure surfaces at the next append or at seal. */
+  #inFlight: Promise<void> | undefined;
+  #bytes = 0;
+  /** Metadata given when the object is created; set at seal, or earlier (without the record count) if a part had to go first. */
+  #metadata: Record<string, string> | undefined;
+  #metadataComplete = false;
+  #sealed = false;
+
+  constructor(
+    private readonly client: S3Client,
+    readonly bucket: string,
+    readonly key: string,
+    private readonly headers: ObjectHeaders,
+    private readonly partSize: number,
+    private readonly call: CallOptions,
+    /** Metadata known before the object ends (rule, run id...), for a multipart upload begun early. */
+    private readonly earlyMetadata: () => Record<string, string>,
+  ) {}
+
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  get url(): string {
+    return s3Url(this);
+  }
+
+  /** Adds bytes; waits while a full part is being uploaded (backpressure). */
+  async append(bytes: Uint8Array, signal: AbortSignal): Promise<void> {
+    if (bytes.length === 0) return;
+    this.#chunks.push(Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length));
+    this.#buffered += bytes.length;
+    this.#bytes += bytes.length;
+    if (this.#buffered >= this.partSize) await this.sendBufferedPart(signal);
+  }
+
+  /**
+   * The object is complete: the rest of its bytes go up as its last part (when it is a multipart
+   * upload, or `mustUpload`), so only the completion is left for publish. A small object not
+   * forced up keeps its bytes for a single PutObject at publish.
+   */
+  async seal(metadata: Record<string, string>, mustUpload: boolean, signal: AbortSignal): Promise<void> {
+    this.#sealed = true;
+    if (this.#uploadId === undefined) {
+      this.#metadata = metadata;
+      this.#metadataComplete = true;
+      if (!mustUpload) return;
+    } else {
+      this.#metadata = metadata;
+    }
+    await this.sendBufferedPart(signal, true);
+    await this.#inFlight;
+  }
+
+  /** Makes the object visible: completes its multipart upload, or puts it whole. */
+  async publish(signal: AbortSignal): Promise<void> {
+    if (!this.#sealed) throw new Error(`${this.url}: published before it was sealed`);
+    if (this.#uploadId === undefined) {
+      const { PutObjectCommand } = await import('@aws-sdk/client-s3');
+      const body = Buffer.concat(this.#chunks);
+      this.#chunks = [];
+      await s3Call('uploading', this, { ...this.call, signal }, (abortSignal) =>
+        this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.key, Body: body, ...this.objectHeaders(this.#metadata!) }), { abortSignal }),
+      );
+      return;
+    }
+    const { CompleteMultipartUploadCommand, CopyObjectCommand } = await import('@aws-sdk/client-s3');
+    const uploadId = this.#uploadId;
+    await s3Call('completing the upload of', this, { ...this.call, signal }, (abortSignal) =>
+      this.client.send(
+        new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: this.key, UploadId: uploadId, MultipartUpload: { Parts: this.#parts } }),
+        { abortSignal },
+      ),
+    );
+    this.#uploadId = undefined;
+    if (!this.#metadataComplete) {
+      // The upload began before the record count was known: a copy onto itself sets the full metadata.
+      await s3Call('setting the metadata of', this, { ...this.call, signal }, (abortSignal) =>
+        this.client.send(
+          new CopyObjectCommand({
+            Bucket: this.bucket,
+            Key: this.key,
+            CopySource: `${this.bucket}/${encodeURIComponent(this.key).replace(/%2F/g, '/')}`,
+            MetadataDirective: 'REPLACE',
+            ...this.objectHeaders(this.#metadata!),
+          }),
+          { abortSignal },
+        ),
+      );
+    }
+  }
+
+  /** Drops what was uploaded and not published: the multipart upload is aborted, so no part is left on the server. */
+  async discard(signal: AbortSignal): Promise<void> {
+    this.#chunks = [];
+    await this.#inFlight?.catch(() => undefined);
+    const uploadId = this.#uploadId;
+    if (uploadId === undefined) return;
+    this.#uploadId = undefined;
+    const { AbortMultipartUploadCommand } = await import('@aws-sdk/client-s3');
+    await s3Call('aborting the upload of', this, { ...this.call, signal }, (abortSignal) =>
+      this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.key, UploadId: uploadId }), { abortSignal }),
+    );
+  }
+
+  /** Removes the published object again: a later object of the same cycle failed to publish. */
+  async remove(signal: AbortSignal): Promise<void> {
+    const { DeleteObjectCommand } = await import('@aws-sdk/client-s3');
+    await s3Call('removing', this, { ...this.call, signal }, (abortSignal) =>
+      this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.key }), { abortSignal }),
+    );
+  }
+
+  private objectHeaders(metadata: Record<string, string>) {
+    return {
+      ContentType: this.headers.contentType,
+      ...(this.headers.contentEncoding ? { ContentEncoding: this.headers.contentEncoding } : {}),
+      Metadata: metadata,
+    };
+  }
+
+  /** Uploads the buffered bytes as the next part, after the part in flight; `last` sends even a short (or empty first) part. */
+  private async sendBufferedPart(signal: AbortSignal, last = false): Promise<void> {
+    if (this.#buffered === 0 && !(last && this.#parts.length === 0 && this.#inFlight === undefined)) return;
+    await this.#inFlight;
+    this.#inFlight = undefined;
+    if (this.#uploadId === undefined) await this.begin(signal);
+    if (this.#parts.length + 1 > MAX_PARTS) {
+      throw new ConnectorError(`${this.url}: the object needs more than ${MAX_PARTS} parts; raise part_size_mib or set max_records_per_object`, {
+        code: 'TOO_MANY_PARTS',
+        details: { bucket: this.bucket, key: this.key },
+      });
+    }
+    const body = Buffer.concat(this.#chunks);
+    this.#chunks = [];
+    this.#buffered = 0;
+    const partNumber = this.#parts.length + 1;
+    this.#parts.push({ PartNumber: partNumber, ETag: '' });
+    const uploadId = this.#uploadId!;
+    const { UploadPartCommand } = await import('@aws-sdk/client-s3');
+    const upload = s3Call(`uploading part ${partNumber} of`, this, { ...this.call, signal }, (abortSignal) =>
+      this.client.send(new UploadPartCommand({ Bucket: this.bucket, Key: this.key, UploadId: uploadId, PartNumber: partNumber, Body: body }), {
+        abortSignal,
+      }),
+    ).then((result) => {
+      this.#parts[partNumber - 1]!.ETag = result.ETag!;
+    });
+    // Keep no unhandled rejection: the failure is awaited at the next part or at seal.
+    upload.catch(() => undefined);
+    this.#inFlight = upload;
+    if (last) await upload;
+  }
+
+  private async begin(signal: AbortSignal): Promise<void> {
+    const { CreateMultipartUploadCommand } = await import('@aws-sdk/client-s3');
+    const metadata = this.#metadata ?? this.earlyMetadata();
+    const created = await s3Call('starting the upload of', this, { ...this.call, signal }, (abortSignal) =>
+      this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: this.key, ...this.objectHeaders(metadata) }), { abortSignal }),
+    );
+    this.#uploadId = created.UploadId!;
+  }
+}
