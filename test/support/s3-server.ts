@@ -29,14 +29,21 @@ export interface Fault {
   times?: number;
 }
 
+export interface ReceivedRequest {
+  readonly method: string;
+  /** Path and query. */
+  readonly url: string;
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+}
+
 export interface TestS3Server {
   readonly endpoint: string;
   readonly port: number;
   readonly directory: string;
   /** A client as a user's tooling would have: path style, the s3rver credentials. */
   readonly client: S3Client;
-  /** Every request the server received, `METHOD path?query`. */
-  readonly requests: string[];
+  /** Every request the server received, in order. */
+  readonly requests: ReceivedRequest[];
   failNext(fault: Fault): void;
   createBucket(name: string): Promise<void>;
   /** Keys of the bucket (under a prefix), sorted. */
@@ -52,6 +59,8 @@ interface KoaContext {
   path: string;
   query: Record<string, string | undefined>;
   url: string;
+  headers: Record<string, string | string[] | undefined>;
+  req: import('node:http').IncomingMessage;
   status: number;
   body: unknown;
   set(name: string, value: string): void;
@@ -63,15 +72,17 @@ export async function startS3Server(): Promise<TestS3Server> {
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const { dir, cleanup } = makeTempDir('tp-s3rver-');
   const faults: Fault[] = [];
-  const requests: string[] = [];
+  const requests: ReceivedRequest[] = [];
   const server = new S3rver({ address: '127.0.0.1', port: 0, directory: dir, silent: true }) as unknown as S3rver & { middleware: Middleware[] };
   const uploadsDir = (bucket: string) => path.join(dir, bucket, '._S3rver_uploads');
 
   const extra: Middleware = async (ctx, next) => {
-    requests.push(`${ctx.method} ${ctx.url}`);
+    requests.push({ method: ctx.method, url: ctx.url, headers: { ...ctx.headers } });
     const fault = faults.find((f) => (!f.method || f.method === ctx.method) && (!f.url || f.url.test(ctx.url)));
     if (fault) {
       if (--fault.times! <= 0) faults.splice(faults.indexOf(fault), 1);
+      // Read the body first, as S3 does, so the client sees the error rather than a reset connection.
+      if (!ctx.req.complete) await new Promise((resolve) => ctx.req.on('end', resolve).on('error', resolve).resume());
       ctx.status = fault.status;
       ctx.set('Content-Type', 'application/xml');
       ctx.body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${fault.code}</Code><Message>${fault.message ?? fault.code}</Message><RequestId>test</RequestId></Error>`;
