@@ -238,8 +238,10 @@ export class S3Sink implements Sink {
         published.push(object);
         this.ctx.log.debug({ bucket: object.bucket, key: object.key, records, bytes: object.bytes }, 'object uploaded');
       } catch (err) {
+        const removed = published.length;
         await this.rollBack(published, objects.map((o) => o.object).filter((o) => o !== object && !published.includes(o)));
-        throw wrapError(`publishing ${object.url}; the other objects of this run were removed again`, err, { retryable: false });
+        const outcome = removed > 0 ? `the ${removed} object${removed === 1 ? '' : 's'} this run had published were removed again` : 'no object of this run was made visible';
+        throw wrapError(`publishing ${object.url}; ${outcome}`, err, { retryable: false });
       }
     }
   }

@@ -91,6 +91,7 @@ describe('S3 export target against a real S3 server (s3rver)', function () {
     await server.createBucket(bucket);
   });
   afterEach(async () => {
+    server.clearFaults();
     for (const sink of sinks.splice(0)) await sink.close?.();
   });
 

@@ -45,6 +45,8 @@ export interface TestS3Server {
   /** Every request the server received, in order. */
   readonly requests: ReceivedRequest[];
   failNext(fault: Fault): void;
+  /** Forgets the faults not yet used. */
+  clearFaults(): void;
   createBucket(name: string): Promise<void>;
   /** Keys of the bucket (under a prefix), sorted. */
   keys(bucket: string, prefix?: string): Promise<string[]>;
@@ -146,6 +148,9 @@ export async function startS3Server(): Promise<TestS3Server> {
     requests,
     failNext(fault) {
       faults.push({ times: 1, ...fault });
+    },
+    clearFaults() {
+      faults.length = 0;
     },
     async createBucket(name) {
       await client.send(new CreateBucketCommand({ Bucket: name }));
