@@ -22,8 +22,11 @@ export interface ContentOptions {
   readonly rowGroupRows: number;
 }
 
-/** Where a content writes its bytes. */
-export type ByteOut = (bytes: Uint8Array) => Promise<void>;
+/** Where a content writes its bytes, or its text as UTF-8. */
+export interface ByteOut {
+  bytes(bytes: Uint8Array): Promise<void>;
+  text(text: string): Promise<void>;
+}
 
 export interface ObjectContent {
   /** The batch made ready for this object, or undefined when it does not fit the object's shape. */
@@ -71,7 +74,7 @@ class PlainText implements TextOut {
   constructor(private readonly out: ByteOut) {}
 
   async write(pieces: readonly string[]): Promise<void> {
-    for (const piece of pieces) await this.out(Buffer.from(piece, 'utf8'));
+    for (const piece of pieces) await this.out.text(piece);
   }
 
   async end(): Promise<void> {}
@@ -111,7 +114,7 @@ class GzipText implements TextOut {
     if (this.#error) throw this.#error;
     const ready = this.#ready;
     this.#ready = [];
-    for (const chunk of ready) await this.out(chunk);
+    for (const chunk of ready) await this.out.bytes(chunk);
   }
 }
 
@@ -213,7 +216,7 @@ class ParquetContent implements ObjectContent {
     this.#encoder ??= ParquetEncoder.create(this.#columns!, {
       compression: this.options.compression as ParquetCompression,
       rowGroupRows: this.options.rowGroupRows,
-      emit: this.out,
+      emit: (bytes) => this.out.bytes(bytes),
     });
     await (await this.#encoder).append(prepared as PreparedColumns);
   }

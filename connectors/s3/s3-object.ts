@@ -28,8 +28,10 @@ export interface ObjectHeaders {
 type CallOptions = Omit<S3CallOptions, 'signal'>;
 
 export class PendingObject {
-  #chunks: Buffer[] = [];
-  #buffered = 0;
+  /** The part being filled. */
+  #part = new PartBuffer();
+  /** A full-size buffer whose upload has finished, reused for the next part. */
+  #spare: Buffer | undefined;
   #uploadId: string | undefined;
   readonly #parts: { PartNumber: number; ETag: string }[] = [];
   /** The part upload in flight, if any: its failure surfaces at the next append or at seal. */
@@ -61,11 +63,18 @@ export class PendingObject {
 
   /** Adds bytes; waits while a full part is being uploaded (backpressure). */
   async append(bytes: Uint8Array, signal: AbortSignal): Promise<void> {
-    if (bytes.length === 0) return;
-    this.#chunks.push(Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length));
-    this.#buffered += bytes.length;
-    this.#bytes += bytes.length;
-    if (this.#buffered >= this.partSize) await this.sendBufferedPart(signal);
+    for (let offset = 0; offset < bytes.length; ) {
+      const taken = this.#part.copy(bytes, offset, this.partSize);
+      offset += taken;
+      this.#bytes += taken;
+      if (this.#part.used >= this.partSize) await this.sendBufferedPart(signal);
+    }
+  }
+
+  /** Adds text as UTF-8, written straight into the part (no buffer per piece). */
+  async appendText(text: string, signal: AbortSignal): Promise<void> {
+    this.#bytes += this.#part.write(text, this.partSize);
+    if (this.#part.used >= this.partSize) await this.sendBufferedPart(signal);
   }
 
   /**
@@ -91,8 +100,8 @@ export class PendingObject {
     if (!this.#sealed) throw new Error(`${this.url}: published before it was sealed`);
     if (this.#uploadId === undefined) {
       const { PutObjectCommand } = await import('@aws-sdk/client-s3');
-      const body = Buffer.concat(this.#chunks);
-      this.#chunks = [];
+      const body = this.#part.take();
+      this.#part = new PartBuffer();
       await s3Call('uploading', this, { ...this.call, signal }, (abortSignal) =>
         this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.key, Body: body, ...this.objectHeaders(this.#metadata!) }), { abortSignal }),
       );
@@ -126,7 +135,8 @@ export class PendingObject {
 
   /** Drops what was uploaded and not published: the multipart upload is aborted, so no part is left on the server. */
   async discard(signal: AbortSignal): Promise<void> {
-    this.#chunks = [];
+    this.#part = new PartBuffer();
+    this.#spare = undefined;
     await this.#inFlight?.catch(() => undefined);
     const uploadId = this.#uploadId;
     if (uploadId === undefined) return;
@@ -155,7 +165,7 @@ export class PendingObject {
 
   /** Uploads the buffered bytes as the next part, after the part in flight; `last` sends even a short (or empty first) part. */
   private async sendBufferedPart(signal: AbortSignal, last = false): Promise<void> {
-    if (this.#buffered === 0 && !(last && this.#parts.length === 0 && this.#inFlight === undefined)) return;
+    if (this.#part.used === 0 && !(last && this.#parts.length === 0 && this.#inFlight === undefined)) return;
     await this.#inFlight;
     this.#inFlight = undefined;
     if (this.#uploadId === undefined) await this.begin(signal);
@@ -165,9 +175,10 @@ export class PendingObject {
         details: { bucket: this.bucket, key: this.key },
       });
     }
-    const body = Buffer.concat(this.#chunks);
-    this.#chunks = [];
-    this.#buffered = 0;
+    const body = this.#part.take();
+    // The next part fills the buffer of the last finished upload, or a new one of full size.
+    this.#part = new PartBuffer(this.#spare ?? Buffer.allocUnsafe(this.partSize + PartBuffer.SLACK));
+    this.#spare = undefined;
     const partNumber = this.#parts.length + 1;
     this.#parts.push({ PartNumber: partNumber, ETag: '' });
     const uploadId = this.#uploadId!;
@@ -178,6 +189,7 @@ export class PendingObject {
       }),
     ).then((result) => {
       this.#parts[partNumber - 1]!.ETag = result.ETag!;
+      if (body.buffer.byteLength >= this.partSize && body.byteOffset === 0) this.#spare = Buffer.from(body.buffer, 0, body.buffer.byteLength);
     });
     // Keep no unhandled rejection: the failure is awaited at the next part or at seal.
     upload.catch(() => undefined);
@@ -192,5 +204,54 @@ export class PendingObject {
       this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: this.key, ...this.objectHeaders(metadata) }), { abortSignal }),
     );
     this.#uploadId = created.UploadId!;
+  }
+}
+
+/**
+ * The bytes of one part, written in place. It starts small and doubles (an object of a few
+ * records stays a few kilobytes), up to the part size plus room for one more piece of text, so a
+ * piece never has to be split across parts.
+ */
+class PartBuffer {
+  /** A text piece is at most 64 Ki UTF-16 units (src/encoding/ndjson.ts OUTPUT_PIECE): at most 192 KiB of UTF-8. */
+  static readonly SLACK = 256 * 1024;
+  #buffer: Buffer;
+  #used = 0;
+
+  constructor(buffer: Buffer = Buffer.allocUnsafe(64 * 1024)) {
+    this.#buffer = buffer;
+  }
+
+  get used(): number {
+    return this.#used;
+  }
+
+  /** Writes the text whole; returns the bytes written. */
+  write(text: string, partSize: number): number {
+    this.reserve(this.#used + text.length * 3, partSize + Math.max(PartBuffer.SLACK, text.length * 3));
+    const written = this.#buffer.write(text, this.#used, 'utf8');
+    this.#used += written;
+    return written;
+  }
+
+  /** Copies as many of the bytes from `offset` as fit below the part size; returns how many. */
+  copy(bytes: Uint8Array, offset: number, partSize: number): number {
+    const count = Math.min(bytes.length - offset, Math.max(partSize - this.#used, 0));
+    this.reserve(this.#used + count, partSize + PartBuffer.SLACK);
+    this.#buffer.set(bytes.subarray(offset, offset + count), this.#used);
+    this.#used += count;
+    return count;
+  }
+
+  /** The part's bytes; the buffer is handed over with them. */
+  take(): Buffer {
+    return this.#buffer.subarray(0, this.#used);
+  }
+
+  private reserve(needed: number, limit: number): void {
+    if (needed <= this.#buffer.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(needed, Math.min(this.#buffer.length * 2, limit)));
+    this.#buffer.copy(grown, 0, 0, this.#used);
+    this.#buffer = grown;
   }
 }

@@ -121,7 +121,10 @@ export class ObjectSeries {
       settings.call,
       () => this.metadataOf(sources),
     );
-    const content = createContent(settings.content, (bytes) => object.append(bytes, this.#signal));
+    const content = createContent(settings.content, {
+      bytes: (bytes) => object.append(bytes, this.#signal),
+      text: (text) => object.appendText(text, this.#signal),
+    });
     this.#open = { object, content, records: 0, ...sources };
     return this.#open;
   }

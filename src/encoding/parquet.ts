@@ -293,12 +293,38 @@ export class ParquetEncoder {
   }
 
   private async writeRowGroup(): Promise<void> {
-    const columnData = this.columns.map((column, c) => ({ name: column.name, data: this.#buffered[c]! }));
+    const columnData = this.columns.map((column, c) => ({
+      name: column.name,
+      data: column.kind === 'STRING' ? utf8Interned(this.#buffered[c]!) : this.#buffered[c]!,
+    }));
     const rows = this.#bufferedRows;
     this.#buffered = this.columns.map(() => []);
     this.#bufferedRows = 0;
     await this.#writer!.write({ columnData, rowGroupSize: Math.max(rows, 1) });
   }
+}
+
+const utf8 = new TextEncoder();
+
+/**
+ * Text as UTF-8 bytes, one byte array per distinct value of the row group. The writer would
+ * otherwise encode every cell into its own small buffer: repeated values (a status, a sensor
+ * name, the metadata columns, which hold one value per batch) then cost an allocation each,
+ * and on a large export that garbage, not the data, set the peak memory.
+ */
+function utf8Interned(values: unknown[]): unknown[] {
+  const seen = new Map<string, Uint8Array>();
+  for (let i = 0; i < values.length; i++) {
+    const value = values[i];
+    if (typeof value !== 'string') continue;
+    let bytes = seen.get(value);
+    if (bytes === undefined) {
+      bytes = utf8.encode(value);
+      seen.set(value, bytes);
+    }
+    values[i] = bytes;
+  }
+  return values;
 }
 
 function schemaOf(columns: readonly ParquetColumn[]): Record<string, unknown>[] {
