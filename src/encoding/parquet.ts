@@ -191,11 +191,13 @@ const CONVERTERS: Record<ParquetKind, (v: unknown) => unknown> = {
   BOOLEAN(v) {
     return typeof v === 'boolean' ? v : undefined;
   },
+  // Milliseconds as a number: the writer makes the INT64 when it encodes the row group, so the
+  // buffered row group holds no BigInt per cell.
   TIMESTAMP(v) {
-    if (v instanceof Date) return Number.isNaN(v.getTime()) ? undefined : BigInt(v.getTime());
+    if (v instanceof Date) return Number.isNaN(v.getTime()) ? undefined : v.getTime();
     if (typeof v === 'string') {
       const ms = toEpochMillis(v);
-      return ms === undefined || /^\s*[+-]?[\d.]+\s*$/.test(v) ? undefined : BigInt(ms);
+      return ms === undefined || /^\s*[+-]?[\d.]+\s*$/.test(v) ? undefined : ms;
     }
     return undefined;
   },
