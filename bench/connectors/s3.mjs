@@ -150,6 +150,15 @@ export async function run({ progress }) {
     progress(`s3: ndjson to s3rver and to the file target, ${ROWS.toLocaleString('en-US')} records`);
     const ndjsonS3 = await medianOf(RUNS, { mode: 's3', rows: ROWS, endpoint, bucket, format: 'ndjson', dir: fileDir });
     const ndjsonFile = await medianOf(RUNS, { mode: 'file', rows: ROWS, format: 'ndjson', dir: fileDir });
+    const ndjsonFloor = await medianOf(RUNS, { mode: 'floor', endpoint, bucket, format: 'ndjson', dir: fileDir });
+    rows.push({
+      case: 'ndjson: time vs bare PutObject of the same bytes',
+      figure: ndjsonS3.seconds,
+      unit: 's',
+      floor: ndjsonFloor.seconds,
+      ratio: ndjsonS3.seconds / ndjsonFloor.seconds,
+      note: `object ${(ndjsonFloor.bytes / 1024 / 1024).toFixed(0)} MiB; what s3rver alone takes to receive it; the file target took ${ndjsonFile.seconds.toFixed(2)} s`,
+    });
     rows.push({
       case: 'ndjson to s3rver vs the file target\'s ndjson',
       figure: perSecond(ndjsonS3),
