@@ -14,8 +14,11 @@
  * in memory.
  */
 import type { S3Client } from '@aws-sdk/client-s3';
-import { ConnectorError } from '../../src/errors.js';
+import { ConnectorError, serializeError } from '../../src/errors.js';
 import { s3Call, s3Url, type S3CallOptions } from './s3-client.js';
+
+/** The largest object S3 copies in one CopyObject. */
+const MAX_COPY_BYTES = 5 * 1024 ** 3;
 
 /** S3 refuses a multipart upload of more parts than this. */
 const MAX_PARTS = 10_000;
@@ -115,7 +118,7 @@ export class PendingObject {
       );
       return;
     }
-    const { CompleteMultipartUploadCommand, CopyObjectCommand } = await import('@aws-sdk/client-s3');
+    const { CompleteMultipartUploadCommand } = await import('@aws-sdk/client-s3');
     const uploadId = this.#uploadId;
     await s3Call('completing the upload of', this, { ...this.call, signal }, (abortSignal) =>
       this.client.send(
@@ -124,8 +127,21 @@ export class PendingObject {
       ),
     );
     this.#uploadId = undefined;
-    if (!this.#metadataComplete) {
-      // The upload began before the record count was known: a copy onto itself sets the full metadata.
+    if (!this.#metadataComplete) await this.completeMetadata(signal);
+  }
+
+  /**
+   * The upload began before the record count was known: a copy onto itself sets the full
+   * metadata. The object is already complete and correct, so a copy the server refuses (S3 copies
+   * at most 5 GiB at once) costs only the metadata, and is logged rather than failing the run.
+   */
+  private async completeMetadata(signal: AbortSignal): Promise<void> {
+    if (this.#bytes > MAX_COPY_BYTES) {
+      this.call.log.warn({ bucket: this.bucket, key: this.key, bytes: this.#bytes }, 'object over 5 GiB: its metadata lacks the record count; set max_records_per_object for smaller objects');
+      return;
+    }
+    const { CopyObjectCommand } = await import('@aws-sdk/client-s3');
+    try {
       await s3Call('setting the metadata of', this, { ...this.call, signal }, (abortSignal) =>
         this.client.send(
           new CopyObjectCommand({
@@ -138,6 +154,8 @@ export class PendingObject {
           { abortSignal },
         ),
       );
+    } catch (err) {
+      this.call.log.warn({ err: serializeError(err), bucket: this.bucket, key: this.key }, 'the object was uploaded, but its metadata could not be completed with the record count');
     }
   }
 

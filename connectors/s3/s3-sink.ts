@@ -112,7 +112,7 @@ export const s3Sink: SinkSpec<S3SinkConfig> = {
       part_size_mib: {
         type: 'integer',
         minimum: 5,
-        maximum: 5120,
+        maximum: 512,
         default: DEFAULT_PART_SIZE_MIB,
         description: 'Size of each part of a multipart upload, in MiB. Memory holds about two parts per object being written; an object may have 10,000 parts.',
       },

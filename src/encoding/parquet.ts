@@ -141,17 +141,6 @@ export function prepareFor(columns: readonly ParquetColumn[], raw: RawColumns): 
   return { columns, data, rows: raw.rows };
 }
 
-/** Why a batch did not fit a schema, for a message: the first field that does not. */
-export function misfit(columns: readonly ParquetColumn[], raw: RawColumns): string {
-  const byName = new Map(columns.map((c) => [c.name, c.kind]));
-  for (const name of raw.names) {
-    const kind = byName.get(name);
-    if (kind === undefined) return `field "${name}" is not in the object's columns`;
-    if (!convertAll(raw.values.get(name)!, kind)) return `field "${name}" holds a value its ${kind} column cannot hold exactly`;
-  }
-  return 'the batch does not fit the object\'s columns';
-}
-
 function convertAll(values: readonly unknown[], kind: ParquetKind): unknown[] | undefined {
   const convert = CONVERTERS[kind];
   const out = new Array<unknown>(values.length);

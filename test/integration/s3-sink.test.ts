@@ -284,6 +284,15 @@ describe('S3 export target against a real S3 server (s3rver)', function () {
       expect(object.metadata).to.deep.equal({ rule: 'hot', datasource: 'sensors', 'run-id': RUN_ID, records: '7', format: 'parquet' });
     });
 
+    it('metadata that is not ASCII is percent-encoded (S3 metadata travels in HTTP headers)', async () => {
+      const sink = await sinkWith({ format: 'ndjson', key: 'm/{part}.{ext}' });
+      await sink.write(csvBatch(ids(1, 2), 'température élevée'));
+      await sink.flush();
+      const object = await server.object(bucket, 'm/1.ndjson');
+      expect(object.metadata.rule).to.equal(encodeURIComponent('température élevée'));
+      expect(decodeURIComponent(object.metadata.rule!)).to.equal('température élevée');
+    });
+
     it('max_records_per_object splits an export into numbered parts', async () => {
       const sink = await sinkWith({ format: 'ndjson', key: 'out/{rule}/{part}.{ext}', max_records_per_object: 10 });
       await sink.write(csvBatch(ids(1, 7)));
@@ -342,6 +351,19 @@ describe('S3 export target against a real S3 server (s3rver)', function () {
       expect(object.metadata).to.include({ rule: 'hot', records: '60000', 'run-id': RUN_ID });
       expect(object.contentType).to.equal('application/x-ndjson');
       expect(server.pendingUploads(bucket)).to.deep.equal([]);
+    });
+
+    it('a server refusing the metadata copy leaves the uploaded object in place (without the record count) and logs a warning', async () => {
+      const { log, lines } = memoryLogger();
+      const sink = await sinkWith({ format: 'ndjson', key: 'big/{rule}.{ext}', part_size_mib: 5, retry: { max_attempts: 1 } }, log);
+      for (const batch of bigBatches()) await sink.write(batch);
+      server.failNext({ method: 'PUT', url: new RegExp(`^/${bucket}/big/hot\\.ndjson\\?.*x-id=CopyObject`), status: 501, code: 'NotImplemented' });
+      await sink.flush();
+      const object = await server.object(bucket, 'big/hot.ndjson');
+      expect(parseNdjson(object.body.toString('utf8'))).to.have.lengthOf(60_000);
+      expect(object.metadata).to.include({ rule: 'hot', 'run-id': RUN_ID }).and.not.have.property('records');
+      const warning = lines().find((l) => l.level === 40 && /metadata could not be completed/.test(String(l.msg)));
+      expect((warning?.err as { code?: string } | undefined)?.code).to.equal('NotImplemented');
     });
 
     it('an abort in the middle leaves no object and no pending upload (listed by the server and through the SDK)', async () => {
