@@ -144,15 +144,21 @@ export function prepareFor(columns: readonly ParquetColumn[], raw: RawColumns): 
 function convertAll(values: readonly unknown[], kind: ParquetKind): unknown[] | undefined {
   const convert = CONVERTERS[kind];
   const out = new Array<unknown>(values.length);
+  // Runs of one value (the metadata columns hold one per batch, a status repeats) convert once.
+  let last: unknown = undefined;
+  let lastConverted: unknown = undefined;
   for (let i = 0; i < values.length; i++) {
     const v = values[i];
     if (v === null || v === undefined) {
       out[i] = null;
       continue;
     }
-    const c = convert(v);
-    if (c === undefined) return undefined;
-    out[i] = c;
+    if (v !== last) {
+      lastConverted = convert(v);
+      if (lastConverted === undefined) return undefined;
+      last = v;
+    }
+    out[i] = lastConverted;
   }
   return out;
 }
@@ -295,7 +301,6 @@ export class ParquetEncoder {
   }
 }
 
-const utf8 = new TextEncoder();
 
 /**
  * Text as UTF-8 bytes, one byte array per distinct value of the row group. The writer would
@@ -310,7 +315,7 @@ function utf8Interned(values: unknown[]): unknown[] {
     if (typeof value !== 'string') continue;
     let bytes = seen.get(value);
     if (bytes === undefined) {
-      bytes = utf8.encode(value);
+      bytes = Buffer.from(value, "utf8");
       seen.set(value, bytes);
     }
     values[i] = bytes;
