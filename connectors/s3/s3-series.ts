@@ -13,8 +13,9 @@ import { PendingObject } from './s3-object.js';
 export interface SeriesSettings {
   readonly client: S3Client;
   readonly bucket: string;
-  /** The key of part n; undefined when the key template has no {part} (then there is only part 1). */
+  /** The key of part n (1, 2, ...). */
   readonly keyOf: (part: number) => string;
+  /** Whether the key has {part}: without it a series holds one object only. */
   readonly hasPart: boolean;
   readonly content: ContentOptions;
   readonly maxRecords: number;
