@@ -5,7 +5,7 @@ import { expect } from 'chai';
 import { parquetMetadata, parquetReadObjects } from 'hyparquet';
 import { loadConfig } from '../../src/config/load-config.js';
 import { checkConnections, checkTable } from '../../src/pipeline/check.js';
-import { freshDirPerTest, memoryLogger, parseNdjson, runCli, writeFiles } from '../helpers.js';
+import { freshDirPerTest, memoryLogger, parseNdjson, runCli, startCli, writeFiles } from '../helpers.js';
 import { startS3Server, type TestS3Server } from '../support/s3-server.js';
 
 const SECRET = `tp-e2e-${randomBytes(8).toString('hex')}`;
@@ -132,6 +132,24 @@ describe('processor CLI with an S3 target (s3rver on loopback)', function () {
     expect(failure.err.code).to.equal('ECONNREFUSED');
     expect(failure.err.message).to.include(`s3://${bucket}/alerts/rule=high/`);
     expect(localRecords()).to.have.lengthOf(3);
+  });
+
+  it('Ctrl-C in the middle of a multipart upload: exit 130, no object and no pending upload left', async () => {
+    const rows = ['id,value,seen,status'];
+    for (let i = 0; i < 300_000; i++) rows.push(`${i},${1001 + (i % 5000)},2026-11-24T08:00:00Z,active with some padding text ${i}`);
+    const yaml = configYaml(server, bucket, '    part_size_mib: 5\n').replace('format: parquet', 'format: ndjson');
+    writeFiles(dir, { 'c.yaml': yaml, 'sensors.csv': rows.join('\n') + '\n' });
+    const cli = startCli(['--config', 'c.yaml'], { cwd: dir, env: ENV });
+    const deadline = Date.now() + 20_000;
+    while (!server.pendingUploads(bucket).some((u) => u.parts > 0)) {
+      if (Date.now() > deadline) throw new Error('no part was uploaded');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    cli.child.kill('SIGINT');
+    const result = await cli.done;
+    expect(result.code, result.stderr.slice(-2000)).to.equal(130);
+    expect(await server.keys(bucket)).to.deep.equal([]);
+    expect(server.pendingUploads(bucket)).to.deep.equal([]);
   });
 
   it('credentials from the environment only (no keys in the YAML) work', async () => {
