@@ -122,10 +122,13 @@ export async function startS3Server(): Promise<TestS3Server> {
   const pending = (bucket: string) => {
     const root = uploadsDir(bucket);
     if (!existsSync(root)) return [];
-    return readdirSync(root).map((uploadId) => ({
+    // An upload being created may not have its files yet: it is pending all the same.
+    const read = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8') : '(being created)');
+    const list = (folder: string) => (existsSync(folder) ? readdirSync(folder) : []);
+    return list(root).map((uploadId) => ({
       uploadId,
-      key: readFileSync(path.join(root, uploadId, 'key'), 'utf8'),
-      parts: readdirSync(path.join(root, uploadId)).filter((f) => /^\d+$/.test(f)).length,
+      key: read(path.join(root, uploadId, 'key')),
+      parts: list(path.join(root, uploadId)).filter((f) => /^\d+$/.test(f)).length,
     }));
   };
 
