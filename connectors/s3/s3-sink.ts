@@ -120,7 +120,7 @@ export const s3Sink: SinkSpec<S3SinkConfig> = {
         type: 'integer',
         minimum: 1,
         default: DEFAULT_ROW_GROUP_SIZE,
-        description: 'Parquet: records per row group. Larger groups compress and scan better and hold more records in memory while they fill.',
+        description: 'Parquet: records per row group, at least (a group ends with the write that reaches this many). Larger groups compress and scan better and hold more records in memory while they fill.',
       },
     },
   },
