@@ -1,7 +1,7 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { CreateContext, DeliveryBatch, OperationContext, Sink, SinkSpec } from '../types.js';
 import { retryPolicyOf, type DeliveryConfig, type RetryPolicy } from '../../src/delivery/policy.js';
-import { CancelledError, serializeError, wrapError } from '../../src/errors.js';
+import { CancelledError, ConnectorError, serializeError, wrapError } from '../../src/errors.js';
 import { parseTemplate } from '../../src/template/parse.js';
 import { templateFor, templateIssues, type CompileOptions, type Template } from '../../src/template/template.js';
 import { checksumDefault, createS3Client, s3Call, s3Url, type ChecksumSetting } from './s3-client.js';
@@ -173,6 +173,9 @@ function compressionOf(config: S3SinkConfig): 'gzip' | 'snappy' | 'none' {
   return config.compression ?? (config.format === 'parquet' ? 'snappy' : 'none');
 }
 
+/** Objects being written in this process, by endpoint, bucket and key (with {part} as 0): the target writing each. */
+const objectOwners = new Map<string, string>();
+
 /** Cleaning up after a failed or cancelled cycle must not hang on a dead server, nor be cut short by the cancellation that caused it. */
 const CLEANUP_TIMEOUT_MS = 30_000;
 
@@ -201,6 +204,7 @@ export class S3Sink implements Sink {
     const seriesKey = this.#key.render({ ...run, part: 0 });
     let series = this.#series.get(seriesKey);
     if (!series) {
+      this.claim(seriesKey, this.#key.render({ ...run, part: 1 }));
       series = this.newSeries((part) => this.#key.render({ ...run, part }), ctx);
       this.#series.set(seriesKey, series);
     }
@@ -220,6 +224,7 @@ export class S3Sink implements Sink {
    */
   async flush(ctx: OperationContext): Promise<void> {
     const series = [...this.#series.values()];
+    this.releaseAll();
     this.#series = new Map();
     const sealed = await Promise.allSettled(series.map((s) => s.seal(ctx)));
     const failed = sealed.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined;
@@ -248,6 +253,7 @@ export class S3Sink implements Sink {
 
   async abort(): Promise<void> {
     const series = [...this.#series.values()];
+    this.releaseAll();
     this.#series = new Map();
     await this.discardAll(series);
   }
@@ -266,6 +272,34 @@ export class S3Sink implements Sink {
 
   async close(): Promise<void> {
     this.client.destroy();
+  }
+
+  /**
+   * Two targets whose keys resolve to one object in a run (the same bucket and default key, say)
+   * would each complete an upload over it and one target's records would be lost: the second
+   * fails instead, naming the first.
+   */
+  private claim(seriesKey: string, key: string): void {
+    const id = this.objectId(seriesKey);
+    const owner = objectOwners.get(id);
+    if (owner !== undefined && owner !== this.ctx.name) {
+      throw new ConnectorError(`s3://${this.config.bucket}/${key}: export target "${owner}" writes this object too; give each S3 target its own key or bucket`, {
+        code: 'KEY_IN_USE',
+        details: { bucket: this.config.bucket, other_target: owner },
+      });
+    }
+    objectOwners.set(id, this.ctx.name);
+  }
+
+  private releaseAll(): void {
+    for (const seriesKey of this.#series.keys()) {
+      const id = this.objectId(seriesKey);
+      if (objectOwners.get(id) === this.ctx.name) objectOwners.delete(id);
+    }
+  }
+
+  private objectId(seriesKey: string): string {
+    return `${this.config.endpoint ?? 'aws'}\u0000${this.config.bucket}\u0000${seriesKey}`;
   }
 
   private newSeries(keyOf: (part: number) => string, ctx: OperationContext): ObjectSeries {

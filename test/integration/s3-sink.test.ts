@@ -293,6 +293,25 @@ describe('S3 export target against a real S3 server (s3rver)', function () {
       expect(decodeURIComponent(object.metadata.rule!)).to.equal('température élevée');
     });
 
+    it('two S3 targets whose keys resolve to one object: the second fails naming the first, the first delivers', async () => {
+      const config = { format: 'ndjson' as const, key: 'same/{rule}.{ext}' };
+      const first = await s3Sink.create({ type: 's3', bucket, endpoint: server.endpoint, force_path_style: true, ...config }, { name: 'first', configDir: '.', log: memoryLogger().log, signal: new AbortController().signal });
+      const second = await s3Sink.create({ type: 's3', bucket, endpoint: server.endpoint, force_path_style: true, ...config }, { name: 'second', configDir: '.', log: memoryLogger().log, signal: new AbortController().signal });
+      sinks.push(first, second);
+      const a = drive(first);
+      const b = drive(second);
+      await a.write(csvBatch(ids(1, 2)));
+      const err = await b.write(csvBatch(ids(3, 2))).then(() => undefined, (e) => e);
+      expect(describeError(err)).to.include(`s3://${bucket}/same/hot.ndjson: export target "first" writes this object too`);
+      await b.abort();
+      await a.flush();
+      expect(parseNdjson((await body('same/hot.ndjson')).toString()).map((r) => r.id)).to.deep.equal(['s1', 's2']);
+      // Released at the end of the run: the next run may use it.
+      await b.write(csvBatch(ids(5, 1)));
+      await b.flush();
+      expect(parseNdjson((await body('same/hot.ndjson')).toString()).map((r) => r.id)).to.deep.equal(['s5']);
+    });
+
     it('max_records_per_object splits an export into numbered parts', async () => {
       const sink = await sinkWith({ format: 'ndjson', key: 'out/{rule}/{part}.{ext}', max_records_per_object: 10 });
       await sink.write(csvBatch(ids(1, 7)));
