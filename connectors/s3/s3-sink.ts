@@ -1,30 +1,342 @@
-import { NotImplementedError, type SinkSpec } from '../types.js';
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { CreateContext, DeliveryBatch, OperationContext, Sink, SinkSpec } from '../types.js';
+import { retryPolicyOf, type DeliveryConfig, type RetryPolicy } from '../../src/delivery/policy.js';
+import { CancelledError, ConnectorError, serializeError, wrapError } from '../../src/errors.js';
+import { parseTemplate } from '../../src/template/parse.js';
+import { templateFor, templateIssues, type CompileOptions, type Template } from '../../src/template/template.js';
+import { checksumDefault, createS3Client, s3Call, s3Url, type ChecksumSetting } from './s3-client.js';
+import { extensionOf, type S3Format } from './s3-content.js';
+import type { PendingObject } from './s3-object.js';
+import { ObjectSeries } from './s3-series.js';
 
-export const s3Sink: SinkSpec = {
+export interface S3SinkConfig extends DeliveryConfig {
+  type: 's3';
+  bucket: string;
+  key?: string;
+  prefix?: string;
+  format?: S3Format;
+  compression?: 'gzip' | 'snappy' | 'none';
+  region?: string;
+  endpoint?: string;
+  force_path_style?: boolean;
+  access_key_id?: string;
+  secret_access_key?: string;
+  session_token?: string;
+  request_checksum_calculation?: ChecksumSetting;
+  response_checksum_validation?: ChecksumSetting;
+  max_records_per_object?: number;
+  part_size_mib?: number;
+  row_group_size?: number;
+  include_metadata?: boolean;
+}
+
+/** Hive-style partitions (rule=..., date=...), which Athena, Spark, DuckDB and Trino read as columns. */
+export const DEFAULT_KEY = 'alerts/rule={rule}/date={date}/{run_id}-{part}.{ext}';
+const DEFAULT_FORMAT: S3Format = 'json';
+const DEFAULT_PART_SIZE_MIB = 8;
+const DEFAULT_ROW_GROUP_SIZE = 50_000;
+
+/** The key is rendered once per batch: run-level names only, each value kept inside its one "folder" level. */
+const KEY_TEMPLATE: CompileOptions = { context: 'key', names: ['rule', 'datasource', 'date', 'time', 'run_id', 'part'], fields: false, what: 'the key' };
+
+const CHECKSUM_SCHEMA = (what: string) => ({
+  type: 'string',
+  enum: ['when_supported', 'when_required'],
+  description:
+    `${what}. when_supported: on every request that allows it (the SDK's default); when_required: only where the S3 API demands it. ` +
+    'Default: when_required with a custom endpoint (MinIO, Ceph, R2, Garage and others refuse or mishandle the checksums recent SDKs add), when_supported on AWS.',
+  examples: ['when_required'],
+});
+
+export const s3Sink: SinkSpec<S3SinkConfig> = {
   kind: 'target',
   type: 's3',
-  summary: 'Writes matches as Parquet, CSV or JSON objects to an S3 bucket. Not implemented in this build: the config validates, running it fails that target.',
-  batching: { batch_size: 10_000, batch_bytes: 8 * 1024 * 1024, linger: '0s', max_in_flight: 1 },
+  summary: 'Writes matches as Parquet, CSV, JSON or NDJSON objects to an S3 bucket (AWS or S3-compatible), made visible atomically at the end of each run.',
+  // Objects stream their records as they come; large writes keep the number of requests low.
+  batching: { batch_size: 10_000, batch_bytes: 8 * 1024 * 1024, linger: '0s', max_in_flight: 4 },
   configSchema: {
     type: 'object',
     required: ['bucket'],
     properties: {
-      bucket: { type: 'string', description: 'Bucket name.', examples: ['alerts-archive'] },
+      bucket: { type: 'string', minLength: 1, description: 'Bucket name. The bucket must exist.', examples: ['alerts-archive'] },
       key: {
         type: 'string',
-        description: 'Object key template; {rule}, {datasource}, {date}, {run_id} and {format} (the file extension) are filled in.',
-        default: '{rule}/{date}/{run_id}.{format}',
+        minLength: 1,
+        default: DEFAULT_KEY,
+        description:
+          'Object key template: {rule}, {datasource}, {date} (UTC YYYY-MM-DD), {time} (UTC HHmmss), {run_id}, {part} (1, 2, ... when an export is split) ' +
+          'and {ext} (the extension of the format: parquet, csv, json, ndjson, csv.gz...; {format} is the same) are filled in. ' +
+          'Values cannot add a "/" level. {part} is needed when max_records_per_object is set.',
+        examples: [DEFAULT_KEY, '{rule}/{date}/{run_id}.{ext}'],
       },
-      prefix: { type: 'string', description: 'Prefix put before every key.', examples: ['threshold/'] },
-      format: { type: 'string', enum: ['parquet', 'csv', 'json'], default: 'json', description: 'Object format.' },
-      region: { type: 'string', description: 'Bucket region.', examples: ['eu-west-1'] },
-      endpoint: { type: 'string', description: 'S3-compatible endpoint URL (MinIO, Ceph...).', examples: ['http://127.0.0.1:9000'] },
-      access_key_id: { type: 'string', description: 'Access key; prefer ${AWS_ACCESS_KEY_ID}.' },
-      secret_access_key: { type: 'string', description: 'Secret key; prefer ${AWS_SECRET_ACCESS_KEY}.' },
-      force_path_style: { type: 'boolean', default: false, description: 'Address the bucket in the path (needed by most S3-compatible servers).' },
+      prefix: { type: 'string', description: 'Text put before every key.', examples: ['threshold/'] },
+      format: {
+        type: 'string',
+        enum: ['parquet', 'csv', 'json', 'ndjson'],
+        default: DEFAULT_FORMAT,
+        description: 'Object format: Parquet (typed columns from the source\'s fields), CSV with a header, one JSON array, or NDJSON (one record per line).',
+      },
+      compression: {
+        type: 'string',
+        enum: ['gzip', 'snappy', 'none'],
+        description: 'Parquet: snappy (default), gzip or none, inside the file. csv / json / ndjson: gzip or none (default); gzip adds .gz to {ext}.',
+        examples: ['gzip'],
+      },
+      region: { type: 'string', description: 'Bucket region; default AWS_REGION, else us-east-1 (requests follow a region redirect).', examples: ['eu-west-1'] },
+      endpoint: {
+        type: 'string',
+        pattern: '^https?://',
+        description: 'S3-compatible endpoint URL (MinIO, Ceph, Cloudflare R2, Garage...); leave out for AWS.',
+        examples: ['http://127.0.0.1:9000'],
+      },
+      force_path_style: {
+        type: 'boolean',
+        default: false,
+        description: 'Address the bucket in the path (http://host/bucket/key) instead of the host name; most S3-compatible servers need it.',
+      },
+      access_key_id: {
+        type: 'string',
+        description: 'Access key. Optional: by default credentials come from the environment (AWS_ACCESS_KEY_ID...), a profile (AWS_PROFILE) or an instance role. If set, use ${VAR}.',
+        examples: ['${S3_ACCESS_KEY_ID}'],
+      },
+      secret_access_key: { type: 'string', description: 'Secret key, with access_key_id; write ${VAR}, never the secret itself.', examples: ['${S3_SECRET_ACCESS_KEY}'] },
+      session_token: { type: 'string', description: 'Session token of temporary credentials, with access_key_id.', examples: ['${AWS_SESSION_TOKEN}'] },
+      request_checksum_calculation: CHECKSUM_SCHEMA('When uploads carry a checksum'),
+      response_checksum_validation: CHECKSUM_SCHEMA('When responses are checked against their checksum'),
+      max_records_per_object: {
+        type: 'integer',
+        minimum: 1,
+        description: 'Split a rule\'s export into objects of at most this many records, numbered by {part}. Default: no limit.',
+        examples: [1000000],
+      },
+      part_size_mib: {
+        type: 'integer',
+        minimum: 5,
+        maximum: 512,
+        default: DEFAULT_PART_SIZE_MIB,
+        description: 'Size of each part of a multipart upload, in MiB. Memory holds about two parts per object being written; an object may have 10,000 parts.',
+      },
+      row_group_size: {
+        type: 'integer',
+        minimum: 1,
+        default: DEFAULT_ROW_GROUP_SIZE,
+        description: 'Parquet: records per row group, at least (a group ends with the write that reaches this many). Larger groups compress and scan better and hold more records in memory while they fill.',
+      },
     },
   },
-  async create() {
-    throw new NotImplementedError('export target', 's3');
+  validate(config) {
+    const issues = templateIssues(keyTemplateText(config), KEY_TEMPLATE, 'key');
+    if (issues.length === 0 && config.max_records_per_object !== undefined && !keyTemplate(config).runNames.includes('part')) {
+      issues.push({ key: 'key', message: 'max_records_per_object splits an export into several objects: put {part} in the key so each gets its own' });
+    }
+    const format = config.format ?? DEFAULT_FORMAT;
+    if (config.compression === 'snappy' && format !== 'parquet') {
+      issues.push({ key: 'compression', message: `snappy is for Parquet; format ${format} takes gzip or none` });
+    }
+    if ((config.access_key_id === undefined) !== (config.secret_access_key === undefined)) {
+      issues.push({
+        key: config.access_key_id === undefined ? 'secret_access_key' : 'access_key_id',
+        message: 'access_key_id and secret_access_key go together; or leave both out to use the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) or a profile',
+      });
+    }
+    return issues;
+  },
+  async create(config, ctx) {
+    return new S3Sink(config, await createS3Client(config), ctx);
   },
 };
+
+/**
+ * The key template as the template engine reads it: the prefix before it, and {ext} / {format}
+ * replaced by the format's extension (they are not run-level names of other targets).
+ */
+function keyTemplateText(config: S3SinkConfig): string {
+  const text = (config.prefix ?? '') + (config.key ?? DEFAULT_KEY);
+  const { parts, problems } = parseTemplate(text, false);
+  if (problems.length > 0) return text;
+  const extension = extensionOf({ format: config.format ?? DEFAULT_FORMAT, compression: compressionOf(config) });
+  const escape = (literal: string) => literal.replace(/\{/g, '{{').replace(/\}/g, '}}');
+  return parts
+    .map((part) => {
+      if (part.kind === 'literal') return escape(part.text);
+      if ((part.name === 'ext' || part.name === 'format') && part.fallback === undefined) return escape(extension);
+      return `{${part.raw}}`;
+    })
+    .join('');
+}
+
+function keyTemplate(config: S3SinkConfig): Template {
+  return templateFor(keyTemplateText(config), KEY_TEMPLATE);
+}
+
+function compressionOf(config: S3SinkConfig): 'gzip' | 'snappy' | 'none' {
+  return config.compression ?? (config.format === 'parquet' ? 'snappy' : 'none');
+}
+
+/** Objects being written in this process, by endpoint, bucket and key (with {part} as 0): the target writing each. */
+const objectOwners = new Map<string, string>();
+
+/** Cleaning up after a failed or cancelled cycle must not hang on a dead server, nor be cut short by the cancellation that caused it. */
+const CLEANUP_TIMEOUT_MS = 30_000;
+
+export class S3Sink implements Sink {
+  readonly delivery = 'atomic' as const;
+  #series = new Map<string, ObjectSeries>();
+  readonly #key: Template;
+  readonly #retry: RetryPolicy;
+  readonly #format: S3Format;
+
+  constructor(
+    private readonly config: S3SinkConfig,
+    private readonly client: S3Client,
+    private readonly ctx: CreateContext,
+  ) {
+    this.#key = keyTemplate(config);
+    this.#retry = retryPolicyOf(config.retry);
+    this.#format = config.format ?? DEFAULT_FORMAT;
+  }
+
+  async write(batch: DeliveryBatch, ctx: OperationContext): Promise<void> {
+    if (ctx.signal.aborted) throw new CancelledError(`writing to export target "${this.ctx.name}"`);
+    if (batch.rows.length === 0) return;
+    const run = { rule: batch.rule, datasource: batch.datasource, runId: batch.runId, matchedAt: batch.matchedAt };
+    // Part 0 never names an object: rendered with it, the key identifies the series of parts.
+    const seriesKey = this.#key.render({ ...run, part: 0 });
+    let series = this.#series.get(seriesKey);
+    if (!series) {
+      this.claim(seriesKey, this.#key.render({ ...run, part: 1 }));
+      series = this.newSeries((part) => this.#key.render({ ...run, part }), ctx);
+      this.#series.set(seriesKey, series);
+    }
+    try {
+      await series.write(batch, ctx);
+    } catch (err) {
+      if (err instanceof CancelledError) throw err;
+      // Requests were retried already; a failed upload cannot take the same records again.
+      throw wrapError(`writing to bucket "${this.config.bucket}"`, err, { retryable: false });
+    }
+  }
+
+  /**
+   * Publishes the cycle's objects, all or none as far as S3 allows: every object is sealed first
+   * (last parts uploaded), and only when all are does any become visible. If completing one
+   * fails, the ones already completed are deleted again and the rest aborted.
+   */
+  async flush(ctx: OperationContext): Promise<void> {
+    const series = [...this.#series.values()];
+    this.releaseAll();
+    this.#series = new Map();
+    const sealed = await Promise.allSettled(series.map((s) => s.seal(ctx)));
+    const failed = sealed.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined;
+    if (failed || ctx.signal.aborted) {
+      await this.discardAll(series);
+      if (!failed) throw new CancelledError(`publishing the objects of export target "${this.ctx.name}"`);
+      throw wrapError(`writing to bucket "${this.config.bucket}"; no object of this run was made visible`, failed.reason, { retryable: false });
+    }
+    const objects = sealed.flatMap((r) => (r as PromiseFulfilledResult<{ object: PendingObject; records: number }[]>).value);
+    // From here on the objects are published even if a signal arrives: half a set is worse.
+    const publishing = AbortSignal.timeout(CLEANUP_TIMEOUT_MS + objects.length * 5_000);
+    const published: PendingObject[] = [];
+    for (const { object, records } of objects) {
+      try {
+        await object.publish(publishing);
+        published.push(object);
+        this.ctx.log.debug({ bucket: object.bucket, key: object.key, records, bytes: object.bytes }, 'object uploaded');
+      } catch (err) {
+        const removed = published.length;
+        await this.rollBack(published, objects.map((o) => o.object).filter((o) => o !== object && !published.includes(o)));
+        const outcome = removed > 0 ? `the ${removed} object${removed === 1 ? '' : 's'} this run had published were removed again` : 'no object of this run was made visible';
+        throw wrapError(`publishing ${object.url}; ${outcome}`, err, { retryable: false });
+      }
+    }
+  }
+
+  async abort(): Promise<void> {
+    const series = [...this.#series.values()];
+    this.releaseAll();
+    this.#series = new Map();
+    await this.discardAll(series);
+  }
+
+  /** HeadBucket: the endpoint answers, the credentials are accepted, and the bucket exists. */
+  async check(ctx: OperationContext): Promise<string> {
+    const { HeadBucketCommand } = await import('@aws-sdk/client-s3');
+    const place = { bucket: this.config.bucket };
+    const head = await s3Call('checking bucket', place, { retry: { ...this.#retry, maxAttempts: 1 }, signal: ctx.signal, log: ctx.log }, (abortSignal) =>
+      this.client.send(new HeadBucketCommand({ Bucket: this.config.bucket }), { abortSignal }),
+    );
+    const where = this.config.endpoint ? `at ${this.config.endpoint}` : `in ${head.BucketRegion ?? (await this.client.config.region())}`;
+    const checksums = this.config.request_checksum_calculation ?? checksumDefault(this.config);
+    return `bucket ${s3Url(place)} reachable ${where}, credentials accepted; checksums ${checksums}`;
+  }
+
+  async close(): Promise<void> {
+    this.client.destroy();
+  }
+
+  /**
+   * Two targets whose keys resolve to one object in a run (the same bucket and default key, say)
+   * would each complete an upload over it and one target's records would be lost: the second
+   * fails instead, naming the first.
+   */
+  private claim(seriesKey: string, key: string): void {
+    const id = this.objectId(seriesKey);
+    const owner = objectOwners.get(id);
+    if (owner !== undefined && owner !== this.ctx.name) {
+      throw new ConnectorError(`s3://${this.config.bucket}/${key}: export target "${owner}" writes this object too; give each S3 target its own key or bucket`, {
+        code: 'KEY_IN_USE',
+        details: { bucket: this.config.bucket, other_target: owner },
+      });
+    }
+    objectOwners.set(id, this.ctx.name);
+  }
+
+  private releaseAll(): void {
+    for (const seriesKey of this.#series.keys()) {
+      const id = this.objectId(seriesKey);
+      if (objectOwners.get(id) === this.ctx.name) objectOwners.delete(id);
+    }
+  }
+
+  private objectId(seriesKey: string): string {
+    return `${this.config.endpoint ?? 'aws'}\u0000${this.config.bucket}\u0000${seriesKey}`;
+  }
+
+  private newSeries(keyOf: (part: number) => string, ctx: OperationContext): ObjectSeries {
+    const format = this.#format;
+    return new ObjectSeries({
+      client: this.client,
+      bucket: this.config.bucket,
+      keyOf,
+      hasPart: this.#key.runNames.includes('part'),
+      content: {
+        format,
+        compression: compressionOf(this.config),
+        includeMetadata: this.config.include_metadata !== false,
+        rowGroupRows: this.config.row_group_size ?? DEFAULT_ROW_GROUP_SIZE,
+      },
+      maxRecords: this.config.max_records_per_object ?? Infinity,
+      partSize: (this.config.part_size_mib ?? DEFAULT_PART_SIZE_MIB) * 1024 * 1024,
+      call: { retry: this.#retry, log: ctx.log },
+      format,
+    });
+  }
+
+  private async discardAll(series: readonly ObjectSeries[]): Promise<void> {
+    const signal = AbortSignal.timeout(CLEANUP_TIMEOUT_MS);
+    const results = await Promise.allSettled(series.map((s) => s.discard(signal)));
+    for (const r of results) {
+      if (r.status === 'rejected') {
+        this.ctx.log.warn({ err: serializeError(r.reason) }, 'could not abort a multipart upload; a bucket lifecycle rule (AbortIncompleteMultipartUpload) removes such parts');
+      }
+    }
+  }
+
+  private async rollBack(published: readonly PendingObject[], unpublished: readonly PendingObject[]): Promise<void> {
+    const signal = AbortSignal.timeout(CLEANUP_TIMEOUT_MS);
+    const results = await Promise.allSettled([...published.map((o) => o.remove(signal)), ...unpublished.map((o) => o.discard(signal))]);
+    for (const r of results) {
+      if (r.status === 'rejected') this.ctx.log.warn({ err: serializeError(r.reason) }, 'could not remove an object of a run that failed to publish');
+    }
+  }
+}

@@ -1,0 +1,147 @@
+/**
+ * The S3 client of the target, and the one way its requests are sent: with the target's retry
+ * policy (src/delivery/retry.ts), a bound on every wait, and failures turned into ConnectorErrors
+ * that name the bucket, the key and the S3 error code.
+ */
+import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
+import type { Logger } from 'pino';
+import { withRetry } from '../../src/delivery/retry.js';
+import type { RetryPolicy } from '../../src/delivery/policy.js';
+import { CancelledError, ConnectorError, isRetryable, type ErrorDetails } from '../../src/errors.js';
+
+export type ChecksumSetting = 'when_supported' | 'when_required';
+
+export interface S3ClientSettings {
+  readonly region?: string;
+  readonly endpoint?: string;
+  readonly force_path_style?: boolean;
+  readonly access_key_id?: string;
+  readonly secret_access_key?: string;
+  readonly session_token?: string;
+  readonly request_checksum_calculation?: ChecksumSetting;
+  readonly response_checksum_validation?: ChecksumSetting;
+}
+
+/** How long to wait for a TCP connection, and for a response once a request is sent. */
+export const CONNECT_TIMEOUT_MS = 10_000;
+export const REQUEST_TIMEOUT_MS = 120_000;
+
+/**
+ * Custom endpoints (MinIO, Ceph, R2, Garage, s3rver) get checksums only where the API requires
+ * them: recent SDKs otherwise add CRC32 checksums to every upload, as aws-chunked trailers for
+ * streamed bodies, which many S3-compatible servers refuse. AWS itself keeps the SDK's default.
+ */
+export function checksumDefault(settings: S3ClientSettings): ChecksumSetting {
+  return settings.endpoint ? 'when_required' : 'when_supported';
+}
+
+export async function createS3Client(settings: S3ClientSettings): Promise<S3Client> {
+  // The SDK warns on stderr that its 2027 releases will need Node 22; the project supports Node 20,
+  // and that plain-text line would break JSON logs. A user who set the variable keeps their value.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  const { S3Client } = await import('@aws-sdk/client-s3');
+  const checksumRequest = settings.request_checksum_calculation ?? checksumDefault(settings);
+  const checksumResponse = settings.response_checksum_validation ?? checksumDefault(settings);
+  const config: S3ClientConfig = {
+    region: settings.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',
+    followRegionRedirects: true,
+    forcePathStyle: settings.force_path_style ?? false,
+    requestChecksumCalculation: checksumRequest === 'when_required' ? 'WHEN_REQUIRED' : 'WHEN_SUPPORTED',
+    responseChecksumValidation: checksumResponse === 'when_required' ? 'WHEN_REQUIRED' : 'WHEN_SUPPORTED',
+    // Requests are retried by the target's own retry policy (retry.*), with its backoff and logs.
+    maxAttempts: 1,
+    requestHandler: { connectionTimeout: CONNECT_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS },
+  };
+  if (settings.endpoint) config.endpoint = settings.endpoint;
+  // Credentials in the config are optional: otherwise the SDK's default chain (environment, profile, SSO, instance role).
+  if (settings.access_key_id && settings.secret_access_key) {
+    config.credentials = {
+      accessKeyId: settings.access_key_id,
+      secretAccessKey: settings.secret_access_key,
+      ...(settings.session_token ? { sessionToken: settings.session_token } : {}),
+    };
+  }
+  return new S3Client(config);
+}
+
+/** Where a request goes, for messages. */
+export interface S3Place {
+  readonly bucket: string;
+  readonly key?: string;
+}
+
+export interface S3CallOptions {
+  readonly retry: RetryPolicy;
+  readonly signal: AbortSignal;
+  readonly log: Logger;
+}
+
+/** Sends one request, retried as the policy says; `what` is a gerund phrase ("uploading part 3 of"). */
+export async function s3Call<T>(what: string, place: S3Place, options: S3CallOptions, send: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const description = `${what} ${s3Url(place)}`;
+  return withRetry(
+    async () => {
+      try {
+        return await send(options.signal);
+      } catch (err) {
+        throw s3Error(description, place, err, options.signal);
+      }
+    },
+    { policy: options.retry, signal: options.signal, log: options.log, what: description },
+  );
+}
+
+export function s3Url(place: S3Place): string {
+  return `s3://${place.bucket}/${place.key ?? ''}`;
+}
+
+/** What an S3 error code means for the user, when it is one a config can fix. */
+const HINTS: Readonly<Record<string, string>> = {
+  NoSuchBucket: 'create the bucket, or fix the target\'s "bucket"',
+  // A HEAD request has no body, so S3 names no code: only the status.
+  NotFound: 'no such bucket: create it, or fix the target\'s "bucket"',
+  Forbidden: 'the credentials are refused or not allowed to use this bucket; check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or the profile) and the bucket policy',
+  AccessDenied: 'the credentials are not allowed to write there; check the IAM policy for s3:PutObject and the multipart calls',
+  InvalidAccessKeyId: 'the access key is unknown to the server; check AWS_ACCESS_KEY_ID (or the profile in use)',
+  SignatureDoesNotMatch: 'the secret key does not match the access key; check AWS_SECRET_ACCESS_KEY',
+  ExpiredToken: 'the session token has expired; refresh the credentials',
+  PermanentRedirect: 'the bucket is in another region; set "region"',
+  AuthorizationHeaderMalformed: 'the region does not match the bucket; set "region"',
+  CredentialsProviderError: 'no credentials were found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE',
+  XAmzContentSHA256Mismatch: 'the server does not accept the checksums sent; set request_checksum_calculation: when_required',
+  InvalidArgument: 'if the server refuses checksum headers, set request_checksum_calculation: when_required',
+};
+
+const RETRYABLE_CODES = new Set(['SlowDown', 'Throttling', 'ThrottlingException', 'RequestTimeout', 'RequestTimeoutException', 'InternalError', 'ServiceUnavailable', 'TimeoutError']);
+
+interface SdkError {
+  name?: string;
+  message?: string;
+  code?: string;
+  $fault?: string;
+  $metadata?: { httpStatusCode?: number; requestId?: string };
+  Code?: string;
+}
+
+/** A failed request as a ConnectorError: the S3 code, the HTTP status, the bucket and key, retryable or not. */
+export function s3Error(description: string, place: S3Place, err: unknown, signal?: AbortSignal): ConnectorError {
+  if (err instanceof ConnectorError) return err;
+  const e = (err ?? {}) as SdkError;
+  if (signal?.aborted || e.name === 'AbortError') return new CancelledError(description, err);
+  const status = e.$metadata?.httpStatusCode;
+  const serverCode = status !== undefined ? (e.Code ?? e.name) : undefined;
+  const code = serverCode ?? e.code ?? e.name ?? 'ERROR';
+  const retryable =
+    (status !== undefined && (status >= 500 || status === 429 || status === 408)) || RETRYABLE_CODES.has(code) || isRetryable(err);
+  const details: ErrorDetails = {
+    bucket: place.bucket,
+    ...(place.key !== undefined ? { key: place.key } : {}),
+    ...(status !== undefined ? { status } : {}),
+    ...(serverCode !== undefined ? { s3_code: serverCode } : {}),
+    ...(e.$metadata?.requestId ? { request_id: e.$metadata.requestId } : {}),
+  };
+  const hint = HINTS[code];
+  const said = status !== undefined ? `${code} (HTTP ${status})` : code;
+  const message = `${description}: ${said}${hint ? `; ${hint}` : ''}`;
+  return new ConnectorError(message, { code, retryable, details, cause: err });
+}

@@ -1,0 +1,331 @@
+/**
+ * Parquet for a stream of batches, written row group by row group so that a large export never
+ * sits in memory whole. The schema comes from the batch's field descriptors (src/records/fields.ts):
+ *
+ * | field type  | Parquet column                                             |
+ * | ----------- | ---------------------------------------------------------- |
+ * | `integer`   | INT64                                                      |
+ * | `number`    | DOUBLE                                                     |
+ * | `decimal`   | UTF8 text: exact, never rounded through a double           |
+ * | `string`    | UTF8                                                       |
+ * | `boolean`   | BOOLEAN                                                    |
+ * | `timestamp` | INT64 TIMESTAMP(MILLIS, adjusted to UTC)                   |
+ * | `json`      | UTF8 text holding JSON (converted type JSON)               |
+ *
+ * Every column is OPTIONAL (nullable). A value that does not fit its field's type (text left in
+ * a CSV `number` column because a double would round it, an unparseable timestamp) makes that
+ * column text for the object, so nothing is lost; an integer column holding a fraction becomes
+ * DOUBLE. Once an object's schema is fixed, a later batch is written into it only if each of its
+ * values converts exactly (`prepareFor`); otherwise the caller starts a new object.
+ *
+ * The writer is hyparquet-writer (chosen by measurement: docs/parquet-writers.md).
+ */
+import { gzipSync } from 'node:zlib';
+import type { MatchBatch } from '../../connectors/types.js';
+import { exportFields, metadataOf } from '../records/export-record.js';
+import type { FieldType } from '../records/fields.js';
+import { ColumnLayout } from '../records/layout.js';
+import { toEpochMillis } from '../rules/coerce.js';
+import { jsonValue } from './ndjson.js';
+
+export type ParquetCompression = 'snappy' | 'gzip' | 'none';
+
+/** The physical shape of a column: what its values are converted to. */
+export type ParquetKind = 'INT64' | 'DOUBLE' | 'BOOLEAN' | 'STRING' | 'TIMESTAMP' | 'JSON';
+
+export interface ParquetColumn {
+  readonly name: string;
+  readonly kind: ParquetKind;
+}
+
+/** A batch's values by column, as the source and the metadata give them, before conversion. */
+export interface RawColumns {
+  readonly rows: number;
+  readonly names: readonly string[];
+  readonly types: ReadonlyMap<string, FieldType>;
+  readonly values: ReadonlyMap<string, readonly unknown[]>;
+}
+
+/** Converted values ready for a row group, one array per column of the object's schema. */
+export interface PreparedColumns {
+  readonly columns: readonly ParquetColumn[];
+  readonly data: readonly unknown[][];
+  readonly rows: number;
+}
+
+const PREFERRED_KIND: Record<FieldType, ParquetKind> = {
+  integer: 'INT64',
+  number: 'DOUBLE',
+  decimal: 'STRING',
+  string: 'STRING',
+  boolean: 'BOOLEAN',
+  timestamp: 'TIMESTAMP',
+  json: 'JSON',
+};
+
+/** Values of each exported field of the batch (metadata included when asked), read once. */
+export function rawColumns(batch: MatchBatch, includeMetadata: boolean): RawColumns {
+  const fields = exportFields(batch, includeMetadata);
+  const meta = includeMetadata ? metadataOf(batch) : {};
+  const { layout, rows } = batch;
+  const values = new Map<string, unknown[]>();
+  const types = new Map<string, FieldType>();
+  for (const field of fields) {
+    types.set(field.name, field.type);
+    if (Object.hasOwn(meta, field.name)) {
+      values.set(field.name, new Array(rows.length).fill(meta[field.name]));
+    } else if (layout instanceof ColumnLayout) {
+      const index = layout.indexOf(field.name);
+      const convert = layout.converters[index]!;
+      values.set(
+        field.name,
+        rows.map((row) => convert((row as readonly string[])[index] ?? '')),
+      );
+    } else {
+      values.set(
+        field.name,
+        rows.map((row) => {
+          const record = layout.toRecord(row);
+          return Object.hasOwn(record, field.name) ? record[field.name] : null;
+        }),
+      );
+    }
+  }
+  return { rows: rows.length, names: fields.map((f) => f.name), types, values };
+}
+
+/**
+ * The schema a new object takes from its first batch: each field's preferred kind, or the
+ * nearest kind that holds every value exactly (INT64 -> DOUBLE -> STRING).
+ */
+export function prepareNew(raw: RawColumns): PreparedColumns {
+  const columns: ParquetColumn[] = [];
+  const data: unknown[][] = [];
+  for (const name of raw.names) {
+    const values = raw.values.get(name)!;
+    const preferred = PREFERRED_KIND[raw.types.get(name)!];
+    const fallbacks: ParquetKind[] = preferred === 'INT64' ? ['INT64', 'DOUBLE', 'STRING'] : [preferred, 'STRING'];
+    for (const kind of fallbacks) {
+      const converted = convertAll(values, kind);
+      if (converted) {
+        columns.push({ name, kind });
+        data.push(converted);
+        break;
+      }
+    }
+  }
+  return { columns, data, rows: raw.rows };
+}
+
+/**
+ * The batch converted to an existing schema, or undefined when it does not fit: a field the
+ * schema lacks (with a value), or a value its column cannot hold exactly. Fields the batch lacks
+ * are null.
+ */
+export function prepareFor(columns: readonly ParquetColumn[], raw: RawColumns): PreparedColumns | undefined {
+  const known = new Set(columns.map((c) => c.name));
+  for (const name of raw.names) {
+    if (!known.has(name) && raw.values.get(name)!.some((v) => v !== null && v !== undefined)) return undefined;
+  }
+  const data: unknown[][] = [];
+  for (const column of columns) {
+    const values = raw.values.get(column.name);
+    if (!values) {
+      data.push(new Array(raw.rows).fill(null));
+      continue;
+    }
+    const converted = convertAll(values, column.kind);
+    if (!converted) return undefined;
+    data.push(converted);
+  }
+  return { columns, data, rows: raw.rows };
+}
+
+function convertAll(values: readonly unknown[], kind: ParquetKind): unknown[] | undefined {
+  const convert = CONVERTERS[kind];
+  const out = new Array<unknown>(values.length);
+  // Runs of one value (the metadata columns hold one per batch, a status repeats) convert once.
+  let last: unknown = undefined;
+  let lastConverted: unknown = undefined;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (v === null || v === undefined) {
+      out[i] = null;
+      continue;
+    }
+    if (v !== last) {
+      lastConverted = convert(v);
+      if (lastConverted === undefined) return undefined;
+      last = v;
+    }
+    out[i] = lastConverted;
+  }
+  return out;
+}
+
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+const INTEGER_TEXT = /^[+-]?\d{1,19}$/;
+
+/** Each converter returns the value as the column stores it, or undefined when it cannot hold it exactly. */
+const CONVERTERS: Record<ParquetKind, (v: unknown) => unknown> = {
+  INT64(v) {
+    if (typeof v === 'number') return Number.isSafeInteger(v) ? BigInt(v) : undefined;
+    if (typeof v === 'bigint') return v >= INT64_MIN && v <= INT64_MAX ? v : undefined;
+    if (typeof v === 'string' && INTEGER_TEXT.test(v)) {
+      const b = BigInt(v);
+      return b >= INT64_MIN && b <= INT64_MAX ? b : undefined;
+    }
+    return undefined;
+  },
+  DOUBLE(v) {
+    if (typeof v === 'number') return v;
+    if (typeof v === 'bigint') return v >= -(2n ** 53n) && v <= 2n ** 53n ? Number(v) : undefined;
+    return undefined;
+  },
+  BOOLEAN(v) {
+    return typeof v === 'boolean' ? v : undefined;
+  },
+  // Milliseconds as a number: the writer makes the INT64 when it encodes the row group, so the
+  // buffered row group holds no BigInt per cell.
+  TIMESTAMP(v) {
+    if (v instanceof Date) return Number.isNaN(v.getTime()) ? undefined : v.getTime();
+    if (typeof v === 'string') {
+      const ms = toEpochMillis(v);
+      return ms === undefined || /^\s*[+-]?[\d.]+\s*$/.test(v) ? undefined : ms;
+    }
+    return undefined;
+  },
+  JSON(v) {
+    return typeof v === 'object' && !(v instanceof Date) ? v : undefined;
+  },
+  STRING(v) {
+    if (typeof v === 'string') return v;
+    if (v instanceof Date) return v.toISOString();
+    if (typeof v === 'object') return jsonValue(v);
+    return String(v);
+  },
+};
+
+const SCHEMA_ELEMENT: Record<ParquetKind, Record<string, unknown>> = {
+  INT64: { type: 'INT64' },
+  DOUBLE: { type: 'DOUBLE' },
+  BOOLEAN: { type: 'BOOLEAN' },
+  STRING: { type: 'BYTE_ARRAY', converted_type: 'UTF8', logical_type: { type: 'STRING' } },
+  TIMESTAMP: { type: 'INT64', converted_type: 'TIMESTAMP_MILLIS', logical_type: { type: 'TIMESTAMP', isAdjustedToUTC: true, unit: 'MILLIS' } },
+  JSON: { type: 'BYTE_ARRAY', converted_type: 'JSON', logical_type: { type: 'JSON' } },
+};
+
+const CODECS: Record<ParquetCompression, string> = { snappy: 'SNAPPY', gzip: 'GZIP', none: 'UNCOMPRESSED' };
+
+export interface ParquetEncoderOptions {
+  readonly compression: ParquetCompression;
+  /** Rows buffered before a row group is encoded and handed on. */
+  readonly rowGroupRows: number;
+  /** Receives the file's bytes in order; the encoder waits for it (backpressure). */
+  readonly emit: (bytes: Uint8Array) => Promise<void>;
+}
+
+interface HyparquetWriter {
+  write(options: { columnData: { name: string; data: unknown[] }[]; rowGroupSize: number }): void | Promise<void>;
+  finish(): void | Promise<void>;
+  kvMetadata: { key: string; value?: string }[] | undefined;
+}
+
+/** One Parquet file being written: rows are gathered into row groups, each encoded and emitted when full. */
+export class ParquetEncoder {
+  #writer: HyparquetWriter | undefined;
+  #buffered: unknown[][];
+  #bufferedRows = 0;
+  #rows = 0;
+
+  private constructor(
+    readonly columns: readonly ParquetColumn[],
+    private readonly options: ParquetEncoderOptions,
+  ) {
+    this.#buffered = columns.map(() => []);
+  }
+
+  /** Loads the writer library on first use, so configs without Parquet never pay for it. */
+  static async create(columns: readonly ParquetColumn[], options: ParquetEncoderOptions): Promise<ParquetEncoder> {
+    const encoder = new ParquetEncoder(columns, options);
+    const { ByteWriter, ParquetWriter } = await import('hyparquet-writer');
+    const byteWriter = new ByteWriter(64 * 1024) as InstanceType<typeof ByteWriter> & { flush(): Promise<void> };
+    // Row groups leave the writer's buffer as they are written: memory holds one row group, not the file.
+    byteWriter.flush = () => {
+      const bytes = Buffer.from(byteWriter.getBytes());
+      byteWriter.index = 0;
+      return options.emit(bytes);
+    };
+    byteWriter.finish = () => byteWriter.flush();
+    encoder.#writer = new ParquetWriter({
+      writer: byteWriter,
+      schema: schemaOf(columns) as never,
+      codec: CODECS[options.compression] as never,
+      compressors: options.compression === 'gzip' ? { GZIP: (input: Uint8Array) => gzipSync(input) } : {},
+      createdBy: 'threshold-processor',
+    }) as unknown as HyparquetWriter;
+    return encoder;
+  }
+
+  get rows(): number {
+    return this.#rows;
+  }
+
+  async append(prepared: PreparedColumns): Promise<void> {
+    for (let c = 0; c < this.columns.length; c++) {
+      const target = this.#buffered[c]!;
+      for (const value of prepared.data[c]!) target.push(value);
+    }
+    this.#bufferedRows += prepared.rows;
+    this.#rows += prepared.rows;
+    if (this.#bufferedRows >= this.options.rowGroupRows) await this.writeRowGroup();
+  }
+
+  /** Writes what is buffered and the footer, with `metadata` as the file's key-value metadata. */
+  async finish(metadata: Readonly<Record<string, string>>): Promise<void> {
+    if (this.#bufferedRows > 0 || this.#rows === 0) await this.writeRowGroup();
+    this.#writer!.kvMetadata = Object.entries(metadata).map(([key, value]) => ({ key, value }));
+    await this.#writer!.finish();
+  }
+
+  private async writeRowGroup(): Promise<void> {
+    const columnData = this.columns.map((column, c) => ({
+      name: column.name,
+      data: column.kind === 'STRING' ? utf8Interned(this.#buffered[c]!) : this.#buffered[c]!,
+    }));
+    const rows = this.#bufferedRows;
+    this.#buffered = this.columns.map(() => []);
+    this.#bufferedRows = 0;
+    await this.#writer!.write({ columnData, rowGroupSize: Math.max(rows, 1) });
+  }
+}
+
+
+/**
+ * Text as UTF-8 bytes, one byte array per distinct value of the row group. The writer would
+ * otherwise encode every cell into its own small buffer: repeated values (a status, a sensor
+ * name, the metadata columns, which hold one value per batch) then cost an allocation each,
+ * and on a large export that garbage, not the data, set the peak memory.
+ */
+function utf8Interned(values: unknown[]): unknown[] {
+  const seen = new Map<string, Uint8Array>();
+  for (let i = 0; i < values.length; i++) {
+    const value = values[i];
+    if (typeof value !== 'string') continue;
+    let bytes = seen.get(value);
+    if (bytes === undefined) {
+      bytes = Buffer.from(value, "utf8");
+      seen.set(value, bytes);
+    }
+    values[i] = bytes;
+  }
+  return values;
+}
+
+function schemaOf(columns: readonly ParquetColumn[]): Record<string, unknown>[] {
+  return [
+    { name: 'root', num_children: columns.length },
+    ...columns.map((c) => ({ name: c.name, repetition_type: 'OPTIONAL', ...SCHEMA_ELEMENT[c.kind] })),
+  ];
+}

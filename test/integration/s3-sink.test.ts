@@ -1,0 +1,511 @@
+import { randomBytes } from 'node:crypto';
+import { gunzipSync } from 'node:zlib';
+import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
+import { expect } from 'chai';
+import { parse } from 'csv-parse/sync';
+import { parquetMetadata, parquetReadObjects } from 'hyparquet';
+import type { MatchBatch, Sink } from '../../connectors/types.js';
+import { s3Sink, type S3SinkConfig } from '../../connectors/s3/s3-sink.js';
+import { deliveryBatch } from '../../src/delivery/target-queue.js';
+import { describeError } from '../../src/errors.js';
+import type { FieldDescriptor } from '../../src/records/fields.js';
+import { ColumnLayout, OBJECT_LAYOUT } from '../../src/records/layout.js';
+import { drive, memoryLogger, parseNdjson } from '../helpers.js';
+import { S3RVER_CREDENTIALS, startS3Server, type TestS3Server } from '../support/s3-server.js';
+
+const RUN_ID = '20261124T120000Z-ab12';
+const MATCHED_AT = '2026-11-24T12:34:56.789Z';
+const META = { _rule: 'hot', _datasource: 'sensors', _run_id: RUN_ID, _matched_at: MATCHED_AT };
+
+/** CSV-shaped rows with declared types, as the CSV source hands them over. */
+const SENSORS = new ColumnLayout(['id', 'value', 'seen', 'ok', 'note'], { value: 'number', seen: 'timestamp', ok: 'boolean' });
+
+function csvBatch(ids: readonly number[], rule = 'hot'): MatchBatch {
+  return {
+    rule,
+    datasource: 'sensors',
+    runId: RUN_ID,
+    matchedAt: MATCHED_AT,
+    layout: SENSORS,
+    rows: ids.map((n) => [`s${n}`, String(n + 0.5), '2026-11-24T10:00:00Z', n % 2 ? 'true' : 'false', n % 3 === 0 ? '' : `say "hi", ${n}\nbye`]),
+  };
+}
+
+function expectedCsvRecords(ids: readonly number[]) {
+  return ids.map((n) => ({ id: `s${n}`, value: n + 0.5, seen: '2026-11-24T10:00:00.000Z', ok: n % 2 === 1, note: n % 3 === 0 ? null : `say "hi", ${n}\nbye`, ...META }));
+}
+
+/** Database-like rows with their field descriptors: integers, decimals as text, JSON, Dates, nulls. */
+const DB_FIELDS: FieldDescriptor[] = [
+  { name: 'id', type: 'integer', nullable: false },
+  { name: 'reading', type: 'number', nullable: true },
+  { name: 'amount', type: 'decimal', nullable: true },
+  { name: 'label', type: 'string', nullable: true },
+  { name: 'active', type: 'boolean', nullable: true },
+  { name: 'at', type: 'timestamp', nullable: true },
+  { name: 'tags', type: 'json', nullable: true },
+];
+
+function dbBatch(ids: readonly number[]): MatchBatch {
+  return {
+    rule: 'hot',
+    datasource: 'sensors',
+    runId: RUN_ID,
+    matchedAt: MATCHED_AT,
+    layout: OBJECT_LAYOUT,
+    fields: DB_FIELDS,
+    rows: ids.map((n) =>
+      n % 4 === 0
+        ? { id: n, reading: null, amount: null, label: null, active: null, at: null, tags: null }
+        : {
+            id: n,
+            reading: n / 4,
+            amount: '12345678901234567890.123456789',
+            label: `é✓ ${n}`,
+            active: n % 2 === 0,
+            at: new Date(Date.UTC(2026, 10, 24, 8, 0, n)),
+            tags: { n, list: ['a', null] },
+          },
+    ),
+  };
+}
+
+const ids = (from: number, count: number) => Array.from({ length: count }, (_, i) => from + i);
+
+describe('S3 export target against a real S3 server (s3rver)', function () {
+  this.timeout(60_000);
+  let server: TestS3Server;
+  let bucket: string;
+  const sinks: Sink[] = [];
+
+  before(async () => {
+    process.env.AWS_ACCESS_KEY_ID = S3RVER_CREDENTIALS.accessKeyId;
+    process.env.AWS_SECRET_ACCESS_KEY = S3RVER_CREDENTIALS.secretAccessKey;
+    server = await startS3Server();
+  });
+  after(async () => {
+    await server.stop();
+  });
+  beforeEach(async () => {
+    bucket = `it-${randomBytes(5).toString('hex')}`;
+    await server.createBucket(bucket);
+  });
+  afterEach(async () => {
+    server.clearFaults();
+    for (const sink of sinks.splice(0)) await sink.close?.();
+  });
+
+  async function sinkWith(config: Partial<S3SinkConfig>, log = memoryLogger().log) {
+    const sink = await s3Sink.create(
+      {
+        type: 's3',
+        bucket,
+        endpoint: server.endpoint,
+        force_path_style: true,
+        retry: { max_attempts: 3, initial_backoff: '5ms', max_backoff: '20ms' },
+        ...config,
+      } as S3SinkConfig,
+      { name: 'archive', configDir: '.', log, signal: new AbortController().signal },
+    );
+    sinks.push(sink);
+    const ctx = { signal: new AbortController().signal, log };
+    return { ...drive(sink), write: (batch: MatchBatch) => sink.write(deliveryBatch('test', [batch]), ctx), flush: () => sink.flush(ctx) };
+  }
+
+  const body = async (key: string) => (await server.object(bucket, key)).body;
+
+  describe('formats: each lands under its key and reads back equal to the records', () => {
+    it('ndjson', async () => {
+      const sink = await sinkWith({ format: 'ndjson', key: 'out/{rule}.{ext}' });
+      await sink.write(csvBatch(ids(1, 5)));
+      await sink.write(csvBatch(ids(6, 3)));
+      await sink.flush();
+      expect(await server.keys(bucket)).to.deep.equal(['out/hot.ndjson']);
+      expect(parseNdjson((await body('out/hot.ndjson')).toString('utf8'))).to.deep.equal(expectedCsvRecords(ids(1, 8)));
+    });
+
+    it('json: one array', async () => {
+      const sink = await sinkWith({ format: 'json', key: 'out/{rule}.{ext}' });
+      await sink.write(csvBatch(ids(1, 4)));
+      await sink.write(csvBatch(ids(5, 2)));
+      await sink.flush();
+      expect(JSON.parse((await body('out/hot.json')).toString('utf8'))).to.deep.equal(expectedCsvRecords(ids(1, 6)));
+    });
+
+    it('csv: one header, RFC 4180 quoting', async () => {
+      const sink = await sinkWith({ format: 'csv', key: 'out/{rule}.{ext}' });
+      await sink.write(csvBatch(ids(1, 4)));
+      await sink.write(csvBatch(ids(5, 3)));
+      await sink.flush();
+      const text = (await body('out/hot.csv')).toString('utf8');
+      expect(text.split('\n')[0]).to.equal('id,value,seen,ok,note,_rule,_datasource,_run_id,_matched_at');
+      const rows = parse(text, { columns: true }) as Record<string, string>[];
+      const want = expectedCsvRecords(ids(1, 7)).map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, v === null ? '' : String(v)])));
+      expect(rows).to.deep.equal(want);
+    });
+
+    it('parquet: typed columns from the CSV types, nullable, metadata included (read with hyparquet)', async () => {
+      const sink = await sinkWith({ format: 'parquet', key: 'out/{rule}.{ext}' });
+      await sink.write(csvBatch(ids(1, 5)));
+      await sink.write(csvBatch(ids(6, 4)));
+      await sink.flush();
+      const bytes = await body('out/hot.parquet');
+      const file = toArrayBuffer(bytes);
+      const metadata = parquetMetadata(file);
+      const columns = metadata.schema.slice(1).map((e) => [e.name, e.type, e.converted_type ?? null, e.repetition_type]);
+      expect(columns).to.deep.equal([
+        ['id', 'BYTE_ARRAY', 'UTF8', 'OPTIONAL'],
+        ['value', 'DOUBLE', null, 'OPTIONAL'],
+        ['seen', 'INT64', 'TIMESTAMP_MILLIS', 'OPTIONAL'],
+        ['ok', 'BOOLEAN', null, 'OPTIONAL'],
+        ['note', 'BYTE_ARRAY', 'UTF8', 'OPTIONAL'],
+        ['_rule', 'BYTE_ARRAY', 'UTF8', 'OPTIONAL'],
+        ['_datasource', 'BYTE_ARRAY', 'UTF8', 'OPTIONAL'],
+        ['_run_id', 'BYTE_ARRAY', 'UTF8', 'OPTIONAL'],
+        ['_matched_at', 'INT64', 'TIMESTAMP_MILLIS', 'OPTIONAL'],
+      ]);
+      expect(metadata.schema[3]!.logical_type).to.deep.equal({ type: 'TIMESTAMP', isAdjustedToUTC: true, unit: 'MILLIS' });
+      const rows = await parquetReadObjects({ file });
+      expect(rows).to.deep.equal(
+        expectedCsvRecords(ids(1, 9)).map((r) => ({ ...r, seen: new Date(r.seen), _matched_at: new Date(MATCHED_AT) })),
+      );
+      expect(metadata.key_value_metadata).to.deep.include({ key: 'records', value: '9' });
+    });
+
+    it('parquet from field descriptors: INT64, DOUBLE, decimal as text, UTF8, BOOLEAN, TIMESTAMP, JSON, nulls', async () => {
+      const sink = await sinkWith({ format: 'parquet', key: 'out/{rule}.{ext}', include_metadata: false });
+      await sink.write(dbBatch(ids(1, 8)));
+      await sink.flush();
+      const file = toArrayBuffer(await body('out/hot.parquet'));
+      const schema = parquetMetadata(file).schema.slice(1).map((e) => [e.name, e.type, e.converted_type ?? null]);
+      expect(schema).to.deep.equal([
+        ['id', 'INT64', null],
+        ['reading', 'DOUBLE', null],
+        ['amount', 'BYTE_ARRAY', 'UTF8'],
+        ['label', 'BYTE_ARRAY', 'UTF8'],
+        ['active', 'BOOLEAN', null],
+        ['at', 'INT64', 'TIMESTAMP_MILLIS'],
+        ['tags', 'BYTE_ARRAY', 'JSON'],
+      ]);
+      const rows = await parquetReadObjects({ file });
+      expect(rows).to.deep.equal(
+        ids(1, 8).map((n) =>
+          n % 4 === 0
+            ? { id: BigInt(n), reading: null, amount: null, label: null, active: null, at: null, tags: null }
+            : {
+                id: BigInt(n),
+                reading: n / 4,
+                amount: '12345678901234567890.123456789',
+                label: `é✓ ${n}`,
+                active: n % 2 === 0,
+                at: new Date(Date.UTC(2026, 10, 24, 8, 0, n)),
+                tags: { n, list: ['a', null] },
+              },
+        ),
+      );
+    });
+
+    for (const compression of ['gzip', 'none'] as const) {
+      it(`parquet with compression: ${compression} reads back`, async () => {
+        const sink = await sinkWith({ format: 'parquet', compression, key: 'out/{rule}.{ext}' });
+        await sink.write(csvBatch(ids(1, 50)));
+        await sink.flush();
+        const file = toArrayBuffer(await body('out/hot.parquet'));
+        const codecs = parquetMetadata(file).row_groups.flatMap((g) => g.columns.map((c) => c.meta_data!.codec));
+        expect(new Set(codecs)).to.deep.equal(new Set([compression === 'gzip' ? 'GZIP' : 'UNCOMPRESSED']));
+        const rows = await parquetReadObjects({ file, compressors: { GZIP: (input: Uint8Array) => new Uint8Array(gunzipSync(input)) } });
+        expect(rows).to.have.lengthOf(50);
+        expect(rows[49]).to.include({ id: 's50', value: 50.5, ok: false });
+      });
+    }
+
+    it('parquet: a batch whose values do not fit the columns starts the next part, which has its own schema', async () => {
+      const sink = await sinkWith({ format: 'parquet', key: 'out/{rule}-{part}.{ext}', include_metadata: false });
+      const layout = new ColumnLayout(['id', 'value'], { value: 'number' });
+      const batch = (rows: string[][]): MatchBatch => ({ rule: 'hot', datasource: 'sensors', runId: RUN_ID, matchedAt: MATCHED_AT, layout, rows });
+      await sink.write(batch([['a', '1.5'], ['b', '']]));
+      // A number a double would round stays text, so that object needs a text column.
+      await sink.write(batch([['c', '12345678901234567891']]));
+      await sink.flush();
+      expect(await server.keys(bucket)).to.deep.equal(['out/hot-1.parquet', 'out/hot-2.parquet']);
+      expect(await parquetReadObjects({ file: toArrayBuffer(await body('out/hot-1.parquet')) })).to.deep.equal([
+        { id: 'a', value: 1.5 },
+        { id: 'b', value: null },
+      ]);
+      const second = toArrayBuffer(await body('out/hot-2.parquet'));
+      expect(parquetMetadata(second).schema[2]).to.include({ name: 'value', type: 'BYTE_ARRAY' });
+      expect(await parquetReadObjects({ file: second })).to.deep.equal([{ id: 'c', value: '12345678901234567891' }]);
+    });
+
+    for (const format of ['ndjson', 'csv', 'json'] as const) {
+      it(`${format} with compression: gzip is one gzip stream, named .${format}.gz, typed application/gzip`, async () => {
+        const sink = await sinkWith({ format, compression: 'gzip' });
+        await sink.write(csvBatch(ids(1, 3)));
+        await sink.write(csvBatch(ids(4, 3)));
+        await sink.flush();
+        const [key] = await server.keys(bucket);
+        expect(key).to.equal(`alerts/rule=hot/date=2026-11-24/${RUN_ID}-1.${format}.gz`);
+        const object = await server.object(bucket, key!);
+        expect(object.contentType).to.equal('application/gzip');
+        expect(object.contentEncoding).to.equal(undefined);
+        const text = gunzipSync(object.body).toString('utf8');
+        const records = format === 'ndjson' ? parseNdjson(text) : format === 'json' ? JSON.parse(text) : parse(text, { columns: true });
+        expect(records).to.have.lengthOf(6);
+        expect(records[5].id).to.equal('s6');
+      });
+    }
+  });
+
+  describe('keys and object metadata', () => {
+    it('the default layout is Hive-style: alerts/rule=<rule>/date=<date>/<run_id>-<part>.<ext>', async () => {
+      const sink = await sinkWith({});
+      await sink.write(csvBatch(ids(1, 2), 'hot'));
+      await sink.write(csvBatch(ids(3, 2), 'cold'));
+      await sink.flush();
+      expect(await server.keys(bucket)).to.deep.equal([
+        `alerts/rule=cold/date=2026-11-24/${RUN_ID}-1.json`,
+        `alerts/rule=hot/date=2026-11-24/${RUN_ID}-1.json`,
+      ]);
+    });
+
+    it('a key template with prefix, {datasource}, {time}, {format}; a value cannot add a "/" level', async () => {
+      const sink = await sinkWith({ prefix: 'lake/', key: '{datasource}/{rule}/{date}T{time}.{format}', format: 'ndjson' });
+      await sink.write(csvBatch(ids(1, 2), '../etc/passwd'));
+      await sink.flush();
+      expect(await server.keys(bucket)).to.deep.equal(['lake/sensors/.._etc_passwd/2026-11-24T123456.ndjson']);
+    });
+
+    it('each object carries Content-Type and metadata: rule, datasource, run id, record count, format', async () => {
+      const sink = await sinkWith({ format: 'parquet', key: '{rule}.{ext}' });
+      await sink.write(csvBatch(ids(1, 7)));
+      await sink.flush();
+      const object = await server.object(bucket, 'hot.parquet');
+      expect(object.contentType).to.equal('application/vnd.apache.parquet');
+      expect(object.metadata).to.deep.equal({ rule: 'hot', datasource: 'sensors', 'run-id': RUN_ID, records: '7', format: 'parquet' });
+    });
+
+    it('metadata that is not ASCII is percent-encoded (S3 metadata travels in HTTP headers)', async () => {
+      const sink = await sinkWith({ format: 'ndjson', key: 'm/{part}.{ext}' });
+      await sink.write(csvBatch(ids(1, 2), 'température élevée'));
+      await sink.flush();
+      const object = await server.object(bucket, 'm/1.ndjson');
+      expect(object.metadata.rule).to.equal(encodeURIComponent('température élevée'));
+      expect(decodeURIComponent(object.metadata.rule!)).to.equal('température élevée');
+    });
+
+    it('two S3 targets whose keys resolve to one object: the second fails naming the first, the first delivers', async () => {
+      const config = { format: 'ndjson' as const, key: 'same/{rule}.{ext}' };
+      const first = await s3Sink.create({ type: 's3', bucket, endpoint: server.endpoint, force_path_style: true, ...config }, { name: 'first', configDir: '.', log: memoryLogger().log, signal: new AbortController().signal });
+      const second = await s3Sink.create({ type: 's3', bucket, endpoint: server.endpoint, force_path_style: true, ...config }, { name: 'second', configDir: '.', log: memoryLogger().log, signal: new AbortController().signal });
+      sinks.push(first, second);
+      const a = drive(first);
+      const b = drive(second);
+      await a.write(csvBatch(ids(1, 2)));
+      const err = await b.write(csvBatch(ids(3, 2))).then(() => undefined, (e) => e);
+      expect(describeError(err)).to.include(`s3://${bucket}/same/hot.ndjson: export target "first" writes this object too`);
+      await b.abort();
+      await a.flush();
+      expect(parseNdjson((await body('same/hot.ndjson')).toString()).map((r) => r.id)).to.deep.equal(['s1', 's2']);
+      // Released at the end of the run: the next run may use it.
+      await b.write(csvBatch(ids(5, 1)));
+      await b.flush();
+      expect(parseNdjson((await body('same/hot.ndjson')).toString()).map((r) => r.id)).to.deep.equal(['s5']);
+    });
+
+    it('max_records_per_object splits an export into numbered parts', async () => {
+      const sink = await sinkWith({ format: 'ndjson', key: 'out/{rule}/{part}.{ext}', max_records_per_object: 10 });
+      await sink.write(csvBatch(ids(1, 7)));
+      await sink.write(csvBatch(ids(8, 18)));
+      await sink.flush();
+      const keys = await server.keys(bucket);
+      expect(keys).to.deep.equal(['out/hot/1.ndjson', 'out/hot/2.ndjson', 'out/hot/3.ndjson']);
+      const counts = [];
+      const all = [];
+      for (const key of keys) {
+        const records = parseNdjson((await body(key)).toString('utf8'));
+        counts.push(records.length);
+        all.push(...records);
+        expect((await server.object(bucket, key)).metadata.records).to.equal(String(records.length));
+      }
+      expect(counts).to.deep.equal([10, 10, 5]);
+      expect(all).to.deep.equal(expectedCsvRecords(ids(1, 25)));
+    });
+
+    it('csv: a batch with a column the header lacks starts the next part; without {part} in the key it fails, naming the fix', async () => {
+      const wide = (n: number): MatchBatch => ({ rule: 'hot', datasource: 'sensors', runId: RUN_ID, matchedAt: MATCHED_AT, layout: OBJECT_LAYOUT, rows: [{ id: n, extra: 'x' }] });
+      const narrow = (n: number): MatchBatch => ({ rule: 'hot', datasource: 'sensors', runId: RUN_ID, matchedAt: MATCHED_AT, layout: OBJECT_LAYOUT, rows: [{ id: n }] });
+      const parted = await sinkWith({ format: 'csv', key: 'p/{rule}-{part}.{ext}', include_metadata: false });
+      await parted.write(narrow(1));
+      await parted.write(wide(2));
+      await parted.flush();
+      expect((await body('p/hot-1.csv')).toString()).to.equal('id\n1\n');
+      expect((await body('p/hot-2.csv')).toString()).to.equal('id,extra\n2,x\n');
+
+      const single = await sinkWith({ format: 'csv', key: 'single/{rule}.{ext}', include_metadata: false });
+      await single.write(narrow(1));
+      const err = await single.write(wide(2)).then(() => undefined, (e) => e);
+      expect(describeError(err)).to.match(/s3:\/\/it-[0-9a-f]+\/single\/hot\.csv: a second object is needed .* add \{part\} to the key/);
+      await single.abort();
+      expect((await server.keys(bucket)).filter((k) => k.startsWith('single/'))).to.deep.equal([]);
+    });
+  });
+
+  describe('multipart uploads', () => {
+    /** About 7 MiB of NDJSON: more than one 5 MiB part. */
+    const bigBatches = () => ids(0, 6).map((b) => csvBatch(ids(b * 10_000, 10_000)));
+
+    it('an export larger than one part is uploaded in parts, becomes visible only at flush, and reads back whole with its metadata', async () => {
+      const sink = await sinkWith({ format: 'ndjson', key: 'big/{rule}.{ext}', part_size_mib: 5 });
+      for (const batch of bigBatches()) await sink.write(batch);
+      expect(await server.keys(bucket), 'nothing visible before flush').to.deep.equal([]);
+      expect(server.pendingUploads(bucket)).to.have.lengthOf(1);
+      await sink.flush();
+      const parts = server.requests.filter((r) => r.method === 'PUT' && /[?&]partNumber=/.test(r.url) && r.url.includes(bucket));
+      expect(parts.length).to.be.at.least(2);
+      const object = await server.object(bucket, 'big/hot.ndjson');
+      expect(object.body.length).to.be.greaterThan(5 * 1024 * 1024);
+      const records = parseNdjson(object.body.toString('utf8'));
+      expect(records).to.have.lengthOf(60_000);
+      expect(records.map((r) => r.id)).to.deep.equal(ids(0, 60_000).map((n) => `s${n}`));
+      expect(object.metadata).to.include({ rule: 'hot', records: '60000', 'run-id': RUN_ID });
+      expect(object.contentType).to.equal('application/x-ndjson');
+      expect(server.pendingUploads(bucket)).to.deep.equal([]);
+    });
+
+    it('a server refusing the metadata copy leaves the uploaded object in place (without the record count) and logs a warning', async () => {
+      const { log, lines } = memoryLogger();
+      const sink = await sinkWith({ format: 'ndjson', key: 'big/{rule}.{ext}', part_size_mib: 5, retry: { max_attempts: 1 } }, log);
+      for (const batch of bigBatches()) await sink.write(batch);
+      server.failNext({ method: 'PUT', url: new RegExp(`^/${bucket}/big/hot\\.ndjson\\?.*x-id=CopyObject`), status: 501, code: 'NotImplemented' });
+      await sink.flush();
+      const object = await server.object(bucket, 'big/hot.ndjson');
+      expect(parseNdjson(object.body.toString('utf8'))).to.have.lengthOf(60_000);
+      expect(object.metadata).to.include({ rule: 'hot', 'run-id': RUN_ID }).and.not.have.property('records');
+      const warning = lines().find((l) => l.level === 40 && /metadata could not be completed/.test(String(l.msg)));
+      expect((warning?.err as { code?: string } | undefined)?.code).to.equal('NotImplemented');
+    });
+
+    it('an abort in the middle leaves no object and no pending upload (listed by the server and through the SDK)', async () => {
+      const sink = await sinkWith({ format: 'ndjson', key: 'big/{rule}.{ext}', part_size_mib: 5 });
+      for (const batch of bigBatches().slice(0, 5)) await sink.write(batch);
+      expect(server.pendingUploads(bucket)).to.have.lengthOf(1);
+      await sink.abort();
+      expect(server.requests.some((r) => r.method === 'PUT' && r.url.includes(bucket) && /[?&]partNumber=1/.test(r.url)), 'a part was uploaded').to.equal(true);
+      expect(await server.keys(bucket)).to.deep.equal([]);
+      expect(server.pendingUploads(bucket)).to.deep.equal([]);
+      const listed = await server.client.send(new ListMultipartUploadsCommand({ Bucket: bucket }));
+      expect(listed.Uploads ?? []).to.deep.equal([]);
+    });
+
+    it('parquet larger than one part, several row groups: reads back whole', async () => {
+      const sink = await sinkWith({ format: 'parquet', compression: 'none', key: 'big/{rule}.{ext}', part_size_mib: 5, row_group_size: 20_000 });
+      for (const batch of bigBatches()) await sink.write(batch);
+      await sink.flush();
+      const object = await server.object(bucket, 'big/hot.parquet');
+      const file = toArrayBuffer(object.body);
+      const metadata = parquetMetadata(file);
+      expect(metadata.row_groups.map((g) => Number(g.num_rows))).to.deep.equal([20_000, 20_000, 20_000]);
+      expect(object.metadata.records).to.equal('60000');
+      const rows = await parquetReadObjects({ file, columns: ['id'] });
+      expect(rows.map((r) => r.id)).to.deep.equal(ids(0, 60_000).map((n) => `s${n}`));
+    });
+  });
+
+  describe('failures', () => {
+    it('a missing bucket fails the write with the bucket, the key and the S3 code; nothing is retried', async () => {
+      const sink = await sinkWith({ bucket: 'no-such-bucket-here', format: 'ndjson', key: 'k/{rule}.{ext}' });
+      await sink.write(csvBatch(ids(1, 2)));
+      const err = await sink.flush().then(() => undefined, (e) => e);
+      const message = describeError(err);
+      expect(message).to.include('s3://no-such-bucket-here/k/hot.ndjson');
+      expect(message).to.include('NoSuchBucket');
+      expect(message).to.include('create the bucket');
+      expect(err.retryable).to.equal(false);
+      expect(err.details).to.include({ bucket: 'no-such-bucket-here', key: 'k/hot.ndjson', s3_code: 'NoSuchBucket', status: 404 });
+    });
+
+    it('a 500 then a 503 SlowDown are retried, and the object arrives once; the retries are logged', async () => {
+      const { log, lines } = memoryLogger();
+      const sink = await sinkWith({ format: 'ndjson', key: 'r/{rule}.{ext}' }, log);
+      await sink.write(csvBatch(ids(1, 3)));
+      server.failNext({ method: 'PUT', url: new RegExp(`/${bucket}/r/`), status: 500, code: 'InternalError' });
+      server.failNext({ method: 'PUT', url: new RegExp(`/${bucket}/r/`), status: 503, code: 'SlowDown', message: 'Please reduce your request rate.' });
+      await sink.flush();
+      expect(parseNdjson((await body('r/hot.ndjson')).toString())).to.have.lengthOf(3);
+      const warnings = lines().filter((l) => l.level === 40);
+      expect(warnings.map((w) => (w.err as { code: string }).code)).to.deep.equal(['InternalError', 'SlowDown']);
+    });
+
+    it('503 SlowDown on every attempt fails with the code after the configured attempts', async () => {
+      const sink = await sinkWith({ format: 'ndjson', key: 'r/{rule}.{ext}', retry: { max_attempts: 2, initial_backoff: '5ms', max_backoff: '10ms' } });
+      await sink.write(csvBatch(ids(1, 3)));
+      server.failNext({ method: 'PUT', url: new RegExp(`/${bucket}/r/`), status: 503, code: 'SlowDown', times: 5 });
+      const err = await sink.flush().then(() => undefined, (e) => e);
+      expect(describeError(err)).to.match(/gave up after 2 attempts/);
+      expect(describeError(err)).to.include(`s3://${bucket}/r/hot.ndjson`);
+      expect(err.code).to.equal('SlowDown');
+      expect(await server.keys(bucket)).to.deep.equal([]);
+    });
+
+    it('a server that is not there: the error names the bucket and key and says connection refused', async () => {
+      const stopped = await startS3Server();
+      const endpoint = stopped.endpoint;
+      await stopped.stop();
+      const sink = await sinkWith({ endpoint, format: 'ndjson', key: 'k/{rule}.{ext}', retry: { max_attempts: 2, initial_backoff: '5ms', max_backoff: '10ms' } });
+      await sink.write(csvBatch(ids(1, 2)));
+      const err = await sink.flush().then(() => undefined, (e) => e);
+      expect(describeError(err)).to.include(`s3://${bucket}/k/hot.ndjson`);
+      expect(err.code).to.equal('ECONNREFUSED');
+    });
+
+    it('a failure while completing the second object removes the first again: nothing of the run stays visible', async () => {
+      const sink = await sinkWith({ format: 'ndjson', key: 'c/{rule}.{ext}', retry: { max_attempts: 1 } });
+      await sink.write(csvBatch(ids(1, 2), 'aaa'));
+      await sink.write(csvBatch(ids(3, 2), 'bbb'));
+      server.failNext({ method: 'PUT', url: new RegExp(`/${bucket}/c/bbb`), status: 500, code: 'InternalError' });
+      const err = await sink.flush().then(() => undefined, (e) => e);
+      expect(describeError(err)).to.include(`publishing s3://${bucket}/c/bbb.ndjson`);
+      expect(await server.keys(bucket)).to.deep.equal([]);
+    });
+  });
+
+  describe('checksums and check()', () => {
+    for (const setting of ['when_supported', 'when_required'] as const) {
+      it(`request_checksum_calculation: ${setting}: s3rver takes the upload, single and multipart`, async () => {
+        const sink = await sinkWith({ format: 'ndjson', key: `cs/{rule}-{part}.{ext}`, request_checksum_calculation: setting, max_records_per_object: 30_000, part_size_mib: 5 });
+        for (const b of ids(0, 4)) await sink.write(csvBatch(ids(b * 10_000, 10_000)));
+        await sink.write(csvBatch(ids(40_000, 3), 'small'));
+        await sink.flush();
+        const keys = await server.keys(bucket);
+        expect(keys).to.deep.equal(['cs/hot-1.ndjson', 'cs/hot-2.ndjson', 'cs/small-1.ndjson']);
+        expect(parseNdjson((await body('cs/hot-1.ndjson')).toString())).to.have.lengthOf(30_000);
+        // Uploads that carry bytes (a CopyObject setting metadata carries none).
+        const uploads = server.requests.filter((r) => r.method === 'PUT' && r.url.includes(`/${bucket}/cs/`) && r.headers['x-amz-copy-source'] === undefined);
+        const withChecksum = uploads.filter((r) => r.headers['x-amz-checksum-crc32'] !== undefined);
+        if (setting === 'when_supported') expect(withChecksum.length).to.equal(uploads.length);
+        else expect(withChecksum).to.deep.equal([]);
+      });
+    }
+
+    it('the default for a custom endpoint sends no checksum headers', async () => {
+      const sink = await sinkWith({ format: 'ndjson', key: 'd/{rule}.{ext}' });
+      await sink.write(csvBatch(ids(1, 2)));
+      await sink.flush();
+      const uploads = server.requests.filter((r) => r.method === 'PUT' && r.url.includes(`/${bucket}/d/`));
+      expect(uploads).to.have.lengthOf(1);
+      expect(Object.keys(uploads[0]!.headers).filter((h) => h.startsWith('x-amz-checksum') || h === 'content-encoding')).to.deep.equal([]);
+    });
+
+    it('check() does a HeadBucket and says what it found; a missing bucket is named', async () => {
+      const ok = await sinkWith({});
+      expect(await ok.check()).to.equal(`bucket s3://${bucket}/ reachable at ${server.endpoint}, credentials accepted; checksums when_required`);
+      const missing = await sinkWith({ bucket: 'not-a-bucket' });
+      const err = await Promise.resolve(missing.check()).then(() => undefined, (e) => e);
+      expect(describeError(err)).to.match(/checking bucket s3:\/\/not-a-bucket\/: NotFound \(HTTP 404\); no such bucket/);
+    });
+  });
+});
+
+function toArrayBuffer(bytes: Buffer): ArrayBuffer {
+  return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length) as ArrayBuffer;
+}

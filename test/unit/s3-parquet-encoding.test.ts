@@ -1,0 +1,105 @@
+import { expect } from 'chai';
+import { parquetMetadata, parquetReadObjects } from 'hyparquet';
+import type { MatchBatch } from '../../connectors/types.js';
+import { ParquetEncoder, prepareFor, prepareNew, rawColumns } from '../../src/encoding/parquet.js';
+import type { FieldDescriptor } from '../../src/records/fields.js';
+import { OBJECT_LAYOUT } from '../../src/records/layout.js';
+
+function batch(rows: Record<string, unknown>[], fields?: FieldDescriptor[]): MatchBatch {
+  return { rule: 'r', datasource: 'd', runId: 'run', matchedAt: '2026-11-24T12:00:00.000Z', layout: OBJECT_LAYOUT, rows, ...(fields ? { fields } : {}) };
+}
+
+const kinds = (b: MatchBatch) => prepareNew(rawColumns(b, false)).columns.map((c) => `${c.name}:${c.kind}`);
+
+/** Encodes batches into one file (row groups of `rowGroupRows`) and reads it back with hyparquet. */
+async function roundTrip(batches: MatchBatch[], rowGroupRows = 1000) {
+  const first = prepareNew(rawColumns(batches[0]!, false));
+  const chunks: Buffer[] = [];
+  const encoder = await ParquetEncoder.create(first.columns, { compression: 'snappy', rowGroupRows, emit: async (bytes) => void chunks.push(Buffer.from(bytes)) });
+  await encoder.append(first);
+  for (const b of batches.slice(1)) await encoder.append(prepareFor(first.columns, rawColumns(b, false))!);
+  await encoder.finish({ records: String(encoder.rows) });
+  const bytes = Buffer.concat(chunks);
+  const file = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length) as ArrayBuffer;
+  return { metadata: parquetMetadata(file), rows: await parquetReadObjects({ file }) };
+}
+
+describe('Parquet encoding (src/encoding/parquet.ts)', () => {
+  it('maps field types to columns: INT64, DOUBLE, text for decimals, BOOLEAN, TIMESTAMP, JSON', () => {
+    const fields: FieldDescriptor[] = [
+      { name: 'i', type: 'integer', nullable: true },
+      { name: 'n', type: 'number', nullable: true },
+      { name: 'd', type: 'decimal', nullable: true },
+      { name: 'b', type: 'boolean', nullable: true },
+      { name: 't', type: 'timestamp', nullable: true },
+      { name: 'j', type: 'json', nullable: true },
+      { name: 's', type: 'string', nullable: true },
+    ];
+    expect(kinds(batch([{ i: 1, n: 1.5, d: '1.10', b: true, t: new Date(0), j: [1], s: 'x' }], fields))).to.deep.equal([
+      'i:INT64',
+      'n:DOUBLE',
+      'd:STRING',
+      'b:BOOLEAN',
+      't:TIMESTAMP',
+      'j:JSON',
+      's:STRING',
+    ]);
+  });
+
+  it('a value the preferred type cannot hold exactly widens the column instead of being lost', () => {
+    const fields: FieldDescriptor[] = [
+      { name: 'i', type: 'integer', nullable: true },
+      { name: 'big', type: 'integer', nullable: true },
+      { name: 't', type: 'timestamp', nullable: true },
+      { name: 'n', type: 'number', nullable: true },
+    ];
+    const rows = [
+      { i: 1, big: 1, t: '2026-11-24T00:00:00Z', n: 1.5 },
+      { i: 2.5, big: 2n ** 64n, t: 'not a time', n: '12345678901234567891' },
+    ];
+    expect(kinds(batch(rows, fields))).to.deep.equal(['i:DOUBLE', 'big:STRING', 't:STRING', 'n:STRING']);
+    const prepared = prepareNew(rawColumns(batch(rows, fields), false));
+    expect(prepared.data[1]).to.deep.equal(['1', '18446744073709551616']);
+    expect(prepared.data[3]).to.deep.equal(['1.5', '12345678901234567891']);
+  });
+
+  it('prepareFor accepts a batch whose values convert exactly, and refuses a new field or a value the column cannot hold', () => {
+    const columns = prepareNew(rawColumns(batch([{ a: 1, s: 'x' }]), false)).columns;
+    expect(prepareFor(columns, rawColumns(batch([{ a: 2 }]), false))?.data).to.deep.equal([[2n], [null]]);
+    expect(prepareFor(columns, rawColumns(batch([{ a: 1, s: 'y', extra: 1 }]), false))).to.equal(undefined);
+    expect(prepareFor(columns, rawColumns(batch([{ a: 1.5, s: 'y' }]), false))).to.equal(undefined);
+    // A field the schema lacks but that holds only nulls fits.
+    expect(prepareFor(columns, rawColumns(batch([{ a: 3, s: 'z', extra: null }]), false))?.rows).to.equal(1);
+  });
+
+  it('round trip through hyparquet: values, nulls, several row groups, repeated and distinct text, key-value metadata', async () => {
+    const fields: FieldDescriptor[] = [
+      { name: 'id', type: 'integer', nullable: false },
+      { name: 'status', type: 'string', nullable: true },
+      { name: 'label', type: 'string', nullable: true },
+      { name: 'at', type: 'timestamp', nullable: true },
+      { name: 'meta', type: 'json', nullable: true },
+    ];
+    const make = (from: number) =>
+      batch(
+        Array.from({ length: 700 }, (_, k) => {
+          const n = from + k;
+          return n % 5 === 0
+            ? { id: n, status: null, label: null, at: null, meta: null }
+            : { id: n, status: n % 2 ? 'active' : 'offline', label: `l-${n}-é`, at: new Date(Date.UTC(2026, 0, 1) + n * 1000), meta: { n, tags: ['a'] } };
+        }),
+        fields,
+      );
+    const { metadata, rows } = await roundTrip([make(0), make(700), make(1400)], 1000);
+    expect(metadata.row_groups.map((g) => Number(g.num_rows))).to.deep.equal([1400, 700]);
+    expect(metadata.key_value_metadata).to.deep.equal([{ key: 'records', value: '2100' }]);
+    expect(rows).to.have.lengthOf(2100);
+    for (const n of [0, 1, 2, 699, 700, 1401, 2099]) {
+      expect(rows[n]).to.deep.equal(
+        n % 5 === 0
+          ? { id: BigInt(n), status: null, label: null, at: null, meta: null }
+          : { id: BigInt(n), status: n % 2 ? 'active' : 'offline', label: `l-${n}-é`, at: new Date(Date.UTC(2026, 0, 1) + n * 1000), meta: { n, tags: ['a'] } },
+      );
+    }
+  });
+});
