@@ -120,14 +120,3 @@ export interface SinkSpec<C = any> extends ConnectorSpecBase<C> {
 }
 
 export type ConnectorSpec = SourceSpec | SinkSpec;
-
-/** Raised when a config names a connector whose implementation is not part of this build. */
-export class NotImplementedError extends Error {
-  constructor(kind: 'datasource' | 'export target', type: string) {
-    super(
-      `${kind} type "${type}" is not implemented in this build; ` +
-        `this build reads csv datasources and writes to console and file export targets`,
-    );
-    this.name = 'NotImplementedError';
-  }
-}
