@@ -4,7 +4,7 @@ import { resolveLogFormat } from '../log-format.js';
 import { checkConnections, checkTable } from '../pipeline/check.js';
 import type { CliOptions } from './args.js';
 import { STOP_SIGNALS } from './continuous.js';
-import { cancelRun } from './shutdown.js';
+import { cancelRun, runController } from './shutdown.js';
 
 /**
  * `--check`: tests the connection of every datasource and export target, prints a table on
@@ -13,7 +13,7 @@ import { cancelRun } from './shutdown.js';
 export async function runCheck(config: LoadedConfig, options: CliOptions): Promise<number> {
   const level = options.logLevel ?? config.settings.log_level;
   const log = await createLogger(level, { format: resolveLogFormat(options.logFormat, process.stderr.isTTY === true) });
-  const controller = new AbortController();
+  const controller = runController();
   const cancel = () => cancelRun(controller, log);
   for (const signal of STOP_SIGNALS) process.once(signal, cancel);
   try {

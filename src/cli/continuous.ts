@@ -1,7 +1,7 @@
 import { runCycle } from '../pipeline/run-cycle.js';
 import type { Runtime } from '../pipeline/runtime.js';
 import type { CycleReport } from '../pipeline/stats.js';
-import { cancelRun } from './shutdown.js';
+import { cancelRun, runController } from './shutdown.js';
 
 /** Each of these stops a run. SIGHUP (the terminal closed) counts as SIGTERM until the config can be reloaded. */
 export const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
@@ -23,7 +23,7 @@ export interface LoopOptions {
  */
 export async function runContinuously(runtime: Runtime, options: LoopOptions): Promise<number> {
   const { log } = runtime;
-  const controller = new AbortController();
+  const controller = runController();
   const intervalMs = options.intervalSeconds * 1000;
   let stopping = false;
   let wake: (() => void) | undefined;

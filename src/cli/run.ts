@@ -10,7 +10,7 @@ import { logSummary, summaryTable } from '../pipeline/summary.js';
 import type { CliOptions } from './args.js';
 import { runContinuously, STOP_SIGNALS } from './continuous.js';
 import { ProgressLine } from './progress.js';
-import { cancelRun } from './shutdown.js';
+import { cancelRun, runController } from './shutdown.js';
 
 /** What stderr shows, decided once per run from the terminal, the level and the format asked for. */
 export interface OutputChoice {
@@ -62,7 +62,7 @@ export async function run(config: LoadedConfig, options: CliOptions): Promise<nu
  * half-wrote (no partial file becomes visible), and the exit code is 130.
  */
 async function runOnce(runtime: Runtime, onStart: ((r: CycleReport) => void) | undefined, finished: (r: CycleReport) => void): Promise<number> {
-  const controller = new AbortController();
+  const controller = runController();
   const cancel = (signal: NodeJS.Signals) => {
     runtime.log.warn({ signal }, 'interrupted: stopping; output not yet made visible is discarded');
     cancelRun(controller, runtime.log);

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { Logger } from '../log.js';
 
 /**
@@ -23,4 +24,16 @@ export function cancelRun(controller: AbortController, log: Logger, graceMs = CA
   if (controller.signal.aborted) return;
   controller.abort();
   exitAfter(graceMs, 130, log, 'the cancelled run did not stop in time (a call that cannot be interrupted)');
+}
+
+/**
+ * The controller of a run (or of the service's life): every connector's in-flight operation
+ * listens on its signal, so a config with a few dozen targets passes Node's default of 10
+ * listeners without any leak. The limit stays finite so that a real leak, listeners added each
+ * cycle and never removed, still shows up as a warning in a long-running service.
+ */
+export function runController(): AbortController {
+  const controller = new AbortController();
+  setMaxListeners(1000, controller.signal);
+  return controller;
 }
