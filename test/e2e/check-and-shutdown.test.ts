@@ -121,3 +121,45 @@ describe('processor: a signal ends the process in bounded time, whatever is stuc
     expect(Date.now() - sent).to.be.below(20_000);
   });
 });
+
+describe('processor --check against real servers (PostgreSQL, S3)', function () {
+  this.timeout(60_000);
+  let dir: string;
+  freshDirPerTest((d) => (dir = d));
+
+  it('a row per PostgreSQL datasource and target and per S3 target, FAILED rows say why, no password or secret key printed', async () => {
+    const { TEST_DATABASE_URL } = await import('../support/postgres-db.js');
+    const { startS3Server } = await import('../support/s3-server.js');
+    const s3 = await startS3Server();
+    const url = new URL(TEST_DATABASE_URL);
+    url.password = 'pg-pass-never-shown-5521';
+    const wrongDb = new URL(url);
+    wrongDb.pathname = '/tp_check_no_such_db';
+    try {
+      const bucket = `tp-check-${Date.now()}`;
+      await s3.createBucket(bucket);
+      writeFiles(dir, {
+        'c.yaml':
+          'datasources:\n' +
+          `  orders: {type: postgresql, url: "${url.href}", query: "SELECT 1 AS v"}\n` +
+          `  gone: {type: postgresql, url: "${wrongDb.href}", query: "SELECT 1 AS v"}\n` +
+          'processing_rules:\n  - {name: hot, datasource: orders, threshold_field: v, threshold_type: greater_than, threshold_value: 0, export_target: lake}\n' +
+          'export_targets:\n' +
+          `  lake: {type: s3, bucket: ${bucket}, endpoint: "${s3.endpoint}", force_path_style: true, access_key_id: S3RVER, secret_access_key: "\${S3_SECRET}"}\n` +
+          `  db: {type: postgresql, url: "${url.href}", table: tp_check_table, create_table: true}\n`,
+      });
+      const result = await runCli(['--check', '--config', 'c.yaml'], { cwd: dir, env: { S3_SECRET: 's3-secret-never-shown-7731' } });
+      expect(result.code, result.stdout + result.stderr).to.equal(1);
+      expect(result.stdout).to.match(/^orders\s+datasource\s+postgresql\s+ok\s+\d+ ms/m);
+      expect(result.stdout).to.match(/^gone\s+datasource\s+postgresql\s+FAILED\s+\d+ ms\s+.*tp_check_no_such_db.*does not exist/m);
+      expect(result.stdout).to.match(/^lake\s+target\s+s3\s+ok\s+\d+ ms\s+bucket s3:\/\//m);
+      expect(result.stdout).to.match(/^db\s+target\s+postgresql\s+ok/m);
+      expect(result.stdout).to.contain('1 of 4 checks failed');
+      for (const secret of ['pg-pass-never-shown-5521', 's3-secret-never-shown-7731']) {
+        expect(result.stdout + result.stderr).not.to.contain(secret);
+      }
+    } finally {
+      await s3.stop();
+    }
+  });
+});
