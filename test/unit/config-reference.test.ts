@@ -49,7 +49,7 @@ describe('docs/config-reference.md', () => {
 
   it('shows type, default, allowed values, description and an example in each row', () => {
     const csv = sectionOf(doc, '### `csv` datasource');
-    expect(csv).to.include('| `delimiter` | string | `","` | exactly 1 character | Field separator. | `delimiter: ;` |');
+    expect(csv).to.include('| `delimiter` | string | `","` | exactly 1 character | Field separator: one character, not a line break, and not the quote character. | `delimiter: ;` |');
     expect(csv).to.include('| `path` (required) | string |  | not empty |');
     const file = sectionOf(doc, '### `file` export target');
     expect(file).to.include('| `mode` | string | `append` | `append`, `overwrite` |');
