@@ -70,7 +70,7 @@ export async function runCycle(runtime: Runtime, options: CycleOptions = {}): Pr
   const log = runtime.log.child({ run_id: report.runId });
   options.onStart?.(report);
   log.debug('cycle started');
-  await recreateFailedEndpoints(runtime, signal);
+  await recreateFailedEndpoints(runtime, signal, log);
   const cycle = new Cycle(runtime, report, signal, ctx, log, options.state);
   await cycle.replaySpool();
   const limit = pLimit(config.settings.concurrency);

@@ -108,14 +108,14 @@ async function attempt<T>(type: string, create: () => Promise<T>, what: string, 
  * At the start of a cycle: creates again every connector that failed before and whose backoff
  * has passed. One that succeeds takes part in this cycle; one that fails waits longer.
  */
-export async function recreateFailedEndpoints(runtime: Runtime, signal: AbortSignal): Promise<void> {
+export async function recreateFailedEndpoints(runtime: Runtime, signal: AbortSignal, log: Logger = runtime.log): Promise<void> {
   const now = Date.now();
   const retry = async <T>(map: Map<string, Endpoint<T>>, kind: string, name: string, endpoint: Endpoint<T>) => {
     if (endpoint.ok || endpoint.retryAt > now) return;
     const next = await attempt(endpoint.type, endpoint.create, `creating ${kind} "${name}"`, signal, endpoint.attempts);
     map.set(name, next);
-    if (next.ok) runtime.log.info({ [kind === 'datasource' ? 'datasource' : 'target']: name, attempts: endpoint.attempts + 1 }, `${kind} created after an earlier failure`);
-    else runtime.log.debug({ err: serializeError(next.error), next_attempt_at: new Date(next.retryAt).toISOString() }, `${kind} "${name}" still cannot be created`);
+    if (next.ok) log.info({ [kind === 'datasource' ? 'datasource' : 'target']: name, attempts: endpoint.attempts + 1 }, `${kind} created after an earlier failure`);
+    else log.debug({ err: serializeError(next.error), next_attempt_at: new Date(next.retryAt).toISOString() }, `${kind} "${name}" still cannot be created`);
   };
   await Promise.all([
     ...[...runtime.sources].map(([name, e]) => retry(runtime.sources, 'datasource', name, e)),

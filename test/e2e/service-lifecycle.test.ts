@@ -50,6 +50,8 @@ describe('service reload (built CLI)', function () {
     expect(result.code, result.stderr.slice(-3000)).to.equal(0);
     expect(result.stderr).to.match(/reload rejected: rules\/r\.yaml:3:\d+: [^\n]*greater_thn/);
     expect(linesOf(dir, 'cold').map((r) => r.id)).to.deep.equal(['2', '3']);
+    // Only the rules changed: the datasource and the target kept their connectors.
+    expect(result.stderr).to.match(/"kept_connections":\["feed","out"\][^\n]*config reloaded/);
     // Every line of a cycle carries its run id.
     const cycleLines = result.stderr.split('\n').filter((l) => l.includes('"msg":"run summary"'));
     for (const line of cycleLines) expect(JSON.parse(line).run_id).to.match(/^\d{8}T\d{6}Z-[0-9a-f]{4}$/);
