@@ -23,7 +23,7 @@ export type DedupTable = Map<string, DedupEntry>;
 
 /**
  * Most keys one rule remembers. Past it the keys that matched longest ago are forgotten first
- * (they may alert once more). An entry costs about 120 bytes in memory and 40 in dedup.json.
+ * (they may alert once more). An entry costs about 120 bytes in memory and 50 in dedup.json.
  */
 export const MAX_DEDUP_KEYS_PER_RULE = 100_000;
 

@@ -43,7 +43,8 @@ export class WatermarkFilter {
   readonly #accessors = new Map<string, Accessor>();
   readonly #previous: Comparable | undefined;
   readonly #previousAt: ReadonlySet<string>;
-  #max: { raw: string | number; cmp: Comparable; at: Set<string> } | undefined;
+  /** The largest value so far: digests of the records at it, and those records not yet digested (digesting every row as the maximum climbs would cost more than the read). */
+  #max: { raw: string | number; cmp: Comparable; at: Set<string>; pending: { layout: RowLayout; row: unknown }[] } | undefined;
   /** Records skipped as already processed. */
   skipped = 0;
   /** Records without a usable value in the field: always processed (dedup keeps them from alerting twice). */
@@ -56,7 +57,7 @@ export class WatermarkFilter {
     const usable = committed && committed.field === field ? committed : undefined;
     this.#previous = usable ? comparable(usable.value) : undefined;
     this.#previousAt = new Set(usable?.atValue ?? []);
-    if (usable && this.#previous) this.#max = { raw: usable.value, cmp: this.#previous, at: new Set(usable.atValue) };
+    if (usable && this.#previous) this.#max = { raw: usable.value, cmp: this.#previous, at: new Set(usable.atValue), pending: [] };
   }
 
   /** The rows newer than the watermark; the next watermark moves as they are seen. */
@@ -76,16 +77,12 @@ export class WatermarkFilter {
         this.skipped++;
         continue;
       }
-      let digest: string | undefined;
-      if (sincePrevious === 0) {
-        digest = recordDigest(layout, row);
-        if (this.#previousAt.has(digest)) {
-          this.skipped++;
-          continue;
-        }
+      if (sincePrevious === 0 && this.#previousAt.has(recordDigest(layout, row))) {
+        this.skipped++;
+        continue;
       }
       kept.push(row);
-      this.advance(raw, value, () => digest ?? recordDigest(layout, row));
+      this.advance(raw, value, layout, row);
     }
     return kept;
   }
@@ -93,14 +90,25 @@ export class WatermarkFilter {
   /** The watermark to commit once the cycle's deliveries are done; undefined when nothing was ever seen. */
   next(): Watermark | undefined {
     if (this.#max === undefined) return undefined;
+    for (const { layout, row } of this.#max.pending) this.#max.at.add(recordDigest(layout, row));
+    this.#max.pending = [];
     return { field: this.field, value: this.#max.raw, atValue: [...this.#max.at] };
   }
 
-  private advance(raw: unknown, value: Comparable, digestOf: () => string): void {
+  private advance(raw: unknown, value: Comparable, layout: RowLayout, row: unknown): void {
     const order = this.#max ? compare(value, this.#max.cmp) : 1;
     if (order < 0) return;
-    if (order > 0) this.#max = { raw: plainValue(raw), cmp: value, at: new Set() };
-    this.#max!.at.add(digestOf());
+    if (order > 0) {
+      if (this.#max === undefined) this.#max = { raw: plainValue(raw), cmp: value, at: new Set(), pending: [] };
+      else {
+        // In place: with ordered data every record is a new maximum, and a new Set per record would dominate the read.
+        this.#max.raw = plainValue(raw);
+        this.#max.cmp = value;
+        if (this.#max.at.size > 0) this.#max.at.clear();
+        this.#max.pending.length = 0;
+      }
+    }
+    this.#max!.pending.push({ layout, row });
   }
 
   private accessor(layout: RowLayout): Accessor {
