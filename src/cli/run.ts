@@ -13,6 +13,7 @@ import type { Logger } from '../log.js';
 import { serveMetrics, ServiceMetrics } from '../service/metrics.js';
 import { Reloader } from '../service/reloader.js';
 import { StateKeeper, stateDirOf } from '../state/state-keeper.js';
+import { StateInUseError } from '../state/state-store.js';
 import { runContinuously, SINGLE_RUN_STOP_SIGNALS } from './continuous.js';
 import { ProgressLine } from './progress.js';
 import { cancelRun } from './shutdown.js';
@@ -45,6 +46,21 @@ export async function run(config: LoadedConfig, options: CliOptions): Promise<nu
   const log = await createLogger(level, { format: output.logFormat, beforeWrite: progress && (() => progress.clear()) });
   const state = await openState(config, options, log);
   if (state === 'failed') return 1;
+  try {
+    return await runWithState(config, options, log, output, progress, state);
+  } finally {
+    await state?.close();
+  }
+}
+
+async function runWithState(
+  config: LoadedConfig,
+  options: CliOptions,
+  log: Logger,
+  output: OutputChoice,
+  progress: ProgressLine | undefined,
+  state: StateKeeper | undefined,
+): Promise<number> {
   const runtime = await openRuntime(config, log, { dryRun: options.dryRun });
   const onStart = progress && ((report: CycleReport) => progress.start(report));
   const finished = (result: CycleReport, current: Runtime, cycle?: string) => {
@@ -119,8 +135,8 @@ async function openState(config: LoadedConfig, options: CliOptions, log: Logger)
     log.debug({ state_dir: dir }, 'state loaded');
     return keeper;
   } catch (err) {
-    if (options.continuous || options.replayDeadLetters) {
-      log.error({ state_dir: dir, err: serializeError(err) }, 'cannot use the state folder; set settings.state_dir to a folder this user can write');
+    if (options.continuous || options.replayDeadLetters || err instanceof StateInUseError) {
+      log.error({ state_dir: dir, err: serializeError(err) }, 'cannot use the state folder; set settings.state_dir to a folder this user can write, used by no other process');
       return 'failed';
     }
     log.warn({ state_dir: dir, reason: describeError(err) }, 'running without state: no dedup, no watermarks, no dead-letter spool this run');

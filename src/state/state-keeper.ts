@@ -24,7 +24,16 @@ export class StateKeeper {
   static async open(dir: string, options: { readOnly?: boolean } = {}): Promise<StateKeeper> {
     const store = new StateStore(dir);
     if (!options.readOnly) await store.open();
-    return new StateKeeper(store, await store.load(), options.readOnly === true);
+    try {
+      return new StateKeeper(store, await store.load(), options.readOnly === true);
+    } catch (err) {
+      if (!options.readOnly) await store.close();
+      throw err;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (!this.readOnly) await this.store.close();
   }
 
   get state(): ServiceState {

@@ -1,4 +1,4 @@
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { readIfExists, writeFileAtomic } from './atomic-file.js';
 import type { DedupEntry, DedupTable } from './dedup.js';
@@ -30,6 +30,21 @@ export function copyState(state: ServiceState): ServiceState {
 
 const FORMAT = 1;
 
+/** Another running process holds the state folder. */
+export class StateInUseError extends Error {
+  override readonly name = 'StateInUseError';
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it runs, under another user.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /**
  * The state folder (settings.state_dir): one file per concern, each replaced atomically.
  *   watermarks.json   {"format":1,"datasources":{"<name>":{"field","value","atValue":[...]}}}
@@ -43,10 +58,40 @@ export class StateStore {
     return path.join(this.dir, 'spool');
   }
 
-  /** Creates the folder if needed and proves it writable, so a read-only state_dir fails at start, not after the first delivery. */
+  get lockFile(): string {
+    return path.join(this.dir, 'lock');
+  }
+
+  /**
+   * Creates the folder if needed and takes it for this process: two processes sharing one state
+   * folder would overwrite each other's memory. A lock left by a process that no longer runs
+   * (kill -9, a crash) is taken over.
+   */
   async open(): Promise<void> {
     await mkdir(this.spoolDir, { recursive: true });
-    await writeFileAtomic(path.join(this.dir, '.writable'), `${process.pid}\n`);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const handle = await open(this.lockFile, 'wx', 0o600);
+        await handle.writeFile(`${process.pid}\n`);
+        await handle.close();
+        return;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw err;
+      }
+      const holder = Number((await readFile(this.lockFile, 'utf8').catch(() => '')).trim());
+      if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && isRunning(holder)) {
+        throw new StateInUseError(
+          `state folder ${this.dir} is in use by process ${holder}; two processes must not share one state_dir (stop the other, or give this config its own settings.state_dir)`,
+        );
+      }
+      await rm(this.lockFile, { force: true });
+    }
+  }
+
+  /** Gives the folder back. */
+  async close(): Promise<void> {
+    const holder = Number((await readFile(this.lockFile, 'utf8').catch(() => '')).trim());
+    if (holder === process.pid) await rm(this.lockFile, { force: true });
   }
 
   async load(): Promise<ServiceState> {

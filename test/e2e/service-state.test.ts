@@ -179,4 +179,23 @@ describe('service state: nothing lost (built CLI)', function () {
     expect(single.stderr).to.contain('running without state');
     expect(exportedIds(dir)).to.deep.equal(['1']);
   });
+
+  it('two processes never share a state folder; a lock left by a killed process is taken over', async () => {
+    writeFiles(dir, { 'c.yaml': config(), 'feed.csv': HEADER + row(1, '2026-01-01T00:00:00Z', 50) });
+    const service = startCli(['--config', 'c.yaml', '--continuous', '--interval', '60', '--log-format', 'json'], { cwd: dir });
+    await service.waitForStderr(/"msg":"run summary"/);
+    const second = await runCli(['--config', 'c.yaml', '--log-format', 'json'], { cwd: dir });
+    expect(second.code).to.equal(1);
+    expect(second.stderr).to.contain(`is in use by process ${service.child.pid}`);
+    service.child.kill('SIGKILL');
+    await service.done;
+    // The lock names a process that is gone: the next run takes the folder.
+    expect(readFileSync(path.join(dir, '.state', 'lock'), 'utf8').trim()).to.equal(String(service.child.pid));
+    appendFileSync(path.join(dir, 'feed.csv'), row(2, '2026-01-01T00:01:00Z', 60));
+    const after = await runCli(['--config', 'c.yaml', '--log-format', 'json'], { cwd: dir });
+    expect(after.code, after.stderr).to.equal(0);
+    expect(exportedIds(dir)).to.deep.equal(['1', '2']);
+    // A run that ends gives the folder back.
+    expect(existsSync(path.join(dir, '.state', 'lock'))).to.equal(false);
+  });
 });
