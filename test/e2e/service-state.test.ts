@@ -103,6 +103,29 @@ describe('service state: exactly once across cycles and restarts (built CLI)', f
   });
 });
 
+describe('the bundled default config in --continuous mode (built CLI)', function () {
+  this.timeout(60_000);
+  let dir: string;
+  freshDirPerTest((d) => (dir = d));
+
+  it('prints its 8 console alerts once, not again every interval', async () => {
+    const { cpSync } = await import('node:fs');
+    const { repoRoot } = await import('../helpers.js');
+    cpSync(path.join(repoRoot, 'config.yaml'), path.join(dir, 'config.yaml'));
+    cpSync(path.join(repoRoot, 'rules'), path.join(dir, 'rules'), { recursive: true });
+    cpSync(path.join(repoRoot, 'examples', 'data'), path.join(dir, 'examples', 'data'), { recursive: true });
+    const cli = startCli(['--config', 'config.yaml', '--continuous', '--interval', '0.3', '--log-format', 'json'], { cwd: dir });
+    await waitForSummaries(cli, 4);
+    cli.child.kill('SIGTERM');
+    const result = await cli.done;
+    expect(result.code, result.stderr.slice(-2000)).to.equal(0);
+    expect(parseNdjson(result.stdout)).to.have.length(8);
+    const later = summaries(result.stderr).slice(1);
+    expect(later.length).to.be.at.least(3);
+    for (const s of later) for (const rule of Object.values(s.rules) as { exported: number }[]) expect(rule.exported).to.equal(0);
+  });
+});
+
 describe('service state: nothing lost (built CLI)', function () {
   this.timeout(60_000);
   let dir: string;
