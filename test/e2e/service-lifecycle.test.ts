@@ -3,7 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { freshDirPerTest, parseNdjson, startCli, writeFiles } from '../helpers.js';
+import { freshDirPerTest, parseNdjson, runCli, startCli, writeFiles } from '../helpers.js';
 
 const BASE =
   'datasources:\n  feed: {type: csv, path: feed.csv}\n' +
@@ -210,4 +210,23 @@ describe('service observability (built CLI)', function () {
       expect((await cli.done).code).to.equal(0);
     }
   });
+});
+
+describe('service flags (built CLI)', function () {
+  this.timeout(30_000);
+
+  for (const [args, message] of [
+    [['--watch'], '--watch needs --continuous'],
+    [['--continuous', '--metrics-port', 'http'], '--metrics-port needs a TCP port from 0 to 65535, got "http"'],
+    [['--continuous', '--metrics-port', '70000'], '--metrics-port needs a TCP port'],
+    [['--metrics-port', '9464'], '--metrics-port needs --continuous'],
+    [['--continuous', '--shutdown-timeout', 'soon'], '--shutdown-timeout needs a duration such as 30s or 2m'],
+    [['--replay-dead-letters', '--continuous'], '--replay-dead-letters is a single run of its own'],
+  ] as const) {
+    it(`${args.join(' ')}: exit 2, saying what is wrong`, async () => {
+      const result = await runCli([...args]);
+      expect(result.code).to.equal(2);
+      expect(result.stderr).to.contain(message);
+    });
+  }
 });
