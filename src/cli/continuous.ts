@@ -17,6 +17,8 @@ export interface LoopOptions {
   readonly shutdownTimeoutMs: number;
   /** Reload when the config or a rule file changes on disk. */
   readonly watch: boolean;
+  /** A SIGHUP came while the service started: reload before the first cycle. */
+  readonly reloadAtStart?: boolean;
   readonly state?: StateKeeper;
   readonly onStart?: (report: CycleReport) => void;
   readonly onReport: (report: CycleReport, runtime: Runtime) => void;
@@ -36,7 +38,7 @@ export async function runContinuously(reloader: Reloader, options: LoopOptions):
   const controller = new AbortController();
   const intervalMs = options.intervalSeconds * 1000;
   let stopping = false;
-  let reloadWanted: string | undefined;
+  let reloadWanted: string | undefined = options.reloadAtStart ? 'SIGHUP during start-up' : undefined;
   let wake: (() => void) | undefined;
 
   let deadline: NodeJS.Timeout | undefined;

@@ -37,6 +37,9 @@ export function chooseOutput(stderr: { readonly isTTY: boolean; readonly level: 
   };
 }
 
+let earlyHangup = false;
+const hangupAtStart = () => (earlyHangup = true);
+
 /** Runs a loaded config once or in a loop, as the flags say; resolves with the exit code. */
 export async function run(config: LoadedConfig, options: CliOptions): Promise<number> {
   const level = options.logLevel ?? config.settings.log_level;
@@ -44,8 +47,13 @@ export async function run(config: LoadedConfig, options: CliOptions): Promise<nu
   const progress = output.progress ? new ProgressLine(process.stderr) : undefined;
   // A log line written while the progress line is shown would land inside it: the line clears first.
   const log = await createLogger(level, { format: output.logFormat, beforeWrite: progress && (() => progress.clear()) });
+  // The service reloads on SIGHUP; one that comes while it starts must not end it (the default action).
+  if (options.continuous) process.on('SIGHUP', hangupAtStart);
   const state = await openState(config, options, log);
-  if (state === 'failed') return 1;
+  if (state === 'failed') {
+    process.off('SIGHUP', hangupAtStart);
+    return 1;
+  }
   try {
     return await runWithState(config, options, log, output, progress, state);
   } finally {
@@ -107,7 +115,9 @@ async function runService(
     }
   }
   try {
+    process.off('SIGHUP', hangupAtStart);
     return await runContinuously(reloader, {
+      reloadAtStart: earlyHangup,
       intervalSeconds: options.interval,
       shutdownTimeoutMs,
       watch: options.watch,
