@@ -316,30 +316,14 @@ class Cycle {
   /**
    * Makes the cycle's watermarks, dedup keys and spool the remembered state, now that every
    * target has delivered or spooled. Not after a cancelled cycle: its records are read again.
-   * A datasource that failed keeps its old watermark (its records may not have come in order).
    */
   async commitState(): Promise<void> {
     const work = this.#work;
     if (work === undefined || this.state === undefined || this.report.cancelled || this.state.readOnly) return;
-    for (const [name, filter] of this.#watermarks) {
-      const next = filter.next();
-      if (this.report.datasources.get(name)?.ok && next) work.watermarks.set(name, next);
-    }
-    const enabled = new Set(this.#rules.map((r) => r.name));
-    for (const rule of [...work.dedup.keys()]) if (!enabled.has(rule)) work.dedup.delete(rule);
-    for (const rule of this.#rules) {
-      const complete = rule.datasources.every((d) => this.report.datasources.get(d)?.ok === true);
-      const table = work.dedup.get(rule.name);
-      if (table) (this.#dedup.get(rule.name) ?? new RuleDedup(this.runtime.config.dedup?.get(rule.name) ?? {}, table, this.ctx.now)).sweep(complete);
-    }
-    for (const target of this.#spoolTouched) {
-      if ((work.spool.get(target) ?? []).length === 0) work.spool.delete(target);
-    }
-    const pause = Number(process.env[PAUSE_BEFORE_COMMIT_ENV] ?? 0);
-    if (pause > 0) {
-      this.log.warn({ pause_ms: pause }, 'test hook: pausing before the state commit');
-      await new Promise((resolve) => setTimeout(resolve, pause));
-    }
+    this.advanceWatermarks(work);
+    this.forgetStaleAlerts(work);
+    for (const target of this.#spoolTouched) if ((work.spool.get(target) ?? []).length === 0) work.spool.delete(target);
+    await this.pauseForCrashTest();
     try {
       await this.state.commit(work);
       this.report.stateCommitted = true;
@@ -347,6 +331,35 @@ class Cycle {
       this.report.stateError = describeError(err);
       this.logFailure({ state_dir: this.state.store.dir }, err, 'cannot save the state; this cycle\'s records will be read and sent again next cycle');
     }
+  }
+
+  /** A datasource read to its end moves its watermark; one that failed keeps the old one (its records may not have come in order). */
+  private advanceWatermarks(work: ServiceState): void {
+    for (const [name, filter] of this.#watermarks) {
+      const next = filter.next();
+      if (this.report.datasources.get(name)?.ok && next) work.watermarks.set(name, next);
+    }
+  }
+
+  /** Drops the dedup memory of rules no longer enabled, and the keys each rule no longer needs. */
+  private forgetStaleAlerts(work: ServiceState): void {
+    const enabled = new Set(this.#rules.map((r) => r.name));
+    for (const rule of [...work.dedup.keys()]) if (!enabled.has(rule)) work.dedup.delete(rule);
+    for (const rule of this.#rules) {
+      const table = work.dedup.get(rule.name);
+      if (!table) continue;
+      // A key that did not match is forgotten only if the rule saw all its records this cycle.
+      const complete = rule.datasources.every((d) => this.report.datasources.get(d)?.ok === true);
+      const dedup = this.#dedup.get(rule.name) ?? new RuleDedup(this.runtime.config.dedup?.get(rule.name) ?? {}, table, this.ctx.now);
+      dedup.sweep(complete);
+    }
+  }
+
+  private async pauseForCrashTest(): Promise<void> {
+    const pause = Number(process.env[PAUSE_BEFORE_COMMIT_ENV] ?? 0);
+    if (!(pause > 0)) return;
+    this.log.warn({ pause_ms: pause }, 'test hook: pausing before the state commit');
+    await new Promise((resolve) => setTimeout(resolve, pause));
   }
 
   private logFailure(fields: Record<string, string>, error: unknown, message: string): void {
