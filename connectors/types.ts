@@ -26,6 +26,14 @@ export interface OperationContext {
 export interface ReadContext extends OperationContext {
   /** Rows per batch handed to the rules. */
   readonly batchSize: number;
+  /**
+   * Set when the datasource has `incremental` and an earlier cycle committed a watermark. A
+   * source MAY use it to read less (a bound query parameter, a query string); it must then still
+   * return every record whose field is greater than or EQUAL to `value` (records at exactly the
+   * watermark are told apart by the pipeline). The pipeline filters every batch itself, so a
+   * source that ignores it is still correct.
+   */
+  readonly watermark?: { readonly field: string; readonly value: string | number };
 }
 
 /** Pulls records. `read` is called once per cycle and yields batches; the caller's pace is the source's pace (backpressure). */

@@ -13,7 +13,9 @@ export function prettyLine(entry: Record<string, unknown>, options: { color: boo
   const label = paint(LEVEL_COLORS[level] ?? '0', level.toUpperCase().padEnd(5));
   const time = paint('90', clock(entry.time));
   const fields: string[] = [];
-  for (const [key, value] of Object.entries(entry)) if (!OMITTED.has(key)) flatten(key, value, fields);
+  for (const [key, value] of Object.entries(entry)) if (!OMITTED.has(key) && key !== 'run_id') flatten(key, value, fields);
+  // The run id is the same on every line of a cycle: last, so the fields that differ come first.
+  if (entry.run_id !== undefined) flatten('run_id', entry.run_id, fields);
   const rest = fields.map((f) => {
     const eq = f.indexOf('=');
     return paint('2', f.slice(0, eq)) + f.slice(eq);

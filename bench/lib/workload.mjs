@@ -114,7 +114,8 @@ export function processorConfigYaml({ dataPath, outDir, thresholds, typedColumns
   if (typedColumns) datasource.columns = { value: 'number', created_at: 'timestamp' };
   const config = {
     datasources: { sensors: datasource },
-    processing_rules: processorRules(thresholds, 'matches_file'),
+    // Every run exports every match, as the reference counts expect: no dedup memory between runs.
+    processing_rules: processorRules(thresholds, 'matches_file').map((rule) => ({ ...rule, realert: '0s' })),
     export_targets: { matches_file: { type: 'file', path: `${outDir}/{rule}.ndjson`, mode: 'overwrite' } },
   };
   if (batchSize !== undefined) config.settings = { batch_size: batchSize };

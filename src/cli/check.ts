@@ -3,7 +3,7 @@ import { createLogger } from '../log.js';
 import { resolveLogFormat } from '../log-format.js';
 import { checkConnections, checkTable } from '../pipeline/check.js';
 import type { CliOptions } from './args.js';
-import { STOP_SIGNALS } from './continuous.js';
+import { SINGLE_RUN_STOP_SIGNALS } from './continuous.js';
 import { cancelRun, runController } from './shutdown.js';
 
 /**
@@ -15,13 +15,13 @@ export async function runCheck(config: LoadedConfig, options: CliOptions): Promi
   const log = await createLogger(level, { format: resolveLogFormat(options.logFormat, process.stderr.isTTY === true) });
   const controller = runController();
   const cancel = () => cancelRun(controller, log);
-  for (const signal of STOP_SIGNALS) process.once(signal, cancel);
+  for (const signal of SINGLE_RUN_STOP_SIGNALS) process.once(signal, cancel);
   try {
     const results = await checkConnections(config, log, controller.signal);
     process.stdout.write(checkTable(results));
     if (controller.signal.aborted) return 130;
     return results.every((r) => r.ok) ? 0 : 1;
   } finally {
-    for (const signal of STOP_SIGNALS) process.off(signal, cancel);
+    for (const signal of SINGLE_RUN_STOP_SIGNALS) process.off(signal, cancel);
   }
 }

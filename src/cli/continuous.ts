@@ -1,35 +1,48 @@
 import { runCycle } from '../pipeline/run-cycle.js';
 import type { Runtime } from '../pipeline/runtime.js';
 import type { CycleReport } from '../pipeline/stats.js';
+import type { Reloader } from '../service/reloader.js';
+import { watchConfigFiles } from '../service/watch.js';
+import type { StateKeeper } from '../state/state-keeper.js';
 import { cancelRun, runController } from './shutdown.js';
 
-/** Each of these stops a run. SIGHUP (the terminal closed) counts as SIGTERM until the config can be reloaded. */
-export const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+/** Each of these stops a run. */
+export const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM'];
+/** A single run also stops on SIGHUP (its terminal closed); the continuous service reloads on it. */
+export const SINGLE_RUN_STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 export interface LoopOptions {
   readonly intervalSeconds: number;
   /** After the first signal, how long the running cycle may take to finish before it is cancelled. */
   readonly shutdownTimeoutMs: number;
+  /** Reload when the config or a rule file changes on disk. */
+  readonly watch: boolean;
+  /** A SIGHUP came while the service started: reload before the first cycle. */
+  readonly reloadAtStart?: boolean;
+  readonly state?: StateKeeper;
   readonly onStart?: (report: CycleReport) => void;
-  readonly onReport: (report: CycleReport) => void;
+  readonly onReport: (report: CycleReport, runtime: Runtime) => void;
 }
 
 /**
  * Starts a cycle every interval. Cycles never overlap: one that overruns is reported and the
- * next starts as soon as it ends. The first SIGINT/SIGTERM/SIGHUP lets the running cycle finish and
- * ends the loop; a second one, or the shutdown timeout passing, cancels the cycle (half-written
- * output is discarded), and the process then exits within CANCEL_GRACE_MS whatever is stuck.
- * Resolves with the exit code.
+ * next starts as soon as it ends. SIGHUP (and, with --watch, a change on disk) reloads the
+ * config between cycles. The first SIGINT/SIGTERM lets the running cycle finish and ends the
+ * loop; a second one, or the shutdown timeout passing, cancels the cycle (half-written output
+ * is discarded, the state is not committed so its records are read again at the next start),
+ * and the process then exits within CANCEL_GRACE_MS whatever is stuck. Resolves with the exit
+ * code: 0, or 130 when a cycle had to be cancelled.
  */
-export async function runContinuously(runtime: Runtime, options: LoopOptions): Promise<number> {
-  const { log } = runtime;
+export async function runContinuously(reloader: Reloader, options: LoopOptions): Promise<number> {
+  const log = reloader.runtime.log;
   const controller = runController();
   const intervalMs = options.intervalSeconds * 1000;
   let stopping = false;
+  let reloadWanted: string | undefined = options.reloadAtStart ? 'SIGHUP during start-up' : undefined;
   let wake: (() => void) | undefined;
 
   let deadline: NodeJS.Timeout | undefined;
-  const onSignal = (signal: NodeJS.Signals) => {
+  const onStop = (signal: NodeJS.Signals) => {
     if (stopping) {
       log.warn({ signal }, 'second signal: aborting the current cycle');
       cancelRun(controller, log);
@@ -44,34 +57,62 @@ export async function runContinuously(runtime: Runtime, options: LoopOptions): P
     deadline.unref();
     wake?.();
   };
-  for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
-  log.info({ interval_s: options.intervalSeconds, rules: runtime.config.rules.length }, 'running continuously');
+  const requestReload = (reason: string) => {
+    if (stopping) return;
+    reloadWanted = reason;
+    wake?.();
+  };
+  const onHangup = () => requestReload('SIGHUP');
+  let stopWatching = options.watch ? watchConfigFiles(reloader.runtime.config, log, (file) => requestReload(`changed: ${file}`)) : undefined;
+  const reloadNow = async () => {
+    const reason = reloadWanted!;
+    reloadWanted = undefined;
+    if (await reloader.reload(reason)) {
+      stopWatching?.();
+      if (options.watch) stopWatching = watchConfigFiles(reloader.runtime.config, log, (file) => requestReload(`changed: ${file}`));
+    }
+  };
+
+  for (const signal of STOP_SIGNALS) process.on(signal, onStop);
+  process.on('SIGHUP', onHangup);
+  log.info({ interval_s: options.intervalSeconds, rules: reloader.runtime.config.rules.length, watch: options.watch }, 'running continuously');
   let cancelled = false;
   try {
     while (!stopping) {
+      if (reloadWanted) await reloadNow();
       const started = Date.now();
-      const report = await runCycle(runtime, { signal: controller.signal, onStart: options.onStart });
+      const runtime = reloader.runtime;
+      const report = await runCycle(runtime, { signal: controller.signal, onStart: options.onStart, ...(options.state ? { state: options.state } : {}) });
       cancelled = report.cancelled;
-      options.onReport(report);
+      options.onReport(report, runtime);
       if (stopping) break;
-      const elapsed = Date.now() - started;
-      if (elapsed >= intervalMs) {
-        log.warn({ duration_ms: elapsed, interval_s: options.intervalSeconds }, 'cycle took longer than the interval; the next one starts now');
+      const nextStart = started + intervalMs;
+      if (Date.now() >= nextStart) {
+        log.warn({ duration_ms: Date.now() - started, interval_s: options.intervalSeconds }, 'cycle took longer than the interval; the next one starts now');
         continue;
       }
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, intervalMs - elapsed);
-        wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      wake = undefined;
+      // Idle until the next start; a reload asked for meanwhile happens now, so its errors show at once.
+      while (!stopping && Date.now() < nextStart) {
+        if (reloadWanted) {
+          await reloadNow();
+          continue;
+        }
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, nextStart - Date.now());
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        wake = undefined;
+      }
     }
   } finally {
     clearTimeout(deadline);
-    for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
+    stopWatching?.();
+    for (const signal of STOP_SIGNALS) process.off(signal, onStop);
+    process.off('SIGHUP', onHangup);
   }
-  log.info('stopped');
+  log.info(cancelled ? 'stopped; the cancelled cycle is not committed, its records are read again at the next start' : 'stopped');
   return cancelled ? 130 : 0;
 }

@@ -1,3 +1,4 @@
+import path from 'node:path';
 import type { LoadedConfig } from '../config/types.js';
 import { resolveLogFormat, type LogFormat } from '../log-format.js';
 import { createLogger } from '../log.js';
@@ -8,7 +9,13 @@ import { closeRuntime, openRuntime, type Runtime } from '../pipeline/runtime.js'
 import { cycleSucceeded, type CycleReport } from '../pipeline/stats.js';
 import { logSummary, summaryTable } from '../pipeline/summary.js';
 import type { CliOptions } from './args.js';
-import { runContinuously, STOP_SIGNALS } from './continuous.js';
+import { describeError, serializeError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { serveMetrics, ServiceMetrics } from '../service/metrics.js';
+import { Reloader } from '../service/reloader.js';
+import { StateKeeper, stateDirOf } from '../state/state-keeper.js';
+import { StateInUseError } from '../state/state-store.js';
+import { runContinuously, SINGLE_RUN_STOP_SIGNALS } from './continuous.js';
 import { ProgressLine } from './progress.js';
 import { cancelRun, runController } from './shutdown.js';
 
@@ -31,6 +38,9 @@ export function chooseOutput(stderr: { readonly isTTY: boolean; readonly level: 
   };
 }
 
+let earlyHangup = false;
+const hangupAtStart = () => (earlyHangup = true);
+
 /** Runs a loaded config once or in a loop, as the flags say; resolves with the exit code. */
 export async function run(config: LoadedConfig, options: CliOptions): Promise<number> {
   const level = options.logLevel ?? config.settings.log_level;
@@ -38,22 +48,111 @@ export async function run(config: LoadedConfig, options: CliOptions): Promise<nu
   const progress = output.progress ? new ProgressLine(process.stderr) : undefined;
   // A log line written while the progress line is shown would land inside it: the line clears first.
   const log = await createLogger(level, { format: output.logFormat, beforeWrite: progress && (() => progress.clear()) });
+  // The service reloads on SIGHUP; one that comes while it starts must not end it (the default action).
+  if (options.continuous) process.on('SIGHUP', hangupAtStart);
+  const state = await openState(config, options, log);
+  if (state === 'failed') {
+    process.off('SIGHUP', hangupAtStart);
+    return 1;
+  }
+  try {
+    return await runWithState(config, options, log, output, progress, state);
+  } finally {
+    await state?.close();
+  }
+}
+
+async function runWithState(
+  config: LoadedConfig,
+  options: CliOptions,
+  log: Logger,
+  output: OutputChoice,
+  progress: ProgressLine | undefined,
+  state: StateKeeper | undefined,
+): Promise<number> {
   const runtime = await openRuntime(config, log, { dryRun: options.dryRun });
   const onStart = progress && ((report: CycleReport) => progress.start(report));
-  const finished = (result: CycleReport, cycle?: string) => {
+  const finished = (result: CycleReport, current: Runtime, cycle?: string) => {
     progress?.stop();
-    report(runtime, result, output);
-    if (options.dryRun && !result.cancelled) showDryRun(runtime, cycle);
+    report(current, result, output);
+    if (options.dryRun && !result.cancelled) showDryRun(current, cycle);
   };
-  try {
-    if (options.continuous) {
-      const shutdownTimeoutMs = parseDuration(config.settings.shutdown_timeout)!;
-      return await runContinuously(runtime, { intervalSeconds: options.interval, shutdownTimeoutMs, onStart, onReport: (r) => finished(r, r.runId) });
+  if (options.continuous) {
+    const reloader = new Reloader(runtime, log);
+    try {
+      return await runService(reloader, config, options, state, onStart, finished);
+    } finally {
+      progress?.stop();
+      await reloader.close();
     }
-    return await runOnce(runtime, onStart, finished);
+  }
+  try {
+    return await runOnce(runtime, state, options.replayDeadLetters, onStart, (r) => finished(r, runtime));
   } finally {
     progress?.stop();
     await closeRuntime(runtime);
+  }
+}
+
+async function runService(
+  reloader: Reloader,
+  config: LoadedConfig,
+  options: CliOptions,
+  state: StateKeeper | undefined,
+  onStart: ((r: CycleReport) => void) | undefined,
+  finished: (r: CycleReport, runtime: Runtime, cycle?: string) => void,
+): Promise<number> {
+  const log = reloader.runtime.log;
+  const shutdownTimeoutMs = options.shutdownTimeoutMs ?? parseDuration(config.settings.shutdown_timeout)!;
+  const metrics = new ServiceMetrics(options.interval * 1000);
+  const port = options.metricsPort ?? config.settings.metrics?.port;
+  let server;
+  if (port !== undefined) {
+    try {
+      server = await serveMetrics(metrics, port, config.settings.metrics?.host ?? '127.0.0.1', log);
+    } catch (err) {
+      log.error({ err: serializeError(err), port }, 'cannot serve metrics on this port; choose another with --metrics-port or settings.metrics.port');
+      return 1;
+    }
+  }
+  try {
+    process.off('SIGHUP', hangupAtStart);
+    return await runContinuously(reloader, {
+      reloadAtStart: earlyHangup,
+      intervalSeconds: options.interval,
+      shutdownTimeoutMs,
+      watch: options.watch,
+      ...(state ? { state } : {}),
+      onStart,
+      onReport: (r, runtime) => {
+        metrics.record(r, cycleSucceeded(r));
+        finished(r, runtime, r.runId);
+      },
+    });
+  } finally {
+    server?.close();
+  }
+}
+
+/**
+ * The state folder. A dry run only reads it. A single run that cannot use it (read-only, or a
+ * state file damaged) goes on without it, and says so; the service refuses to run without it,
+ * since it would then alert again on every cycle and could not spool.
+ */
+async function openState(config: LoadedConfig, options: CliOptions, log: Logger): Promise<StateKeeper | undefined | 'failed'> {
+  // A --state-dir given on the command line is relative to where the command runs, as --config is.
+  const dir = options.stateDir !== undefined ? path.resolve(options.stateDir) : stateDirOf(config);
+  try {
+    const keeper = await StateKeeper.open(dir, { readOnly: options.dryRun });
+    log.debug({ state_dir: dir }, 'state loaded');
+    return keeper;
+  } catch (err) {
+    if (options.continuous || options.replayDeadLetters || err instanceof StateInUseError) {
+      log.error({ state_dir: dir, err: serializeError(err) }, 'cannot use the state folder; set settings.state_dir to a folder this user can write, used by no other process');
+      return 'failed';
+    }
+    log.warn({ state_dir: dir, reason: describeError(err) }, 'running without state: no dedup, no watermarks, no dead-letter spool this run');
+    return undefined;
   }
 }
 
@@ -61,20 +160,27 @@ export async function run(config: LoadedConfig, options: CliOptions): Promise<nu
  * One cycle. SIGINT / SIGTERM / SIGHUP cancel it: reading stops, targets discard what they
  * half-wrote (no partial file becomes visible), and the exit code is 130.
  */
-async function runOnce(runtime: Runtime, onStart: ((r: CycleReport) => void) | undefined, finished: (r: CycleReport) => void): Promise<number> {
+async function runOnce(
+  runtime: Runtime,
+  state: StateKeeper | undefined,
+  replayOnly: boolean,
+  onStart: ((r: CycleReport) => void) | undefined,
+  finished: (r: CycleReport) => void,
+): Promise<number> {
   const controller = runController();
   const cancel = (signal: NodeJS.Signals) => {
     runtime.log.warn({ signal }, 'interrupted: stopping; output not yet made visible is discarded');
     cancelRun(controller, runtime.log);
   };
-  for (const signal of STOP_SIGNALS) process.once(signal, cancel);
+  for (const signal of SINGLE_RUN_STOP_SIGNALS) process.once(signal, cancel);
   try {
-    const result = await runCycle(runtime, { signal: controller.signal, onStart });
+    const result = await runCycle(runtime, { signal: controller.signal, onStart, replayOnly, ...(state ? { state } : {}) });
     finished(result);
     if (result.cancelled) return 130;
+    if (replayOnly) return [...(result.spool?.values() ?? [])].some((n) => n > 0) || result.stateError ? 1 : 0;
     return cycleSucceeded(result) ? 0 : 1;
   } finally {
-    for (const signal of STOP_SIGNALS) process.off(signal, cancel);
+    for (const signal of SINGLE_RUN_STOP_SIGNALS) process.off(signal, cancel);
   }
 }
 

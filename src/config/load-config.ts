@@ -3,7 +3,9 @@ import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { sinkSpec, sourceSpec } from '../../connectors/index.js';
 import type { ConfigPath, RuleIssue } from '../rules/compile.js';
+import { parseDuration } from '../rules/duration.js';
 import { compileRules, type RuleConfig } from '../rules/rule.js';
+import type { DedupPolicy } from '../state/dedup.js';
 import { substituteEnvironment, type Environment } from './env.js';
 import { ConfigError, sortIssues, type ConfigIssue } from './issues.js';
 import { SETTINGS_DEFAULTS } from './schema.js';
@@ -89,7 +91,24 @@ export async function loadConfig(file: string, options: LoadOptions = {}): Promi
     targets: config.export_targets,
     rules: compiled.rules,
     ruleFiles: ruleFiles.map(displayPath),
+    dedup: dedupPolicies(config.processing_rules ?? []),
+    incremental: new Map(
+      Object.entries(config.datasources).flatMap(([name, ds]) => {
+        const inc = ds.incremental as { field?: string } | undefined;
+        return inc?.field ? [[name, inc.field] as const] : [];
+      }),
+    ),
   });
+}
+
+function dedupPolicies(rules: readonly RuleConfig[]): Map<string, DedupPolicy> {
+  const policies = new Map<string, DedupPolicy>();
+  for (const rule of rules) {
+    const { dedup_key: fields, realert } = rule as RuleConfig & { dedup_key?: string[]; realert?: string };
+    const realertMs = realert === undefined ? undefined : parseDuration(realert);
+    policies.set(rule.name, { ...(fields ? { fields } : {}), ...(realertMs !== undefined ? { realertMs } : {}) });
+  }
+  return policies;
 }
 
 function placeRuleIssue(issue: RuleIssue, place: (p: ConfigPath, m: string) => ConfigIssue): ConfigIssue {

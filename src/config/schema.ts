@@ -5,7 +5,7 @@ import { OPERATORS, OPERATOR_NAMES } from '../rules/operators.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
-export const SETTINGS_DEFAULTS = { concurrency: 4, batch_size: 2000, log_level: 'info', shutdown_timeout: '60s' } as const;
+export const SETTINGS_DEFAULTS = { concurrency: 4, batch_size: 2000, log_level: 'info', shutdown_timeout: '60s', state_dir: '.state' } as const;
 
 const commonKeys = (spec: ConnectorSpec): Record<string, JsonSchema> => ({
   description: { type: 'string', description: 'Free text for the people reading the config.' },
@@ -18,7 +18,19 @@ const commonKeys = (spec: ConnectorSpec): Record<string, JsonSchema> => ({
         },
         ...deliverySchema(spec.batching),
       }
-    : {}),
+    : {
+        incremental: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['field'],
+          description:
+            'Process only records newer than the last cycle: records whose `field` is at or below the watermark (the largest value processed so far, kept in settings.state_dir) are skipped; records at exactly the watermark are processed once each. See docs/service.md.',
+          properties: {
+            field: { type: 'string', minLength: 1, description: 'The field that grows with each new record: a timestamp or a number.', examples: ['created_at'] },
+          },
+          examples: [{ field: 'created_at' }],
+        },
+      }),
 });
 
 /** A connector's own schema closed over: `type` fixed, common keys added, unknown keys refused. */
@@ -102,6 +114,13 @@ export const ruleSchema: JsonSchema = {
     threshold_field: { type: 'string', minLength: 1, description: 'Older single-condition form: the field to test.', examples: ['value'] },
     threshold_type: { type: 'string', enum: [...OPERATOR_NAMES], description: 'Older single-condition form: the operator.', examples: ['greater_than'] },
     threshold_value: { description: 'Older single-condition form: the value (for within_hours, a number of hours).', examples: [1000] },
+    dedup_key: stringList(
+      'The fields that name "the same alert" (default: every field of the record). A record whose key was already exported is not exported again while it keeps matching, or within `realert`.',
+    ),
+    realert: duration(
+      'Export a record that keeps matching again once this long has passed since it was last exported; 0s exports every match every cycle. Without it, a record is exported once and again only after a cycle in which it did not match',
+      '10m',
+    ),
     conditions: {
       description: 'A list of conditions that must all hold, or one condition tree using all / any / not.',
       if: { type: 'array' },
@@ -134,6 +153,24 @@ const settingsSchema: JsonSchema = {
       '60s',
       SETTINGS_DEFAULTS.shutdown_timeout,
     ),
+    state_dir: {
+      type: 'string',
+      minLength: 1,
+      default: SETTINGS_DEFAULTS.state_dir,
+      description:
+        'Folder (relative to this file) where watermarks, dedup keys and the dead-letter spool are kept across cycles and restarts; created if missing. Under systemd, point it at the StateDirectory (e.g. /var/lib/threshold-processor).',
+      examples: ['/var/lib/threshold-processor'],
+    },
+    metrics: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['port'],
+      description: 'Serve Prometheus metrics on /metrics and health on /healthz (the --metrics-port flag wins over port).',
+      properties: {
+        port: { type: 'integer', minimum: 0, maximum: 65535, description: 'TCP port; 0 picks a free one (logged).', examples: [9464] },
+        host: { type: 'string', minLength: 1, default: '127.0.0.1', description: 'Address to listen on; 0.0.0.0 to be scraped from other machines.' },
+      },
+    },
   },
 };
 

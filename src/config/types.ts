@@ -1,4 +1,5 @@
 import type { Rule } from '../rules/rule.js';
+import type { DedupPolicy } from '../state/dedup.js';
 
 export interface Settings {
   readonly concurrency: number;
@@ -6,6 +7,9 @@ export interface Settings {
   readonly log_level: string;
   /** A duration: how long a cycle may go on after SIGTERM in --continuous mode. */
   readonly shutdown_timeout: string;
+  /** Where state is kept, as written (relative to the config's folder). */
+  readonly state_dir: string;
+  readonly metrics?: { readonly port: number; readonly host?: string };
 }
 
 /** A datasource or export target as written: its `type` and the connector's own keys. */
@@ -28,4 +32,8 @@ export interface LoadedConfig {
   readonly rules: readonly Rule[];
   /** The rule files merged in, in load order. */
   readonly ruleFiles: readonly string[];
+  /** Per rule: how repeated alerts are suppressed (dedup_key, realert). Absent: every rule dedups on all fields. */
+  readonly dedup?: ReadonlyMap<string, DedupPolicy>;
+  /** Per datasource with `incremental`: the field that orders its records. */
+  readonly incremental?: ReadonlyMap<string, string>;
 }

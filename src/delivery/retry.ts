@@ -10,6 +10,8 @@ export interface RetryOptions {
   readonly what: string;
   /** Test seam: the random source for jitter. */
   readonly random?: () => number;
+  /** Told before each retry (metrics count them). */
+  readonly onRetry?: (attempt: number) => void;
 }
 
 /**
@@ -45,6 +47,7 @@ export async function withRetry<T>(operation: (attempt: number) => Promise<T>, o
       }
       const delay = Math.max(backoffDelay(attempt, policy, options.random), asked ?? 0);
       log.warn({ err: serializeError(err), attempt, next_attempt_in_ms: Math.round(delay) }, `${what} failed; trying again`);
+      options.onRetry?.(attempt);
       await sleep(delay, signal, what);
     }
   }

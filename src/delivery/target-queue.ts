@@ -11,6 +11,14 @@ export interface DeliveryListener {
   exported(rule: string, count: number): void;
   /** Records that did not, and will not this cycle. */
   failed(rule: string, count: number): void;
+  /**
+   * The records behind a `failed` count of a cycle that was not cancelled, as a batch, in the
+   * order they were sent: what a dead-letter spool keeps to send again. Not called for records
+   * dropped by a cancellation (the cycle is then not committed, so they are read again).
+   */
+  undelivered?(batch: MatchBatch): void;
+  /** A write failed and is about to be tried again. */
+  retried?(): void;
 }
 
 /** A target's state at the end of a cycle, as the summary shows it. */
@@ -47,6 +55,8 @@ export class TargetQueue {
   #down: unknown;
   #notSentWhileDown = 0;
   #exported = 0;
+  /** Atomic targets with a spool: every batch sent or refused this cycle, in order; none is delivered until the flush publishes. */
+  readonly #cycleBatches: MatchBatch[] = [];
 
   constructor(
     readonly name: string,
@@ -60,7 +70,7 @@ export class TargetQueue {
   async add(match: MatchBatch): Promise<void> {
     const total = match.rows.length;
     if (total === 0) return;
-    if (this.refuses()) return this.notSent(match.rule, total);
+    if (this.refuses()) return this.notSent(match);
     const key = `${match.rule}\u0000${match.datasource}\u0000${match.layout.key}`;
     const { batchSize, batchBytes } = this.policy;
     for (let offset = 0; offset < total; ) {
@@ -107,6 +117,7 @@ export class TargetQueue {
     }
     for (const [rule, count] of this.#unpublished) this.countExported(rule, count);
     this.#unpublished.clear();
+    this.#cycleBatches.length = 0;
   }
 
   /** The cycle was cut short: nothing more is sent; an atomic target discards what it has not published. */
@@ -132,9 +143,16 @@ export class TargetQueue {
     return this.#down !== undefined || this.ctx.signal.aborted;
   }
 
-  private notSent(rule: string, count: number): void {
-    this.#notSentWhileDown += count;
-    this.listener.failed(rule, count);
+  private notSent(batch: MatchBatch): void {
+    this.#notSentWhileDown += batch.rows.length;
+    this.listener.failed(batch.rule, batch.rows.length);
+    if (this.ctx.signal.aborted) return;
+    if (this.sink.delivery === 'atomic') this.keepForSpool(batch);
+    else this.listener.undelivered?.(batch);
+  }
+
+  private keepForSpool(batch: MatchBatch): void {
+    if (this.listener.undelivered) this.#cycleBatches.push(batch);
   }
 
   private sendLingering(key: string, group: Group): void {
@@ -147,8 +165,10 @@ export class TargetQueue {
   /** Waits for a free slot, then starts the write without waiting for it to end. */
   private async send(group: Group): Promise<void> {
     while (this.#inFlight.size >= this.policy.maxInFlight) await Promise.race(this.#inFlight);
-    if (this.refuses()) return this.notSent(group.first.rule, group.rows);
-    const write = this.write(deliveryBatch(this.name, group.parts)).finally(() => this.#inFlight.delete(write));
+    const batch = deliveryBatch(this.name, group.parts);
+    if (this.refuses()) return this.notSent(batch);
+    if (this.sink.delivery === 'atomic') this.keepForSpool(batch);
+    const write = this.write(batch).finally(() => this.#inFlight.delete(write));
     this.#inFlight.add(write);
   }
 
@@ -161,6 +181,7 @@ export class TargetQueue {
         signal: this.ctx.signal,
         log: this.ctx.log,
         what: `writing ${count} record${count === 1 ? '' : 's'} of rule "${batch.rule}" to export target "${this.name}"`,
+        onRetry: () => this.listener.retried?.(),
       });
     } catch (err) {
       // A per-write target may have delivered part of the batch before failing: those records are out for good.
@@ -168,6 +189,9 @@ export class TargetQueue {
       if (delivered > 0) this.countExported(batch.rule, delivered);
       if (delivered < count) this.listener.failed(batch.rule, count - delivered);
       if (this.ctx.signal.aborted) return;
+      if (this.sink.delivery === 'per-write' && delivered < count) {
+        this.listener.undelivered?.(delivered === 0 ? batch : { ...batch, rows: batch.rows.slice(delivered) });
+      }
       this.noteError(err, `writing ${count} records of rule "${batch.rule}" from datasource "${batch.datasource}"`);
       // An unreachable target fails every later write too, each after its own retries: stop sending this cycle.
       // An atomic target's cycle is lost with one failed write, so sending more is pointless too.
@@ -188,6 +212,8 @@ export class TargetQueue {
     await this.sink.abort?.(this.ctx).catch((err) => this.ctx.log.warn({ err: serializeError(err) }, 'discarding partial output failed'));
     for (const [rule, count] of this.#unpublished) this.listener.failed(rule, count);
     this.#unpublished.clear();
+    if (!this.ctx.signal.aborted) for (const batch of this.#cycleBatches) this.listener.undelivered?.(batch);
+    this.#cycleBatches.length = 0;
     if (this.#notSentWhileDown > 0) {
       this.ctx.log.error({ records: this.#notSentWhileDown }, 'export target failed earlier in the cycle; these records were not sent');
       this.#notSentWhileDown = 0;

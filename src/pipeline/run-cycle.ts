@@ -7,6 +7,12 @@ import type { RecordBatch } from '../records/layout.js';
 import { isAbsent } from '../rules/coerce.js';
 import { explain, firstUndecidedLeaf } from '../rules/compile.js';
 import type { CycleRule, EvaluationContext, Rule } from '../rules/rule.js';
+import type { Logger } from '../log.js';
+import { RuleDedup } from '../state/dedup.js';
+import { fromSpooled, spoolRecords, toSpooled } from '../state/spool.js';
+import type { StateKeeper } from '../state/state-keeper.js';
+import type { ServiceState } from '../state/state-store.js';
+import { WatermarkFilter } from '../state/watermark.js';
 import { deliveryPolicyFor, endpointError, recreateFailedEndpoints, type Runtime } from './runtime.js';
 import { emptyRuleStats, type CycleReport, type EndpointStatus, type RuleStats } from './stats.js';
 
@@ -20,7 +26,20 @@ export interface CycleOptions {
   readonly now?: number;
   /** Called once the cycle's report exists: its counters are live, for a progress display. */
   readonly onStart?: (report: CycleReport) => void;
+  /**
+   * Watermarks, dedup keys and the dead-letter spool. Without it every cycle reads everything
+   * and exports every match (rule tests).
+   */
+  readonly state?: StateKeeper;
+  /** --replay-dead-letters: send the spool again and read no datasource. */
+  readonly replayOnly?: boolean;
 }
+
+/**
+ * Test-only: milliseconds to wait after the targets finished and before the state is committed,
+ * so a test can kill the process exactly there. Never set it in production.
+ */
+const PAUSE_BEFORE_COMMIT_ENV = 'THRESHOLD_PROCESSOR_TEST_PAUSE_BEFORE_COMMIT_MS';
 
 /** A sortable, unique id for one cycle: 20261124T143000Z-9f3a. */
 export function newRunId(at: Date): string {
@@ -34,7 +53,7 @@ export function newRunId(at: Date): string {
  * step, then every target finished. A failing datasource or target is reported and the rest go on.
  */
 export async function runCycle(runtime: Runtime, options: CycleOptions = {}): Promise<CycleReport> {
-  const { config, log } = runtime;
+  const { config } = runtime;
   const started = new Date();
   const signal = options.signal ?? new AbortController().signal;
   const ctx: EvaluationContext = { now: options.now ?? started.getTime() };
@@ -47,16 +66,23 @@ export async function runCycle(runtime: Runtime, options: CycleOptions = {}): Pr
     targets: new Map(),
     cancelled: false,
   };
+  // Every line logged for this cycle, by us or a connector, carries its run id.
+  const log = runtime.log.child({ run_id: report.runId });
   options.onStart?.(report);
-  log.debug({ run_id: report.runId }, 'cycle started');
-  await recreateFailedEndpoints(runtime, signal);
-  const cycle = new Cycle(runtime, report, signal, ctx);
+  log.debug('cycle started');
+  await recreateFailedEndpoints(runtime, signal, log);
+  const cycle = new Cycle(runtime, report, signal, ctx, log, options.state);
+  await cycle.replaySpool();
   const limit = pLimit(config.settings.concurrency);
-  await Promise.all([...runtime.sources.keys()].map((name) => limit(() => cycle.readDatasource(name))));
-  await cycle.endRules();
+  if (!options.replayOnly) {
+    await Promise.all([...runtime.sources.keys()].map((name) => limit(() => cycle.readDatasource(name))));
+    await cycle.endRules();
+  }
   await cycle.finishTargets();
+  await cycle.commitState();
+  if (options.state) report.spool = options.state.spoolSizes();
   report.durationMs = Date.now() - started.getTime();
-  log.debug({ run_id: report.runId, duration_ms: report.durationMs }, 'cycle finished');
+  log.debug({ duration_ms: report.durationMs }, 'cycle finished');
   return report;
 }
 
@@ -64,14 +90,23 @@ class Cycle {
   readonly #queues = new Map<string, TargetQueue>();
   readonly #invalidSamples = new Map<string, number>();
   readonly #rules: readonly CycleRule[];
+  /** The cycle's copy of the service state; it becomes the remembered one at commit. */
+  readonly #work: ServiceState | undefined;
+  readonly #dedup = new Map<string, RuleDedup>();
+  readonly #watermarks = new Map<string, WatermarkFilter>();
+  /** Targets whose spool this cycle took over (replayed, or added to). */
+  readonly #spoolTouched = new Set<string>();
 
   constructor(
     private readonly runtime: Runtime,
     private readonly report: CycleReport,
     private readonly signal: AbortSignal,
     private readonly ctx: EvaluationContext,
+    private readonly log: Logger,
+    private readonly state: StateKeeper | undefined,
   ) {
     this.#rules = runtime.config.rules.filter((r) => r.enabled);
+    this.#work = state?.begin();
     for (const [name, endpoint] of runtime.sinks) {
       if (!endpoint.ok) {
         report.targets.set(name, { ok: false, records: 0, error: endpointError(endpoint) });
@@ -79,14 +114,68 @@ class Cycle {
         continue;
       }
       const config = runtime.config.targets[name]!;
-      const log = runtime.log.child({ target: name });
+      const log = this.log.child({ target: name });
+      const status: EndpointStatus = { ok: true, records: 0 };
       const queue = new TargetQueue(name, endpoint.value, deliveryPolicyFor(config), { signal, log }, {
-        exported: (rule, count) => (this.report.rules.get(rule)!.exported += count),
-        failed: (rule, count) => (this.report.rules.get(rule)!.failed += count),
+        exported: (rule, count) => this.countDelivery(rule, name, 'exported', count),
+        failed: (rule, count) => this.countDelivery(rule, name, 'failed', count),
+        retried: () => (status.retries = (status.retries ?? 0) + 1),
+        ...(this.spooling ? { undelivered: (batch: MatchBatch) => this.spool(name, batch) } : {}),
       });
       this.#queues.set(name, queue);
-      report.targets.set(name, { ok: true, records: 0 });
+      report.targets.set(name, status);
     }
+  }
+
+  /** A spool is kept when there is state to keep it in and the run may change it (not a dry run). */
+  private get spooling(): boolean {
+    return this.#work !== undefined && this.state?.readOnly === false;
+  }
+
+  private countDelivery(rule: string, target: string, outcome: 'exported' | 'failed', count: number): void {
+    const stats = this.report.rules.get(rule);
+    if (stats) stats[outcome] += count;
+    const perTarget = (this.report.deliveries ??= new Map());
+    const key = `${rule}\u0000${target}`;
+    const entry = perTarget.get(key) ?? { rule, target, exported: 0, failed: 0 };
+    entry[outcome] += count;
+    perTarget.set(key, entry);
+  }
+
+  /** Keeps a batch a target could not take, to send it again next cycle. */
+  private spool(target: string, batch: MatchBatch): void {
+    const work = this.#work!;
+    this.#spoolTouched.add(target);
+    const list = work.spool.get(target) ?? [];
+    list.push(toSpooled(batch));
+    work.spool.set(target, list);
+  }
+
+  /**
+   * Start of the cycle: every batch left in a target's spool goes out again, oldest first and
+   * before any new match, so a target receives its records in order. What fails again goes back
+   * into the spool. A target that cannot be created this cycle keeps its spool as it is.
+   */
+  async replaySpool(): Promise<void> {
+    if (!this.spooling) return;
+    const work = this.#work!;
+    await Promise.all(
+      [...work.spool].map(async ([target, batches]) => {
+        const queue = this.#queues.get(target);
+        if (!this.runtime.sinks.has(target)) {
+          this.log.warn({ target, batches: batches.length, file: this.state!.store.spoolFile(target) }, 'spooled batches wait for an export target that is no longer in the config');
+        }
+        if (!queue || batches.length === 0) return;
+        work.spool.set(target, []);
+        this.#spoolTouched.add(target);
+        this.log.info({ target, batches: batches.length, records: spoolRecords(batches) }, 'sending the spooled batches again');
+        for (const spooled of batches) {
+          const match = fromSpooled(spooled);
+          if (!this.report.rules.has(match.rule)) this.report.rules.set(match.rule, emptyRuleStats());
+          await queue.add(match);
+        }
+      }),
+    );
   }
 
   async readDatasource(name: string): Promise<void> {
@@ -94,17 +183,26 @@ class Cycle {
     const status: EndpointStatus = { ok: true, records: 0 };
     this.report.datasources.set(name, status);
     const rules = this.#rules.filter((r) => r.datasources.includes(name));
-    const log = this.runtime.log.child({ datasource: name });
+    const log = this.log.child({ datasource: name });
     if (!endpoint.ok) {
       Object.assign(status, { ok: false, error: endpointError(endpoint) });
       this.logFailure({ datasource: name, type: endpoint.type }, endpoint.error, 'datasource cannot be created; it is tried again next cycle');
       return;
     }
+    const watermark = this.watermarkFilter(name);
+    const committed = watermark?.committed;
     try {
-      const batches = endpoint.value.read({ log, batchSize: this.runtime.config.settings.batch_size, signal: this.signal });
+      const batches = endpoint.value.read({
+        log,
+        batchSize: this.runtime.config.settings.batch_size,
+        signal: this.signal,
+        ...(committed ? { watermark: { field: committed.field, value: committed.value } } : {}),
+      });
       for await (const batch of batches) {
         status.records += batch.rows.length;
-        await this.evaluate(name, batch, rules);
+        const fresh = watermark ? { ...batch, rows: watermark.filter(batch.layout, batch.rows) } : batch;
+        if (watermark) status.skipped = watermark.skipped;
+        if (fresh.rows.length > 0) await this.evaluate(name, fresh, rules);
         if (this.signal.aborted) break;
       }
     } catch (err) {
@@ -112,6 +210,15 @@ class Cycle {
       Object.assign(status, { ok: false, error: describeError(err) });
       this.logFailure({ datasource: name, type: endpoint.type }, err, 'datasource failed; the other datasources go on');
     }
+  }
+
+  /** The datasource's incremental filter, when it has `incremental` and there is state to keep the watermark in. */
+  private watermarkFilter(name: string): WatermarkFilter | undefined {
+    const field = this.runtime.config.incremental?.get(name);
+    if (field === undefined || this.#work === undefined) return undefined;
+    const filter = new WatermarkFilter(field, this.#work.watermarks.get(name));
+    this.#watermarks.set(name, filter);
+    return filter;
   }
 
   /** All rules of a datasource over one batch; the next batch is read once every target has taken this one's matches. */
@@ -125,8 +232,9 @@ class Cycle {
       stats.matched += outcome.matched.length;
       stats.invalid += outcome.invalid;
       for (const row of outcome.invalidRows) this.sampleInvalid(rule, datasource, batch, row);
-      if (outcome.matched.length === 0) continue;
-      const match = this.matchBatch(rule, datasource, { layout: batch.layout, rows: outcome.matched, ...(batch.fields ? { fields: batch.fields } : {}) }, matchedAt);
+      const rows = this.withoutRepeats(rule, datasource, batch.layout, outcome.matched, stats);
+      if (rows.length === 0) continue;
+      const match = this.matchBatch(rule, datasource, { layout: batch.layout, rows, ...(batch.fields ? { fields: batch.fields } : {}) }, matchedAt);
       this.deliver(rule, match, stats, deliveries);
     }
     await Promise.all(deliveries);
@@ -141,10 +249,27 @@ class Cycle {
       const stats = this.report.rules.get(rule.name)!;
       for (const { datasource, batch } of rule.endCycle(this.ctx)) {
         stats.matched += batch.rows.length;
-        this.deliver(rule, this.matchBatch(rule, datasource, batch, matchedAt), stats, deliveries);
+        const rows = this.withoutRepeats(rule, datasource, batch.layout, batch.rows, stats);
+        if (rows.length > 0) this.deliver(rule, this.matchBatch(rule, datasource, { ...batch, rows }, matchedAt), stats, deliveries);
       }
     }
     await Promise.all(deliveries);
+  }
+
+  /** The matches that are not repeats of an alert already exported (dedup_key, realert). */
+  private withoutRepeats(rule: CycleRule, datasource: string, layout: RecordBatch['layout'], rows: readonly unknown[], stats: RuleStats): readonly unknown[] {
+    if (this.#work === undefined || rows.length === 0) return rows;
+    let dedup = this.#dedup.get(rule.name);
+    if (dedup === undefined) {
+      const table = this.#work.dedup.get(rule.name) ?? new Map();
+      this.#work.dedup.set(rule.name, table);
+      dedup = new RuleDedup(this.runtime.config.dedup?.get(rule.name) ?? {}, table, this.ctx.now);
+      this.#dedup.set(rule.name, dedup);
+    }
+    const before = dedup.suppressed;
+    const kept = dedup.filter(datasource, layout, rows);
+    stats.deduplicated += dedup.suppressed - before;
+    return kept;
   }
 
   private matchBatch(rule: CycleRule, datasource: string, batch: RecordBatch, matchedAt: string): MatchBatch {
@@ -155,7 +280,10 @@ class Cycle {
     for (const target of rule.targets) {
       const queue = this.#queues.get(target);
       if (queue) deliveries.push(queue.add(match));
-      else stats.failed += match.rows.length;
+      else {
+        this.countDelivery(rule.name, target, 'failed', match.rows.length);
+        if (this.spooling) this.spool(target, match);
+      }
     }
   }
 
@@ -164,7 +292,7 @@ class Cycle {
     if (seen >= INVALID_SAMPLES || !this.runtime.log.isLevelEnabled('debug') || !('condition' in rule)) return;
     this.#invalidSamples.set(rule.name, seen + 1);
     const leaf = firstUndecidedLeaf(explain((rule as Rule).condition, (f) => batch.layout.accessor(f), row, this.ctx));
-    this.runtime.log.debug(
+    this.log.debug(
       { rule: rule.name, datasource, field: leaf?.field, operator: leaf?.operator, value: leaf?.actual ?? null },
       isAbsent(leaf?.actual) ? 'record lacks a field the rule needs; not matched' : 'value cannot be compared; not matched',
     );
@@ -178,13 +306,63 @@ class Cycle {
     await Promise.all(
       [...this.#queues].map(async ([name, queue]) => {
         await (this.signal.aborted ? queue.cancel() : queue.finish());
-        this.report.targets.set(name, queue.status());
+        const retries = this.report.targets.get(name)?.retries;
+        this.report.targets.set(name, { ...queue.status(), ...(retries ? { retries } : {}) });
       }),
     );
     this.report.cancelled = this.signal.aborted;
   }
 
+  /**
+   * Makes the cycle's watermarks, dedup keys and spool the remembered state, now that every
+   * target has delivered or spooled. Not after a cancelled cycle: its records are read again.
+   */
+  async commitState(): Promise<void> {
+    const work = this.#work;
+    if (work === undefined || this.state === undefined || this.report.cancelled || this.state.readOnly) return;
+    this.advanceWatermarks(work);
+    this.forgetStaleAlerts(work);
+    for (const target of this.#spoolTouched) if ((work.spool.get(target) ?? []).length === 0) work.spool.delete(target);
+    await this.pauseForCrashTest();
+    try {
+      await this.state.commit(work);
+      this.report.stateCommitted = true;
+    } catch (err) {
+      this.report.stateError = describeError(err);
+      this.logFailure({ state_dir: this.state.store.dir }, err, 'cannot save the state; this cycle\'s records will be read and sent again next cycle');
+    }
+  }
+
+  /** A datasource read to its end moves its watermark; one that failed keeps the old one (its records may not have come in order). */
+  private advanceWatermarks(work: ServiceState): void {
+    for (const [name, filter] of this.#watermarks) {
+      const next = filter.next();
+      if (this.report.datasources.get(name)?.ok && next) work.watermarks.set(name, next);
+    }
+  }
+
+  /** Drops the dedup memory of rules no longer enabled, and the keys each rule no longer needs. */
+  private forgetStaleAlerts(work: ServiceState): void {
+    const enabled = new Set(this.#rules.map((r) => r.name));
+    for (const rule of [...work.dedup.keys()]) if (!enabled.has(rule)) work.dedup.delete(rule);
+    for (const rule of this.#rules) {
+      const table = work.dedup.get(rule.name);
+      if (!table) continue;
+      // A key that did not match is forgotten only if the rule saw all its records this cycle.
+      const complete = rule.datasources.every((d) => this.report.datasources.get(d)?.ok === true);
+      const dedup = this.#dedup.get(rule.name) ?? new RuleDedup(this.runtime.config.dedup?.get(rule.name) ?? {}, table, this.ctx.now);
+      dedup.sweep(complete);
+    }
+  }
+
+  private async pauseForCrashTest(): Promise<void> {
+    const pause = Number(process.env[PAUSE_BEFORE_COMMIT_ENV] ?? 0);
+    if (!(pause > 0)) return;
+    this.log.warn({ pause_ms: pause }, 'test hook: pausing before the state commit');
+    await new Promise((resolve) => setTimeout(resolve, pause));
+  }
+
   private logFailure(fields: Record<string, string>, error: unknown, message: string): void {
-    this.runtime.log.error({ ...fields, err: serializeError(error) }, message);
+    this.log.error({ ...fields, err: serializeError(error) }, message);
   }
 }

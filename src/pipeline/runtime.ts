@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util';
 import { sinkSpec, sourceSpec } from '../../connectors/index.js';
 import type { CreateContext, Sink, Source } from '../../connectors/types.js';
 import type { ConnectorConfig, LoadedConfig } from '../config/types.js';
@@ -31,6 +32,8 @@ export interface RuntimeOptions {
   readonly all?: boolean;
   /** Aborting stops creations in progress. */
   readonly signal?: AbortSignal;
+  /** A reload: connectors of this runtime whose config did not change are taken over, connections and all, not created again. */
+  readonly reuse?: Runtime;
 }
 
 /** How long creating one connector may take; creation that needs the network must connect lazily or within this. */
@@ -54,11 +57,15 @@ export async function openRuntime(config: LoadedConfig, log: Logger, options: Ru
   await Promise.all([
     ...[...usedSources].map(async (name) => {
       const cfg = config.datasources[name]!;
+      const kept = reusable(options.reuse, 'sources', name, cfg);
+      if (kept) return void sources.set(name, kept);
       const ctx = createContext(config, name, log.child({ datasource: name }), signal);
       sources.set(name, await attempt(cfg.type, () => sourceSpec(cfg.type)!.create(cfg, ctx), `creating datasource "${name}"`, signal));
     }),
     ...[...usedTargets].map(async (name) => {
       const cfg = config.targets[name]!;
+      const kept = reusable(options.reuse, 'sinks', name, cfg);
+      if (kept) return void sinks.set(name, kept);
       const ctx = createContext(config, name, log.child({ target: name }), signal);
       const create = options.dryRun
         ? async (): Promise<Sink> => new DryRunSink(name, cfg.type, cfg.include_metadata !== false)
@@ -67,6 +74,21 @@ export async function openRuntime(config: LoadedConfig, log: Logger, options: Ru
     }),
   ]);
   return { config, log, sources, sinks, dryRun: options.dryRun === true };
+}
+
+/** The previous runtime's connector of that name, when it was created from an identical config (and the same dry-run choice). */
+function reusable<K extends 'sources' | 'sinks'>(previous: Runtime | undefined, kind: K, name: string, cfg: ConnectorConfig): Runtime[K] extends Map<string, infer E> ? E | undefined : never {
+  if (!previous) return undefined as never;
+  const before = kind === 'sources' ? previous.config.datasources[name] : previous.config.targets[name];
+  const endpoint = previous[kind].get(name);
+  return (endpoint?.ok && isDeepStrictEqual(before, cfg) ? endpoint : undefined) as never;
+}
+
+/** After a reload: closes the old runtime's connectors that the new one did not take over. */
+export async function closeReplaced(previous: Runtime, next: Runtime): Promise<void> {
+  const kept = new Set<unknown>([...next.sources.values(), ...next.sinks.values()].map((e) => (e.ok ? e.value : undefined)));
+  const closing = [...previous.sources.values(), ...previous.sinks.values()].map((e) => (e.ok && !kept.has(e.value) ? e.value.close?.() : undefined));
+  await Promise.allSettled(closing);
 }
 
 function createContext(config: LoadedConfig, name: string, log: Logger, signal: AbortSignal): CreateContext {
@@ -86,14 +108,14 @@ async function attempt<T>(type: string, create: () => Promise<T>, what: string, 
  * At the start of a cycle: creates again every connector that failed before and whose backoff
  * has passed. One that succeeds takes part in this cycle; one that fails waits longer.
  */
-export async function recreateFailedEndpoints(runtime: Runtime, signal: AbortSignal): Promise<void> {
+export async function recreateFailedEndpoints(runtime: Runtime, signal: AbortSignal, log: Logger = runtime.log): Promise<void> {
   const now = Date.now();
   const retry = async <T>(map: Map<string, Endpoint<T>>, kind: string, name: string, endpoint: Endpoint<T>) => {
     if (endpoint.ok || endpoint.retryAt > now) return;
     const next = await attempt(endpoint.type, endpoint.create, `creating ${kind} "${name}"`, signal, endpoint.attempts);
     map.set(name, next);
-    if (next.ok) runtime.log.info({ [kind === 'datasource' ? 'datasource' : 'target']: name, attempts: endpoint.attempts + 1 }, `${kind} created after an earlier failure`);
-    else runtime.log.debug({ err: serializeError(next.error), next_attempt_at: new Date(next.retryAt).toISOString() }, `${kind} "${name}" still cannot be created`);
+    if (next.ok) log.info({ [kind === 'datasource' ? 'datasource' : 'target']: name, attempts: endpoint.attempts + 1 }, `${kind} created after an earlier failure`);
+    else log.debug({ err: serializeError(next.error), next_attempt_at: new Date(next.retryAt).toISOString() }, `${kind} "${name}" still cannot be created`);
   };
   await Promise.all([
     ...[...runtime.sources].map(([name, e]) => retry(runtime.sources, 'datasource', name, e)),

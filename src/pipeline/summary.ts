@@ -1,7 +1,7 @@
 import type { Logger } from '../log.js';
 import type { CycleReport } from './stats.js';
 
-const COLUMNS = ['read', 'matched', 'invalid', 'exported', 'failed'] as const;
+const COLUMNS = ['read', 'matched', 'invalid', 'deduplicated', 'exported', 'failed'] as const;
 
 /** The end-of-run summary as a table, for a person at a terminal. */
 export function summaryTable(report: CycleReport): string {
@@ -14,6 +14,9 @@ export function summaryTable(report: CycleReport): string {
   for (const [kind, map] of [['datasource', report.datasources], ['target', report.targets]] as const) {
     for (const [name, status] of map) if (!status.ok) out += `${kind} "${name}" FAILED: ${status.error}\n`;
   }
+  for (const [name, status] of report.datasources) if (status.skipped) out += `datasource "${name}": ${status.skipped} records skipped as already processed (incremental)\n`;
+  for (const [name, records] of report.spool ?? []) if (records > 0) out += `target "${name}": ${records} records in the dead-letter spool, sent again next cycle\n`;
+  if (report.stateError) out += `state NOT saved: ${report.stateError}\n`;
   return out;
 }
 
@@ -27,6 +30,8 @@ export function logSummary(log: Logger, report: CycleReport, dryRun = false): vo
       rules: Object.fromEntries(report.rules),
       datasources: Object.fromEntries(report.datasources),
       targets: Object.fromEntries(report.targets),
+      ...(report.spool ? { spool: Object.fromEntries(report.spool) } : {}),
+      ...(report.stateError ? { state_error: report.stateError } : {}),
     },
     'run summary',
   );

@@ -116,14 +116,17 @@ describe('processor CLI output and signals (built, as a child process)', functio
     expect(result.stderr).to.match(/"signal":"SIGHUP".*interrupted: stopping/);
   });
 
-  it('SIGHUP in --continuous stops after the current cycle: exit 0', async () => {
+  it('SIGHUP in --continuous reloads the config instead of stopping; SIGTERM then stops it with exit 0', async () => {
     writeFiles(dir, { 'c.yaml': CONFIG, 'd.csv': 'v\n5\n' });
     const cli = startCli(['--config', 'c.yaml', '--continuous', '--interval', '60'], { cwd: dir });
     await cli.waitForStderr(/run summary/);
     cli.child.kill('SIGHUP');
+    await cli.waitForStderr(/config reloaded/);
+    cli.child.kill('SIGTERM');
     const result = await cli.done;
     expect(result.code, result.stderr).to.equal(0);
-    expect(result.stderr).to.match(/"signal":"SIGHUP".*stopping after the current cycle/);
+    expect(result.stderr).to.match(/"reason":"SIGHUP".*reloading the config/);
+    expect(result.stderr).to.match(/"signal":"SIGTERM".*stopping after the current cycle/);
   });
 
   describe('on a terminal', function () {

@@ -70,8 +70,8 @@ describe('processor CLI (built, as a child process)', function () {
     expect(printed.filter((r) => r._rule === 'high_value_alerts')).to.have.length(4);
     expect(printed.filter((r) => r._rule === 'southern_sites_high')).to.have.length(0);
     const summary = summaryOf(result.stderr);
-    expect(summary.rules.high_value_alerts).to.deep.equal({ read: 12, matched: 4, invalid: 2, exported: 8, failed: 0 });
-    expect(summary.rules.southern_sites_high).to.deep.equal({ read: 12, matched: 3, invalid: 0, exported: 3, failed: 0 });
+    expect(summary.rules.high_value_alerts).to.deep.equal({ read: 12, matched: 4, invalid: 2, exported: 8, failed: 0, deduplicated: 0 });
+    expect(summary.rules.southern_sites_high).to.deep.equal({ read: 12, matched: 3, invalid: 0, exported: 3, failed: 0, deduplicated: 0 });
     expect(summary.datasources.sensors).to.deep.equal({ ok: true, records: 12 });
   });
 
@@ -153,13 +153,13 @@ export_targets:
     expect(summary.datasources.broken.ok).to.equal(false);
     expect(summary.targets.file).to.deep.equal({ ok: true, records: 1 });
     expect(summary.targets.unwritable.ok).to.equal(false);
-    expect(summary.rules.big).to.deep.equal({ read: 2, matched: 1, invalid: 0, exported: 1, failed: 1 });
+    expect(summary.rules.big).to.deep.equal({ read: 2, matched: 1, invalid: 0, exported: 1, failed: 1, deduplicated: 0 });
     expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).to.deep.equal([]);
   });
 
   it('--continuous runs a cycle per interval and stops after the current cycle on SIGTERM with exit 0', async () => {
     writeFiles(dir, {
-      'c.yaml': `datasources:\n  s: {type: csv, path: d.csv}\nprocessing_rules:\n  - {name: r, threshold_field: v, threshold_type: greater_than, threshold_value: 1, export_target: f}\nexport_targets:\n  f: {type: file, path: "out/{run_id}.ndjson"}\n`,
+      'c.yaml': `datasources:\n  s: {type: csv, path: d.csv}\nprocessing_rules:\n  - {name: r, threshold_field: v, threshold_type: greater_than, threshold_value: 1, realert: 0s, export_target: f}\nexport_targets:\n  f: {type: file, path: "out/{run_id}.ndjson"}\n`,
       'd.csv': 'v\n5\n',
     });
     const cli = startCli(['--config', 'c.yaml', '--continuous', '--interval', '0.3'], { cwd: dir });
@@ -198,7 +198,7 @@ describe('processor CLI in continuous mode', function () {
   let dir: string;
   freshDirPerTest((d) => (dir = d));
 
-  const CONFIG = `datasources:\n  s: {type: csv, path: d.csv}\nprocessing_rules:\n  - {name: r, threshold_field: v, threshold_type: greater_than, threshold_value: 1, export_target: f}\nexport_targets:\n  f: {type: file, path: out.ndjson}\n`;
+  const CONFIG = `datasources:\n  s: {type: csv, path: d.csv}\nprocessing_rules:\n  - {name: r, threshold_field: v, threshold_type: greater_than, threshold_value: 1, realert: 0s, export_target: f}\nexport_targets:\n  f: {type: file, path: out.ndjson}\n`;
 
   it('warns when a cycle overruns the interval and starts the next one right after, never overlapping', async () => {
     writeFiles(dir, { 'c.yaml': CONFIG, 'd.csv': 'v\n' + '5\n'.repeat(20000) });
@@ -229,7 +229,7 @@ describe('processor CLI, one run interrupted', function () {
   it('SIGINT cancels the run: exit 130, no output file and no temp file left', async () => {
     const rows = Array.from({ length: 400_000 }, (_, i) => `${i},${i % 10}`).join('\n');
     writeFiles(dir, {
-      'c.yaml': `datasources:\n  s: {type: csv, path: big.csv}\nprocessing_rules:\n  - {name: r, threshold_field: v, threshold_type: greater_than, threshold_value: 1, export_target: f}\nexport_targets:\n  f: {type: file, path: out/r.ndjson}\nsettings: {log_level: debug}\n`,
+      'c.yaml': `datasources:\n  s: {type: csv, path: big.csv}\nprocessing_rules:\n  - {name: r, threshold_field: v, threshold_type: greater_than, threshold_value: 1, realert: 0s, export_target: f}\nexport_targets:\n  f: {type: file, path: out/r.ndjson}\nsettings: {log_level: debug}\n`,
       'big.csv': `id,v\n${rows}\n`.repeat(3),
     });
     const cli = startCli(['--config', 'c.yaml'], { cwd: dir });
@@ -285,7 +285,7 @@ describe('processor CLI in continuous mode, signals during a cycle', function ()
     ({ dir, cleanup } = makeTempDir());
     const rows = Array.from({ length: 300_000 }, (_, i) => `${i},${i % 10}`).join('\n');
     writeFiles(dir, {
-      'c.yaml': `datasources:\n  s: {type: csv, path: big.csv}\nprocessing_rules:\n  - {name: r, threshold_field: v, threshold_type: greater_than, threshold_value: 1, export_target: f}\nexport_targets:\n  f: {type: file, path: out/r.ndjson}\n`,
+      'c.yaml': `datasources:\n  s: {type: csv, path: big.csv}\nprocessing_rules:\n  - {name: r, threshold_field: v, threshold_type: greater_than, threshold_value: 1, realert: 0s, export_target: f}\nexport_targets:\n  f: {type: file, path: out/r.ndjson}\n`,
       'big.csv': `id,v\n${rows}\n${rows}\n`,
     });
   });

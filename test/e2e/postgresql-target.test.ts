@@ -65,7 +65,7 @@ export_targets:
     const config = `datasources:
 ${csvSource}
 processing_rules:
-  - { name: all, threshold_field: value, threshold_type: greater_than, threshold_value: 0, export_target: db }
+  - { name: all, threshold_field: value, threshold_type: greater_than, threshold_value: 0, export_target: db, realert: 0s }
 export_targets:
   db:
     type: postgresql

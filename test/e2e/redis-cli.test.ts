@@ -94,7 +94,9 @@ describe('redis export target through the CLI', function () {
   });
 
   it('max_length trims a list across runs; the older data_type key still works', async () => {
-    const yaml = config(`  l: {type: redis, url: "\${TEST_REDIS_URL}", key_prefix: "${prefix}", data_type: list, key: "recent", max_length: 4, include_metadata: false}\n`, ['l']);
+    const yaml = config(`  l: {type: redis, url: "\${TEST_REDIS_URL}", key_prefix: "${prefix}", data_type: list, key: "recent", max_length: 4, include_metadata: false}\n`, ['l'])
+      // The same records are exported on each run: no dedup memory between them.
+      .replace('export_targets: [l]}', 'export_targets: [l], realert: 0s}');
     for (let i = 0; i < 2; i++) expect((await run(yaml)).code).to.equal(0);
     expect((await redis.lrange(`${prefix}recent`, 0, -1)).map((i) => JSON.parse(i).id)).to.deep.equal(['4', '2', '3', '4']);
   });
@@ -150,7 +152,11 @@ describe('redis export target through the CLI', function () {
   });
 
   it('examples/redis-alerts.yaml runs as its comments say', async () => {
-    const result = await runCli(['--config', 'examples/redis-alerts.yaml', '--log-format', 'json'], { cwd: repoRoot, env: { REDIS_URL: TEST_REDIS_URL, REDIS_KEY_PREFIX: prefix } });
+    // The example's dedup memory goes to this test's folder, not to examples/.state.
+    const result = await runCli(['--config', 'examples/redis-alerts.yaml', '--log-format', 'json', '--state-dir', path.join(dir, 'state')], {
+      cwd: repoRoot,
+      env: { REDIS_URL: TEST_REDIS_URL, REDIS_KEY_PREFIX: prefix },
+    });
     expect(result.code, result.stderr).to.equal(0);
     const matched = summaryOf(result, 'above_range').matched;
     expect(matched).to.be.greaterThan(0);

@@ -67,7 +67,7 @@ describe('processor CLI with REST datasources and targets (servers on 127.0.0.1)
     const received = server.receivedRecords();
     expect(received.map((r) => r.id)).to.deep.equal(['s20', 's21', 's22', 's23', 's24']);
     expect(received[0]).to.deep.include({ reading: { value: 200 }, host: 'db-2', _rule: 'hot', _datasource: 'api' });
-    expect(summaryOf(result.stderr).rules.hot).to.deep.equal({ read: 25, matched: 5, invalid: 0, exported: 5, failed: 0 });
+    expect(summaryOf(result.stderr).rules.hot).to.deep.equal({ read: 25, matched: 5, invalid: 0, exported: 5, failed: 0, deduplicated: 0 });
     expect(result.stderr + result.stdout).to.not.include(TOKEN);
   });
 

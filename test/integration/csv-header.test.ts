@@ -57,7 +57,7 @@ describe('appending to a CSV file whose header holds a quoted line break', funct
       'c.yaml': `datasources:
   s: {type: csv, path: in.csv}
 processing_rules:
-  - {name: hot, threshold_field: "reading\\n(celsius)", threshold_type: greater_than, threshold_value: 20, export_target: f}
+  - {name: hot, threshold_field: "reading\\n(celsius)", threshold_type: greater_than, threshold_value: 20, realert: 0s, export_target: f}
 export_targets:
   f: {type: file, path: out.csv, include_metadata: false}
 `,

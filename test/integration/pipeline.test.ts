@@ -56,7 +56,7 @@ describe('pipeline (one cycle, real connectors)', () => {
       `datasources:\n  d: {type: csv, path: d.csv}\nprocessing_rules:\n  - {name: r, threshold_field: v, threshold_type: greater_than, threshold_value: 6, export_target: f}\nexport_targets:\n  f: {type: file, path: out.ndjson}\n`,
       { 'd.csv': rows + '\n' },
     );
-    expect(report.rules.get('r')).to.deep.equal({ read: 9, matched: 1, invalid: 7, exported: 1, failed: 0 });
+    expect(report.rules.get('r')).to.deep.equal({ read: 9, matched: 1, invalid: 7, exported: 1, failed: 0, deduplicated: 0 });
     const samples = logs.filter((l) => l.rule === 'r' && l.level === 20);
     expect(samples).to.have.length(5);
     expect(samples[0]).to.include({ datasource: 'd', field: 'v', operator: 'greater_than', value: 'n/a', msg: 'value cannot be compared; not matched' });
@@ -88,7 +88,7 @@ describe('pipeline (one cycle, real connectors)', () => {
       `datasources:\n  a: {type: csv, path: a.csv}\n  b: {type: csv, path: b.csv}\nprocessing_rules:\n  - {name: r, threshold_field: v, threshold_type: greater_than, threshold_value: 1, export_targets: [x, y]}\nexport_targets:\n  x: {type: file, path: "x-{datasource}.ndjson"}\n  y: {type: file, path: y.csv}\n`,
       { 'a.csv': 'v\n2\n0\n', 'b.csv': 'v\n3\n' },
     );
-    expect(report.rules.get('r')).to.deep.equal({ read: 3, matched: 2, invalid: 0, exported: 4, failed: 0 });
+    expect(report.rules.get('r')).to.deep.equal({ read: 3, matched: 2, invalid: 0, exported: 4, failed: 0, deduplicated: 0 });
     expect(parseNdjson(readFileSync(path.join(dir, 'x-a.ndjson'), 'utf8')).map((r) => r.v)).to.deep.equal(['2']);
     expect(parseNdjson(readFileSync(path.join(dir, 'x-b.ndjson'), 'utf8')).map((r) => r.v)).to.deep.equal(['3']);
     const csv = readFileSync(path.join(dir, 'y.csv'), 'utf8').trim().split('\n');
@@ -102,7 +102,7 @@ describe('pipeline (one cycle, real connectors)', () => {
     );
     const table = summaryTable(report);
     expect(table).to.match(/^run \d{8}T\d{6}Z-[0-9a-f]{4} finished in \d+\.\d\ds\n/);
-    expect(table).to.include('rule        read  matched  invalid  exported  failed\nhigh_value     0        0        0         0       0\n');
+    expect(table).to.include('rule        read  matched  invalid  deduplicated  exported  failed\nhigh_value     0        0        0             0         0       0\n');
     expect(table).to.match(/datasource "gone" FAILED: cannot read .*gone\.csv: no such file/);
   });
 });

@@ -77,7 +77,7 @@ export_targets:
     expect(config.rules.map((r) => r.name)).to.deep.equal(['high_value_alerts', 'recent_errors', 'complex']);
     expect(config.rules[0]!.datasources).to.deep.equal(['my_database']);
     expect(config.rules[0]!.targets).to.deep.equal(['alert_api']);
-    expect(config.settings).to.deep.equal({ concurrency: 4, batch_size: 2000, log_level: 'info', shutdown_timeout: '60s' });
+    expect(config.settings).to.deep.equal({ concurrency: 4, batch_size: 2000, log_level: 'info', shutdown_timeout: '60s', state_dir: '.state' });
   });
 
   it('YAML anchors and merge keys let rules share settings', async () => {

@@ -1,0 +1,65 @@
+import type { MatchBatch } from '../../connectors/types.js';
+import type { FieldDescriptor } from '../records/fields.js';
+import { OBJECT_LAYOUT } from '../records/layout.js';
+
+/** A batch a target could not take, as kept on disk: one NDJSON line per batch, its records as the target would have received them. */
+export interface SpooledBatch {
+  readonly rule: string;
+  readonly datasource: string;
+  readonly run_id: string;
+  readonly matched_at: string;
+  readonly records: readonly Record<string, unknown>[];
+  readonly fields?: readonly FieldDescriptor[];
+}
+
+export function toSpooled(batch: MatchBatch, rows: readonly unknown[] = batch.rows): SpooledBatch {
+  return {
+    rule: batch.rule,
+    datasource: batch.datasource,
+    run_id: batch.runId,
+    matched_at: batch.matchedAt,
+    records: rows.map((row) => batch.layout.toRecord(row)),
+    ...(batch.fields ? { fields: batch.fields } : {}),
+  };
+}
+
+/** The batch as it goes out again: same rule, datasource, run id and match time as the first attempt, so an idempotency key is the same too. */
+export function fromSpooled(spooled: SpooledBatch): MatchBatch {
+  return {
+    rule: spooled.rule,
+    datasource: spooled.datasource,
+    runId: spooled.run_id,
+    matchedAt: spooled.matched_at,
+    layout: OBJECT_LAYOUT,
+    rows: spooled.records,
+    ...(spooled.fields ? { fields: spooled.fields } : {}),
+  };
+}
+
+export function spoolRecords(batches: readonly SpooledBatch[]): number {
+  return batches.reduce((sum, b) => sum + b.records.length, 0);
+}
+
+export function encodeSpool(batches: readonly SpooledBatch[]): string {
+  return batches.map((b) => JSON.stringify(b, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)) + '\n').join('');
+}
+
+/** Parses a spool file; a line cut short by a crash mid-write cannot happen (files are replaced atomically), but one edited by hand is reported. */
+export function decodeSpool(text: string, file: string): SpooledBatch[] {
+  const batches: SpooledBatch[] = [];
+  text.split('\n').forEach((line, i) => {
+    if (line.trim() === '') return;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(line);
+    } catch (err) {
+      throw new Error(`${file}:${i + 1}: not a JSON line (${(err as Error).message}); fix or remove the line to go on`);
+    }
+    const b = parsed as Partial<SpooledBatch>;
+    if (typeof b.rule !== 'string' || typeof b.datasource !== 'string' || !Array.isArray(b.records)) {
+      throw new Error(`${file}:${i + 1}: not a spooled batch (needs rule, datasource and records); fix or remove the line to go on`);
+    }
+    batches.push({ run_id: '', matched_at: new Date(0).toISOString(), ...b } as SpooledBatch);
+  });
+  return batches;
+}

@@ -1,0 +1,62 @@
+import path from 'node:path';
+import type { LoadedConfig } from '../config/types.js';
+import { spoolRecords } from './spool.js';
+import { copyState, type ServiceState, StateStore } from './state-store.js';
+
+/**
+ * The remembered state of a running service and where it is kept. A cycle works on a copy
+ * (`begin`) and hands it back to `commit` once every target has delivered or spooled; a cycle
+ * that is cancelled, or whose commit fails, leaves the remembered state as it was, so its
+ * records are read and sent again (at least once, never lost).
+ */
+export class StateKeeper {
+  #state: ServiceState;
+
+  private constructor(
+    readonly store: StateStore,
+    state: ServiceState,
+    /** A dry run applies the state (what would be exported) but never changes it. */
+    readonly readOnly: boolean,
+  ) {
+    this.#state = state;
+  }
+
+  static async open(dir: string, options: { readOnly?: boolean } = {}): Promise<StateKeeper> {
+    const store = new StateStore(dir);
+    if (!options.readOnly) await store.open();
+    try {
+      return new StateKeeper(store, await store.load(), options.readOnly === true);
+    } catch (err) {
+      if (!options.readOnly) await store.close();
+      throw err;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (!this.readOnly) await this.store.close();
+  }
+
+  get state(): ServiceState {
+    return this.#state;
+  }
+
+  begin(): ServiceState {
+    return copyState(this.#state);
+  }
+
+  async commit(next: ServiceState): Promise<void> {
+    if (this.readOnly) return;
+    await this.store.commit(next, this.#state);
+    this.#state = next;
+  }
+
+  /** Records waiting in the spool, per target. */
+  spoolSizes(): Map<string, number> {
+    return new Map([...this.#state.spool].map(([target, batches]) => [target, spoolRecords(batches)]));
+  }
+}
+
+/** settings.state_dir, resolved against the config's folder. */
+export function stateDirOf(config: LoadedConfig, override?: string): string {
+  return path.resolve(config.dir, override ?? config.settings.state_dir ?? '.state');
+}

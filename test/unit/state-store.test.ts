@@ -1,0 +1,141 @@
+import { expect } from 'chai';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { ColumnLayout, OBJECT_LAYOUT } from '../../src/records/layout.js';
+import { MAX_DEDUP_KEYS_PER_RULE, RuleDedup, type DedupTable } from '../../src/state/dedup.js';
+import { fromSpooled, toSpooled } from '../../src/state/spool.js';
+import { StateKeeper } from '../../src/state/state-keeper.js';
+import { StateStore } from '../../src/state/state-store.js';
+import { WatermarkFilter } from '../../src/state/watermark.js';
+import { freshDirPerTest } from '../helpers.js';
+
+const layout = new ColumnLayout(['id', 'at', 'v']);
+
+describe('watermarks', () => {
+  it('skips records at or below the watermark, except new records at exactly it', () => {
+    const first = new WatermarkFilter('at', undefined);
+    const kept = first.filter(layout, [['1', '2026-01-01T00:00:00Z', '5'], ['2', '2026-01-01T00:01:00Z', '6']]);
+    expect(kept).to.have.length(2);
+    const mark = first.next()!;
+    expect(mark).to.include({ field: 'at', value: '2026-01-01T00:01:00Z' });
+    expect(mark.atValue).to.have.length(1);
+
+    const second = new WatermarkFilter('at', mark);
+    const rows = [
+      ['1', '2026-01-01T00:00:00Z', '5'], // older: skipped
+      ['2', '2026-01-01T00:01:00Z', '6'], // the record at the watermark: skipped
+      ['3', '2026-01-01T00:01:00Z', '7'], // same time, new record: kept
+      ['4', '2026-01-01T00:00:30Z', '8'], // older, arrived late: skipped (documented)
+    ];
+    expect(second.filter(layout, rows).map((r) => (r as string[])[0])).to.deep.equal(['3']);
+    expect(second.skipped).to.equal(3);
+    // Both records at the boundary are remembered, so neither comes back.
+    expect(second.next()!.atValue).to.have.length(2);
+    const third = new WatermarkFilter('at', second.next());
+    expect(third.filter(layout, rows)).to.deep.equal([]);
+  });
+
+  it('compares numbers as numbers, and keeps records without a value (they are never silently dropped)', () => {
+    const f = new WatermarkFilter('n', { field: 'n', value: 9, atValue: [] });
+    const kept = f.filter(OBJECT_LAYOUT, [{ n: 10 }, { n: '9.5' }, { n: 8 }, { n: null }, {}]);
+    expect(kept).to.deep.equal([{ n: 10 }, { n: '9.5' }, { n: null }, {}]);
+    expect(f.unordered).to.equal(2);
+    expect(f.next()).to.include({ value: 10 });
+  });
+
+  it('a watermark of another field (the config changed) is not used', () => {
+    const f = new WatermarkFilter('b', { field: 'a', value: 100, atValue: [] });
+    expect(f.filter(OBJECT_LAYOUT, [{ b: 1 }])).to.have.length(1);
+  });
+});
+
+describe('dedup memory', () => {
+  const rows = [{ id: 1, v: 5 }, { id: 2, v: 6 }];
+
+  it('without realert: suppressed while matching, forgotten after a complete cycle without a match', () => {
+    const table: DedupTable = new Map();
+    const c1 = new RuleDedup({}, table, 1000);
+    expect(c1.filter('d', OBJECT_LAYOUT, [...rows, { id: 1, v: 5 }])).to.have.length(2); // the repeat within the cycle too
+    c1.sweep(true);
+    const c2 = new RuleDedup({}, table, 2000);
+    expect(c2.filter('d', OBJECT_LAYOUT, [rows[0]])).to.deep.equal([]);
+    c2.sweep(true); // id 2 did not match: forgotten
+    expect(table.size).to.equal(1);
+    const c3 = new RuleDedup({}, table, 3000);
+    expect(c3.filter('d', OBJECT_LAYOUT, rows)).to.deep.equal([rows[1]]);
+  });
+
+  it('an incomplete cycle (a datasource failed) forgets nothing', () => {
+    const table: DedupTable = new Map();
+    new RuleDedup({}, table, 1000).filter('d', OBJECT_LAYOUT, rows);
+    new RuleDedup({}, table, 2000).sweep(false);
+    expect(table.size).to.equal(2);
+  });
+
+  it('dedup_key picks the fields; "42" and 42 are the same key; realert expires entries', () => {
+    const table: DedupTable = new Map();
+    const policy = { fields: ['id'], realertMs: 1000 };
+    expect(new RuleDedup(policy, table, 0).filter('d', OBJECT_LAYOUT, [{ id: 42, v: 1 }])).to.have.length(1);
+    expect(new RuleDedup(policy, table, 500).filter('d', OBJECT_LAYOUT, [{ id: '42', v: 2 }])).to.have.length(0);
+    expect(new RuleDedup(policy, table, 1000).filter('d', OBJECT_LAYOUT, [{ id: 42, v: 3 }])).to.have.length(1);
+    const late = new RuleDedup(policy, table, 5000);
+    late.sweep(true);
+    expect(table.size).to.equal(0);
+  });
+
+  it('realert 0s never suppresses; memory is capped per rule, oldest first', () => {
+    expect(new RuleDedup({ realertMs: 0 }, new Map(), 0).filter('d', OBJECT_LAYOUT, [rows[0], rows[0]])).to.have.length(2);
+    const table: DedupTable = new Map();
+    for (let i = 0; i < MAX_DEDUP_KEYS_PER_RULE + 10; i++) table.set(`k${i}`, { seen: i, exported: i });
+    new RuleDedup({ realertMs: 10 ** 12 }, table, 10).sweep(true);
+    expect(table.size).to.equal(MAX_DEDUP_KEYS_PER_RULE);
+    expect(table.has('k0')).to.equal(false);
+    expect(table.has(`k${MAX_DEDUP_KEYS_PER_RULE + 9}`)).to.equal(true);
+  });
+});
+
+describe('state store', () => {
+  let dir: string;
+  freshDirPerTest((d) => (dir = d));
+
+  it('round-trips watermarks, dedup keys and the spool through its files, leaving no temp file', async () => {
+    const keeper = await StateKeeper.open(dir);
+    const work = keeper.begin();
+    work.watermarks.set('feed', { field: 'at', value: '2026-01-01', atValue: ['x'] });
+    work.dedup.set('hot', new Map([['k', { seen: 1, exported: 1 }]]));
+    const batch = { rule: 'hot', datasource: 'feed', runId: 'r1', matchedAt: '2026-01-01T00:00:00Z', layout, rows: [['1', 'a', '5']] };
+    work.spool.set('out/x', [toSpooled(batch)]);
+    await keeper.commit(work);
+    expect(readdirSync(path.join(dir, 'spool'))).to.deep.equal(['out%2Fx.ndjson']);
+    expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).to.deep.equal([]);
+
+    const again = await StateKeeper.open(dir);
+    expect(again.state.watermarks.get('feed')).to.deep.equal({ field: 'at', value: '2026-01-01', atValue: ['x'] });
+    expect(again.state.dedup.get('hot')!.get('k')).to.deep.equal({ seen: 1, exported: 1 });
+    const replayed = fromSpooled(again.state.spool.get('out/x')![0]!);
+    expect(replayed).to.include({ rule: 'hot', datasource: 'feed', runId: 'r1' });
+    expect(replayed.rows).to.deep.equal([{ id: '1', at: 'a', v: '5' }]);
+    expect(again.spoolSizes()).to.deep.equal(new Map([['out/x', 1]]));
+
+    // Delivered: the spool file goes.
+    const empty = again.begin();
+    empty.spool.set('out/x', []);
+    empty.spool.delete('out/x');
+    await again.commit(empty);
+    expect(readdirSync(path.join(dir, 'spool'))).to.deep.equal([]);
+  });
+
+  it('a damaged state file is reported with its path and what to do', async () => {
+    await new StateStore(dir).open();
+    writeFileSync(path.join(dir, 'dedup.json'), '{"format":1,');
+    let message = '';
+    await StateKeeper.open(dir).catch((err: Error) => (message = err.message));
+    expect(message).to.contain(path.join(dir, 'dedup.json'));
+    expect(message).to.contain('restore it or remove it');
+    writeFileSync(path.join(dir, 'dedup.json'), '{}');
+    writeFileSync(path.join(dir, 'spool', 'x.ndjson'), '{"rule":"a","datasource":"b","records":[]}\nnot json\n');
+    await StateKeeper.open(dir).catch((err: Error) => (message = err.message));
+    expect(message).to.match(/x\.ndjson:2: not a JSON line/);
+    expect(readFileSync(path.join(dir, 'spool', 'x.ndjson'), 'utf8')).to.contain('not json');
+  });
+});
