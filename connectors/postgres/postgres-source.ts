@@ -16,6 +16,8 @@ export interface PostgresSourceConfig extends PostgresConnectionConfig {
   type: 'postgresql';
   query: string;
   params?: (string | number | boolean | null)[];
+  /** The pipeline's key (src/config/schema.ts); with it, the watermark is bound after params. */
+  incremental?: { field: string };
   retry?: { max_attempts?: number; initial_backoff?: string; max_backoff?: string };
 }
 
@@ -42,7 +44,9 @@ export const postgresSource: SourceSpec<PostgresSourceConfig> = {
       params: {
         type: 'array',
         items: { type: ['string', 'number', 'boolean', 'null'] },
-        description: 'Values bound to $1..$n of the query by the server, never pasted into its text.',
+        description:
+          'Values bound to $1..$n of the query by the server, never pasted into its text. With `incremental`, the watermark is bound as $n+1 ' +
+          '(NULL before the first committed cycle), e.g. `WHERE $2::timestamptz IS NULL OR created_at >= $2`.',
         examples: [['paris', 3]],
       },
       retry: {
@@ -57,7 +61,11 @@ export const postgresSource: SourceSpec<PostgresSourceConfig> = {
     const problems = connectionProblems(config);
     const highest = highestPlaceholder(config.query);
     const given = config.params?.length ?? 0;
-    if (highest > given) problems.push({ key: 'params', message: `the query refers to $${highest} but params holds ${given} value${given === 1 ? '' : 's'}` });
+    const bound = given + (config.incremental ? 1 : 0);
+    if (highest > bound) {
+      const watermark = config.incremental ? ` (and $${given + 1} is the incremental watermark)` : '';
+      problems.push({ key: 'params', message: `the query refers to $${highest} but params holds ${given} value${given === 1 ? '' : 's'}${watermark}` });
+    }
     return problems;
   },
   async create(config, ctx) {
@@ -161,8 +169,9 @@ class PostgresSource implements Source {
     read.signal.addEventListener('abort', onAbort, { once: true });
     try {
       if (read.signal.aborted) throw new CancelledError(`reading ${this.#what}`, read.signal.reason);
-      const copy = (this.config.params ?? []).length === 0 ? await this.describe(client) : undefined;
-      const result = copy ? this.openCopy(client, copy, batchSize) : this.openCursor(client, batchSize);
+      const values = this.boundValues(read.watermark);
+      const copy = values.length === 0 ? await this.describe(client) : undefined;
+      const result = copy ? this.openCopy(client, copy, batchSize) : this.openCursor(client, values, batchSize);
       return { release, result, first: await result.next() };
     } catch (err) {
       if (read.signal.aborted) throw new CancelledError(`reading ${this.#what}`, err);
@@ -206,8 +215,19 @@ class PostgresSource implements Source {
     };
   }
 
-  private openCursor(client: PoolClient, batchSize: number): OpenResult {
-    const cursor = client.query(new this.CursorClass(this.config.query, this.config.params ?? [], { rowMode: 'array', types: this.types }));
+  /**
+   * params, then, when the query refers to the next placeholder and the datasource is
+   * incremental, the watermark: the server then returns only what is new, and the pipeline's
+   * own filter (which settles ties at the watermark) has little left to skip.
+   */
+  private boundValues(watermark: ReadContext['watermark']): (string | number | boolean | null)[] {
+    const params = this.config.params ?? [];
+    if (!this.config.incremental || highestPlaceholder(this.config.query) <= params.length) return params;
+    return [...params, watermark?.value ?? null];
+  }
+
+  private openCursor(client: PoolClient, values: (string | number | boolean | null)[], batchSize: number): OpenResult {
+    const cursor = client.query(new this.CursorClass(this.config.query, values, { rowMode: 'array', types: this.types }));
     let ended = false;
     return {
       get fields() {
@@ -253,7 +273,7 @@ class PostgresSource implements Source {
     try {
       const { rows } = await client.query<{ version: string }>('SELECT current_setting($1) AS version', ['server_version']);
       // Describing the query (parse and plan, no execution) catches a syntax error or a missing table before the first run.
-      await client.query({ text: `EXPLAIN ${this.config.query}`, values: this.config.params ?? [] });
+      await client.query({ text: `EXPLAIN ${this.config.query}`, values: this.boundValues(undefined) });
       client.release();
       return `connected to ${this.connection.label} (PostgreSQL ${rows[0]?.version}); the query plans`;
     } catch (err) {

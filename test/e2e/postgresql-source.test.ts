@@ -41,6 +41,46 @@ describe('postgresql datasource, through the CLI', function () {
     );
   }
 
+  it('incremental: the watermark is bound after params, so the server returns only what is new (ties settled by the pipeline)', async () => {
+    await sql(`CREATE TABLE "${schema}".events (id int PRIMARY KEY, site text, at timestamptz, v int)`);
+    await sql(`INSERT INTO "${schema}".events VALUES (1, 'paris', '2026-01-01T00:00:00Z', 50), (2, 'paris', '2026-01-01T00:01:00Z', 60), (3, 'lisbon', '2026-01-01T00:01:00Z', 70)`);
+    const config = `datasources:
+  db:
+    type: postgresql
+    url: ${TEST_DATABASE_URL}
+    query: SELECT id, at, v FROM "${schema}".events WHERE site = $1 AND ($2::timestamptz IS NULL OR at >= $2) ORDER BY at, id
+    params: [paris]
+    incremental: { field: at }
+processing_rules:
+  - { name: hot, datasource: db, threshold_field: v, threshold_type: greater_than, threshold_value: 10, export_target: out }
+export_targets:
+  out: { type: file, path: out/hot.ndjson, mode: append, include_metadata: false }
+`;
+    const summary = (stderr: string) => logLines(stderr).find((l) => l.msg === 'run summary')!;
+    const first = await run(config);
+    expect(first.code, first.stderr).to.equal(0);
+    // No watermark yet: $2 is NULL and every paris row comes back.
+    expect(summary(first.stderr).datasources.db).to.include({ ok: true, records: 2 });
+    await sql(`INSERT INTO "${schema}".events VALUES (4, 'paris', '2026-01-01T00:01:00Z', 80), (5, 'paris', '2026-01-01T00:02:00Z', 90), (6, 'paris', '2025-12-31T00:00:00Z', 99)`);
+    const second = await run(config);
+    expect(second.code, second.stderr).to.equal(0);
+    // The server sent the rows at or after 00:01 (2, 4, 5), not 1 or the late 6; the pipeline skipped 2, already processed at the watermark.
+    expect(summary(second.stderr).datasources.db).to.include({ ok: true, records: 3, skipped: 1 });
+    expect(ndjson(dir, 'out/hot.ndjson').map((r) => r.id)).to.deep.equal([1, 2, 4, 5]);
+  });
+
+  it('incremental: a query referring past params and the watermark is a config error naming both', async () => {
+    const result = await run(`datasources:
+  db: { type: postgresql, url: ${TEST_DATABASE_URL}, query: "SELECT 1 AS v WHERE $1 = 'x' AND $3 IS NULL", params: [x], incremental: { field: v } }
+processing_rules:
+  - { name: r, datasource: db, threshold_field: v, threshold_type: greater_than, threshold_value: 0, export_target: out }
+export_targets:
+  out: { type: console }
+`);
+    expect(result.code).to.equal(2);
+    expect(result.stderr).to.include('the query refers to $3 but params holds 1 value (and $2 is the incremental watermark)');
+  });
+
   it('numeric, bigint, timestamptz, jsonb and arrays reach the rules as written, and land in a PostgreSQL target exactly', async () => {
     await sourceTable();
     const config = `datasources:
