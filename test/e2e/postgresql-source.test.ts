@@ -140,6 +140,43 @@ export_targets:
     });
   });
 
+  it('a wrong password: the datasource fails naming itself and what the server said (28P01), the password is never shown, the CSV datasource still delivers', async () => {
+    const { startPgAuthServer } = await import('../support/pg-auth-server.js');
+    const server = await startPgAuthServer();
+    const password = 'wrong-pass-never-shown-6614';
+    try {
+      const result = await run(
+        `datasources:
+  db:
+    type: postgresql
+    host: 127.0.0.1
+    port: ${server.port}
+    database: shop
+    username: alice
+    password: "\${DB_PASSWORD}"
+    query: SELECT 1 AS v
+    retry: { max_attempts: 1 }
+  good: { type: csv, path: good.csv }
+processing_rules:
+  - { name: from_db, datasource: db, threshold_field: v, threshold_type: greater_than, threshold_value: 0, export_target: out }
+  - { name: from_csv, datasource: good, threshold_field: v, threshold_type: greater_than, threshold_value: 5, export_target: out }
+export_targets:
+  out: { type: file, path: "out/{rule}.ndjson" }
+`,
+        { DB_PASSWORD: password },
+      );
+      expect(result.code, result.stderr).to.equal(1);
+      expect(server.passwords, 'the password went to the server').to.deep.equal([password]);
+      const error = logLines(result.stderr).find((l) => l.level === 'error' && l.datasource === 'db');
+      expect(error?.err.message).to.match(/datasource "db" \(postgresql, 127\.0\.0\.1:\d+\/shop as alice\)/);
+      expect(error?.err.message).to.include('password authentication failed for user "alice"').and.include('SQLSTATE 28P01').and.include('check username and password');
+      expect(result.stdout + result.stderr).not.to.include(password);
+      expect(ndjson(dir, 'out/from_csv.ndjson').map((r) => r.id)).to.deep.equal(['2']);
+    } finally {
+      await server.stop();
+    }
+  });
+
   it('binds params as values: an injection attempt is only a value to compare', async () => {
     await sql(`CREATE TABLE "${schema}".people (name text, age int)`);
     const hostile = `x'); DROP TABLE "${schema}".people; --`;
