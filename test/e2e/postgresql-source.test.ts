@@ -177,6 +177,73 @@ export_targets:
     }
   });
 
+  describe('TLS against a server with a certificate of its own', () => {
+    let certDir: string;
+    let server: Awaited<ReturnType<typeof import('../support/pg-auth-server.js').startPgAuthServer>>;
+    before(async function () {
+      const { spawnSync } = await import('node:child_process');
+      const { mkdtempSync } = await import('node:fs');
+      const { tmpdir } = await import('node:os');
+      certDir = mkdtempSync(path.join(tmpdir(), 'tp-pg-tls-'));
+      const make = (name: string) =>
+        spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}-key.pem`, '-out', `${name}.pem`, '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { cwd: certDir });
+      for (const name of ['server', 'stranger']) {
+        const made = make(name);
+        if (made.status !== 0) throw new Error(`openssl could not make a certificate: ${made.stderr}`);
+      }
+      const { startPgAuthServer } = await import('../support/pg-auth-server.js');
+      server = await startPgAuthServer({ tls: { key: readFileSync(path.join(certDir, 'server-key.pem'), 'utf8'), cert: readFileSync(path.join(certDir, 'server.pem'), 'utf8') } });
+    });
+    after(async () => {
+      await server?.stop();
+      const { rmSync } = await import('node:fs');
+      if (certDir) rmSync(certDir, { recursive: true, force: true });
+    });
+
+    const tlsConfig = (ssl: string) => `datasources:
+  db:
+    type: postgresql
+    host: 127.0.0.1
+    port: ${server.port}
+    database: shop
+    username: alice
+    password: "\${DB_PASSWORD}"
+    ${ssl}
+    query: SELECT 1 AS v
+    retry: { max_attempts: 1 }
+processing_rules:
+  - { name: r, datasource: db, threshold_field: v, threshold_type: greater_than, threshold_value: 0, export_target: out }
+export_targets:
+  out: { type: console }
+`;
+    const dbError = (stderr: string) => logLines(stderr).find((l) => l.level === 'error' && l.datasource === 'db')?.err.message as string | undefined;
+
+    it('ssl: verify with the CA that signed the certificate: the password goes over TLS (and is then refused by this server)', async () => {
+      const before = server.passwords.length;
+      const result = await run(tlsConfig(`ssl: verify\n    ssl_ca: ${path.join(certDir, 'server.pem')}`), { DB_PASSWORD: 'tls-pass-3391' });
+      expect(result.code, result.stderr).to.equal(1);
+      expect(server.overTls.slice(before), 'the password was sent over TLS').to.deep.equal([true]);
+      expect(dbError(result.stderr)).to.include('SQLSTATE 28P01');
+      expect(result.stderr).not.to.include('tls-pass-3391');
+    });
+
+    it('ssl: verify with another CA: the connection is refused before any password is sent, naming the datasource and the certificate problem', async () => {
+      const before = server.passwords.length;
+      const result = await run(tlsConfig(`ssl: verify\n    ssl_ca: ${path.join(certDir, 'stranger.pem')}`), { DB_PASSWORD: 'tls-pass-3391' });
+      expect(result.code, result.stderr).to.equal(1);
+      expect(server.passwords.length, 'no password was sent').to.equal(before);
+      expect(dbError(result.stderr)).to.match(/datasource "db" \(postgresql, 127\.0\.0\.1:\d+\/shop as alice\)/).and.match(/certificate|self[- ]signed/i);
+    });
+
+    it('ssl: require encrypts without checking the certificate', async () => {
+      const before = server.passwords.length;
+      const result = await run(tlsConfig('ssl: require'), { DB_PASSWORD: 'tls-pass-3391' });
+      expect(result.code, result.stderr).to.equal(1);
+      expect(server.overTls.slice(before)).to.deep.equal([true]);
+      expect(dbError(result.stderr)).to.include('SQLSTATE 28P01');
+    });
+  });
+
   it('binds params as values: an injection attempt is only a value to compare', async () => {
     await sql(`CREATE TABLE "${schema}".people (name text, age int)`);
     const hostile = `x'); DROP TABLE "${schema}".people; --`;

@@ -1,4 +1,5 @@
 import { createServer, type Server, type Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 
 /**
@@ -11,6 +12,8 @@ import type { AddressInfo } from 'node:net';
 export interface PgAuthServer {
   readonly port: number;
   readonly passwords: string[];
+  /** For each password received: whether it came over TLS. */
+  readonly overTls: boolean[];
   stop(): Promise<void>;
 }
 
@@ -29,23 +32,46 @@ function errorResponse(user: string): Buffer {
   );
 }
 
-export async function startPgAuthServer(): Promise<PgAuthServer> {
+/** The 8-byte SSLRequest a client sends before its startup message when it wants TLS. */
+const SSL_REQUEST_CODE = 80877103;
+
+/**
+ * With `tls` (a PEM key and certificate), a client's SSLRequest is answered "S" and the
+ * conversation goes on over TLS, as PostgreSQL with ssl = on does; without, it is answered "N".
+ */
+export async function startPgAuthServer(options: { tls?: { key: string; cert: string } } = {}): Promise<PgAuthServer> {
   const passwords: string[] = [];
+  const overTls: boolean[] = [];
   const sockets = new Set<Socket>();
-  const server: Server = createServer((socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => {});
-    let buffered = Buffer.alloc(0);
+
+  /** Startup, the password prompt, and the refusal, on a plain or a TLS stream. */
+  const converse = (stream: Socket, secure: boolean, first: Buffer = Buffer.alloc(0)) => {
+    let buffered = first;
     let user = '';
     let started = false;
-    socket.on('data', (chunk) => {
+    let sslAnswered = false;
+    const onData = (chunk: Buffer) => {
       buffered = Buffer.concat([buffered, chunk]);
       for (;;) {
         if (!started) {
           // The startup message: length, protocol version, then key\0value\0 pairs.
           if (buffered.length < 8) return;
           const length = buffered.readInt32BE(0);
+          if (!secure && !sslAnswered && length === 8 && buffered.readInt32BE(4) === SSL_REQUEST_CODE) {
+            sslAnswered = true;
+            buffered = buffered.subarray(8);
+            if (!options.tls) {
+              stream.write('N');
+              continue;
+            }
+            stream.off('data', onData);
+            stream.write('S', () => {
+              const upgraded = new TLSSocket(stream, { isServer: true, key: options.tls!.key, cert: options.tls!.cert });
+              upgraded.on('error', () => {});
+              converse(upgraded, true, buffered);
+            });
+            return;
+          }
           if (buffered.length < length) return;
           const pairs = buffered.subarray(8, length).toString('utf8').split('\0');
           for (let i = 0; i + 1 < pairs.length; i += 2) if (pairs[i] === 'user') user = pairs[i + 1]!;
@@ -53,7 +79,7 @@ export async function startPgAuthServer(): Promise<PgAuthServer> {
           started = true;
           const ask = Buffer.alloc(4);
           ask.writeInt32BE(3); // AuthenticationCleartextPassword
-          socket.write(message('R', ask));
+          stream.write(message('R', ask));
           continue;
         }
         if (buffered.length < 5) return;
@@ -64,16 +90,27 @@ export async function startPgAuthServer(): Promise<PgAuthServer> {
         buffered = buffered.subarray(length + 1);
         if (type === 'p') {
           passwords.push(body.toString('utf8').replace(/\0$/, ''));
-          socket.end(errorResponse(user));
+          overTls.push(secure);
+          stream.end(errorResponse(user));
           return;
         }
       }
-    });
+    };
+    stream.on('data', onData);
+    if (first.length > 0) onData(Buffer.alloc(0));
+  };
+
+  const server: Server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    converse(socket, false);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     port: (server.address() as AddressInfo).port,
     passwords,
+    overTls,
     stop: async () => {
       for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
