@@ -2,6 +2,7 @@ import type { FieldDescriptor, FieldType } from '../../src/records/fields.js';
 import type { PlainRecord, RowLayout } from '../../src/records/layout.js';
 import type { Accessor } from '../../src/rules/compile.js';
 import { exactNumber, toEpochMillis } from '../../src/rules/coerce.js';
+import { asciiDigits } from '../../src/util/ascii-digits.js';
 
 /** Type OIDs of pg_type this connector treats specially. */
 export const OID = {
@@ -49,16 +50,6 @@ function daysFromCivil(year: number, month: number, day: number): number {
   return era * 146_097 + doe - 719_468;
 }
 
-function digitsAt(s: string, start: number, count: number): number {
-  let value = 0;
-  for (let i = start; i < start + count; i++) {
-    const d = s.charCodeAt(i) - 48;
-    if (d < 0 || d > 9) return -1;
-    value = value * 10 + d;
-  }
-  return value;
-}
-
 /**
  * The server's own timestamp text (DateStyle ISO), `2026-11-24 08:00:00.123456+01` or without
  * zone, read digit by digit: the general ISO reader's regular expression cost a fifth of the time
@@ -68,12 +59,12 @@ function digitsAt(s: string, start: number, count: number): number {
 export function serverTimestampMillis(s: string): number | undefined {
   const n = s.length;
   if (n < 19 || s.charCodeAt(4) !== 45 || s.charCodeAt(7) !== 45 || s.charCodeAt(10) !== 32 || s.charCodeAt(13) !== 58 || s.charCodeAt(16) !== 58) return undefined;
-  const year = digitsAt(s, 0, 4);
-  const month = digitsAt(s, 5, 2);
-  const day = digitsAt(s, 8, 2);
-  const hour = digitsAt(s, 11, 2);
-  const minute = digitsAt(s, 14, 2);
-  const second = digitsAt(s, 17, 2);
+  const year = asciiDigits(s, 0, 4);
+  const month = asciiDigits(s, 5, 2);
+  const day = asciiDigits(s, 8, 2);
+  const hour = asciiDigits(s, 11, 2);
+  const minute = asciiDigits(s, 14, 2);
+  const second = asciiDigits(s, 17, 2);
   if ((year | month | day | hour | minute | second) < 0 || month < 1 || month > 12 || day < 1 || day > 31 || hour > 24 || minute > 59 || second > 60) return undefined;
   let i = 19;
   let millis = 0;
@@ -91,12 +82,12 @@ export function serverTimestampMillis(s: string): number | undefined {
   if (i < n) {
     const sign = s.charCodeAt(i);
     if (sign !== 43 && sign !== 45) return undefined;
-    const zh = digitsAt(s, i + 1, 2);
+    const zh = asciiDigits(s, i + 1, 2);
     let zm = 0;
     let zs = 0;
     let j = i + 3;
-    if (j < n && s.charCodeAt(j) === 58) (zm = digitsAt(s, j + 1, 2)), (j += 3);
-    if (j < n && s.charCodeAt(j) === 58) (zs = digitsAt(s, j + 1, 2)), (j += 3);
+    if (j < n && s.charCodeAt(j) === 58) (zm = asciiDigits(s, j + 1, 2)), (j += 3);
+    if (j < n && s.charCodeAt(j) === 58) (zs = asciiDigits(s, j + 1, 2)), (j += 3);
     if (zh < 0 || zm < 0 || zs < 0 || j !== n) return undefined;
     offset = (sign === 45 ? -1 : 1) * ((zh * 60 + zm) * 60 + zs) * 1000;
   }

@@ -4,6 +4,7 @@
  * comparison goes through these and a value that cannot be read returns undefined: the rule
  * then counts it as invalid instead of guessing.
  */
+import { asciiDigits } from '../util/ascii-digits.js';
 
 /**
  * What a number is, for every rule and for export: a number value (not NaN), a bigint, or text in
@@ -177,12 +178,12 @@ function parseCanonicalTimestamp(s: string): number | undefined {
   if (s.charCodeAt(4) !== 45 || s.charCodeAt(7) !== 45 || (sep !== 84 && sep !== 32) || s.charCodeAt(13) !== 58 || s.charCodeAt(16) !== 58) {
     return undefined;
   }
-  const year = digits(s, 0, 4);
-  const month = digits(s, 5, 2);
-  const day = digits(s, 8, 2);
-  const hour = digits(s, 11, 2);
-  const minute = digits(s, 14, 2);
-  const second = digits(s, 17, 2);
+  const year = asciiDigits(s, 0, 4);
+  const month = asciiDigits(s, 5, 2);
+  const day = asciiDigits(s, 8, 2);
+  const hour = asciiDigits(s, 11, 2);
+  const minute = asciiDigits(s, 14, 2);
+  const second = asciiDigits(s, 17, 2);
   if ((year | month | day | hour | minute | second) < 0) return undefined;
   let millis = 0;
   let i = 19;
@@ -214,17 +215,6 @@ const FOUR_CENTURIES_MILLIS = 146_097 * 86_400_000;
 function utcMillis(year: number, month: number, day: number, hour: number, minute: number, second: number, millis: number): number {
   if (year >= 100) return Date.UTC(year, month, day, hour, minute, second, millis);
   return Date.UTC(year + 400, month, day, hour, minute, second, millis) - FOUR_CENTURIES_MILLIS;
-}
-
-/** The number written by `count` ASCII digits at `start`, or -1 if one is not a digit. */
-function digits(s: string, start: number, count: number): number {
-  let value = 0;
-  for (let i = start; i < start + count; i++) {
-    const d = s.charCodeAt(i) - 48;
-    if (d < 0 || d > 9) return -1;
-    value = value * 10 + d;
-  }
-  return value;
 }
 
 const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
