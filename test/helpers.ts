@@ -112,3 +112,11 @@ export function drive(sink: Sink, signal?: AbortSignal) {
     check: () => sink.check?.(ctx),
   };
 }
+
+/** The JSON log lines a run wrote on stderr (JSON, since stderr is not a terminal in tests). */
+export function logLines(stderr: string): Record<string, any>[] {
+  return stderr
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l));
+}

@@ -2,16 +2,9 @@ import { expect } from 'chai';
 import { cpSync, existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
-import { cliPath, freshDirPerTest, makeTempDir, parseNdjson, repoRoot, runCli, startCli, writeFiles } from '../helpers.js';
+import { cliPath, freshDirPerTest, makeTempDir, parseNdjson, repoRoot, runCli, startCli, writeFiles, logLines } from '../helpers.js';
 
 /** The structured log lines a run wrote on stderr. */
-function logLines(stderr: string): Record<string, any>[] {
-  return stderr
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l));
-}
-
 function summaryOf(stderr: string): Record<string, any> {
   const line = logLines(stderr).find((l) => l.msg === 'run summary');
   if (!line) throw new Error(`no run summary in:\n${stderr}`);

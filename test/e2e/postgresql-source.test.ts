@@ -1,15 +1,8 @@
 import { expect } from 'chai';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { freshDirPerTest, parseNdjson, runCli, writeFiles } from '../helpers.js';
+import { freshDirPerTest, parseNdjson, runCli, writeFiles, logLines } from '../helpers.js';
 import { freshSchemaPerTest, sql, testServer, TEST_DATABASE_URL } from '../support/postgres-db.js';
-
-function logLines(stderr: string): Record<string, any>[] {
-  return stderr
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l));
-}
 
 const ndjson = (dir: string, file: string) => parseNdjson(readFileSync(path.join(dir, file), 'utf8'));
 

@@ -1,15 +1,8 @@
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { freshDirPerTest, parseNdjson, runCli, startCli, writeFiles } from '../helpers.js';
+import { freshDirPerTest, parseNdjson, runCli, startCli, writeFiles, logLines } from '../helpers.js';
 import { freshSchemaPerTest, sql, TEST_DATABASE_URL, uniqueName } from '../support/postgres-db.js';
-
-function logLines(stderr: string): Record<string, any>[] {
-  return stderr
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l));
-}
 
 describe('postgresql export target, through the CLI', function () {
   this.timeout(60_000);
