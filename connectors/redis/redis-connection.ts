@@ -10,7 +10,7 @@ import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import { withDeadline } from '../../src/delivery/retry.js';
 import { CancelledError, ConnectorError, codeOf, wrapError } from '../../src/errors.js';
-import { ConnectionLostError, encodeCommand, RespSocket, type CommandArgs } from './redis-wire.js';
+import { ConnectionLostError, RespSocket, type CommandArgs } from './redis-wire.js';
 import { parseDuration } from '../../src/rules/duration.js';
 
 export interface RedisTlsConfig {
@@ -238,7 +238,7 @@ async function hello(resp: RespSocket, options: RedisConnectOptions): Promise<Se
   if (options.password !== undefined) commands.push(options.username !== undefined ? ['AUTH', options.username, options.password] : ['AUTH', options.password]);
   if (options.db !== 0) commands.push(['SELECT', options.db]);
   commands.push(['CLIENT', 'SETNAME', options.connectionName], ['INFO', 'server']);
-  const { replies, lost } = await resp.send(commands.map(encodeCommand).join(''), commands.length);
+  const { replies, lost } = await resp.send(commands);
   if (lost) throw lost;
   const named = commands.length - 2;
   for (let i = 0; i < named; i++) if (replies[i] instanceof Error) throw replies[i];

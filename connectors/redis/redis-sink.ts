@@ -6,7 +6,7 @@ import { CancelledError, ConnectorError, isRetryable, PartialWriteError } from '
 import { parseDuration } from '../../src/rules/duration.js';
 import { compileTemplate, templateIssues, type CompileOptions, type Template } from '../../src/template/template.js';
 import { planCommands, recordsOf, WRITE_THEN_EXPIRE, type CommandOptions, type KeyedRecord, type PlannedCommand, type RedisMode } from './redis-commands.js';
-import { encodeCommand, type BatchReplies, type RespSocket } from './redis-wire.js';
+import type { BatchReplies, CommandArgs, RespSocket } from './redis-wire.js';
 import { commandError, onAbort, parseRedisUrl, RedisConnection, resolveConnection, type RedisConnectionConfig } from './redis-connection.js';
 
 export interface RedisSinkConfig extends RedisConnectionConfig {
@@ -244,8 +244,9 @@ export class RedisSink implements Sink {
       const socket = await this.#connection.socket(signal);
       const commands = planCommands(keyed, this.commandOptions());
       // A record no command carries had nothing to store (a hash of null fields only).
-      const carried = new Set(commands.flatMap((c) => c.records));
-      for (const r of keyed) if (!carried.has(r.index)) progress.store(r.index);
+      const carried = new Uint8Array(progress.records.length);
+      for (const c of commands) for (const index of c.records) carried[index] = 1;
+      for (const r of keyed) if (carried[r.index] === 0) progress.store(r.index);
       const transient = await this.send(socket, commands, progress, signal);
       if (transient && signal.aborted) throw new CancelledError(`writing to ${where}`, transient);
       // The connection broke or the server was busy: the policy tries again, and the next attempt sends only what is not stored.
@@ -284,25 +285,17 @@ export class RedisSink implements Sink {
    * failed by its reply. Returns the error of records left pending (connection lost, server busy), if any.
    */
   private async send(socket: RespSocket, commands: readonly PlannedCommand[], progress: BatchProgress, signal: AbortSignal): Promise<ConnectorError | undefined> {
-    let encoded = '';
-    let count = 0;
+    const sent: CommandArgs[] = [];
     // Loaded in the same pipeline, ahead of its first use: no round trip of its own, and a restarted server (or SCRIPT FLUSH) is no trouble.
-    if (this.#scriptSha !== undefined) {
-      encoded += encodeCommand(['SCRIPT', 'LOAD', WRITE_THEN_EXPIRE]);
-      count++;
-    }
+    if (this.#scriptSha !== undefined) sent.push(['SCRIPT', 'LOAD', WRITE_THEN_EXPIRE]);
     // The reply that tells each command's fate, by the command's position.
     const replyAt = new Uint32Array(commands.length);
     for (let i = 0; i < commands.length; i++) {
       const planned = commands[i]!;
-      encoded += encodeCommand(planned.args);
-      replyAt[i] = count++;
-      if (planned.followUp) {
-        encoded += encodeCommand(planned.followUp);
-        count++;
-      }
+      replyAt[i] = sent.push(planned.args) - 1;
+      if (planned.followUp) sent.push(planned.followUp);
     }
-    const { replies, lost, cut } = await this.sendBounded(socket, encoded, count, signal);
+    const { replies, lost, cut } = await this.sendBounded(socket, sent, signal);
     const endpoint = this.#connection.endpoint;
     let transient: ConnectorError | undefined;
     for (let i = 0; i < commands.length; i++) {
@@ -332,8 +325,8 @@ export class RedisSink implements Sink {
   }
 
   /** Waits for the replies, at most `timeout`; on a timeout or a cancel the connection is dropped, which settles the batch at once with the replies already in. */
-  private async sendBounded(socket: RespSocket, encoded: string, count: number, signal: AbortSignal): Promise<BatchReplies & { cut?: 'timeout' | 'cancel' }> {
-    const sent = socket.send(encoded, count);
+  private async sendBounded(socket: RespSocket, commands: readonly CommandArgs[], signal: AbortSignal): Promise<BatchReplies & { cut?: 'timeout' | 'cancel' }> {
+    const sent = socket.send(commands);
     let timer: NodeJS.Timeout | undefined;
     let unsubscribe = () => {};
     const cutOff = new Promise<'timeout' | 'cancel'>((resolve) => {

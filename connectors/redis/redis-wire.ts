@@ -23,6 +23,36 @@ export function encodeCommand(args: CommandArgs): string {
   return out;
 }
 
+/** Commands encoded for one write, and the encoding to write them with. */
+export interface EncodedBatch {
+  readonly text: string;
+  readonly encoding: 'latin1' | 'utf8';
+}
+
+/**
+ * Many commands as one RESP text. Most batches are ASCII, where a string's length is its byte
+ * length: they are encoded with lengths alone, and the whole text's UTF-8 byte length checked
+ * once. It equals the text's length only if every character is ASCII (any other takes more
+ * bytes than units); otherwise the batch is encoded again with each argument's byte length.
+ */
+export function encodeBatch(commands: readonly CommandArgs[]): EncodedBatch {
+  let out = '';
+  for (const args of commands) {
+    out += `*${args.length}\r\n`;
+    for (const arg of args) {
+      const text = typeof arg === 'string' ? arg : String(arg);
+      out += `$${text.length}\r\n${text}\r\n`;
+    }
+  }
+  if (Buffer.byteLength(out) === out.length) return { text: out, encoding: 'latin1' };
+  let exact = '';
+  for (const args of commands) exact += encodeCommand(args);
+  return { text: exact, encoding: 'utf8' };
+}
+
+/** Commands per write: small enough that the server starts early, large enough that writes stay few. */
+const WRITE_SLICE = 200;
+
 /** A reply that never came: the connection closed (or was dropped) first. */
 export class ConnectionLostError extends Error {
   override name = 'ConnectionLostError';
@@ -75,18 +105,25 @@ export class RespSocket {
     return this.#lost === undefined;
   }
 
-  /** Writes the encoded commands in one go; settles once `count` replies are in, or the connection ends. */
-  send(encoded: string | Buffer, count: number): Promise<BatchReplies> {
+  /**
+   * Writes the commands, without waiting for any reply between them; settles once every reply
+   * is in, or the connection ends. They go out in slices as they are encoded, so the server
+   * works on the first while the rest are encoded.
+   */
+  send(commands: readonly CommandArgs[]): Promise<BatchReplies> {
     if (this.#lost) return Promise.resolve({ replies: [], lost: this.#lost });
     return new Promise((settle) => {
-      this.#waiting.push({ expected: count, replies: [], settle });
-      this.#socket.write(encoded);
+      this.#waiting.push({ expected: commands.length, replies: [], settle });
+      for (let from = 0; from < commands.length && !this.#lost; from += WRITE_SLICE) {
+        const { text, encoding } = encodeBatch(commands.slice(from, from + WRITE_SLICE));
+        this.#socket.write(text, encoding);
+      }
     });
   }
 
   /** One command; its error reply, or the lost connection, rejects. */
   async call(args: CommandArgs): Promise<unknown> {
-    const { replies, lost } = await this.send(encodeCommand(args), 1);
+    const { replies, lost } = await this.send([args]);
     if (replies.length === 0) throw lost;
     if (replies[0] instanceof Error) throw replies[0];
     return replies[0];
