@@ -10,44 +10,91 @@ import RedisParser from 'redis-parser';
 export type CommandArgs = readonly [string, ...(string | number)[]];
 
 /**
- * One command as RESP: an array of bulk strings. A bulk string's length is its UTF-8 byte
- * length, not its JavaScript length (which counts UTF-16 units): a key or value with non-ASCII
- * text would otherwise cut the stream. Lone surrogates are written, and counted, as U+FFFD alike.
+ * Encodes commands as RESP straight into buffers and hands them on (to the socket) in pieces.
+ * Bytes once handed on are never written again: a new buffer is taken when one is full, and
+ * what is left of a buffer after a piece serves the next. ASCII text, by far the most common,
+ * is copied a character at a time, which checks it is ASCII on the way; an argument with any
+ * other character is written again from its start with its UTF-8 byte length, since a bulk
+ * string's length counts bytes, not UTF-16 units. Lone surrogates are written, and counted, as
+ * U+FFFD, as Buffer does.
  */
-export function encodeCommand(args: CommandArgs): string {
-  let out = `*${args.length}\r\n`;
-  for (const arg of args) {
-    const text = typeof arg === 'string' ? arg : String(arg);
-    out += `$${Buffer.byteLength(text)}\r\n${text}\r\n`;
+export class RespWriter {
+  #buffer: Buffer;
+  /** Bytes from here to #at are encoded and not yet handed on. */
+  #from = 0;
+  #at = 0;
+
+  constructor(
+    private readonly handOn: (piece: Buffer) => void,
+    private readonly slabBytes = 256 * 1024,
+  ) {
+    this.#buffer = Buffer.allocUnsafe(slabBytes);
   }
-  return out;
-}
 
-/** Commands encoded for one write, and the encoding to write them with. */
-export interface EncodedBatch {
-  readonly text: string;
-  readonly encoding: 'latin1' | 'utf8';
-}
+  write(args: CommandArgs): void {
+    this.room(14);
+    this.#buffer[this.#at++] = 0x2a; // '*'
+    this.decimal(args.length);
+    for (const arg of args) this.bulk(typeof arg === 'string' ? arg : String(arg));
+  }
 
-/**
- * Many commands as one RESP text. Most batches are ASCII, where a string's length is its byte
- * length: they are encoded with lengths alone, and the whole text's UTF-8 byte length checked
- * once. It equals the text's length only if every character is ASCII (any other takes more
- * bytes than units); otherwise the batch is encoded again with each argument's byte length.
- */
-export function encodeBatch(commands: readonly CommandArgs[]): EncodedBatch {
-  let out = '';
-  for (const args of commands) {
-    out += `*${args.length}\r\n`;
-    for (const arg of args) {
-      const text = typeof arg === 'string' ? arg : String(arg);
-      out += `$${text.length}\r\n${text}\r\n`;
+  /** Hands on what is encoded so far. */
+  flush(): void {
+    if (this.#at === this.#from) return;
+    this.handOn(this.#buffer.subarray(this.#from, this.#at));
+    this.#from = this.#at;
+  }
+
+  private bulk(text: string): void {
+    const length = text.length;
+    // Header and CR LFs, and at most 3 bytes per UTF-16 unit.
+    this.room(16 + 3 * length);
+    const buffer = this.#buffer;
+    const start = this.#at;
+    buffer[this.#at++] = 0x24; // '$'
+    this.decimal(length);
+    let at = this.#at;
+    for (let i = 0; i < length; i++) {
+      const unit = text.charCodeAt(i);
+      if (unit >= 0x80) return this.utf8Bulk(text, start);
+      buffer[at++] = unit;
     }
+    buffer[at++] = 0x0d;
+    buffer[at++] = 0x0a;
+    this.#at = at;
   }
-  if (Buffer.byteLength(out) === out.length) return { text: out, encoding: 'latin1' };
-  let exact = '';
-  for (const args of commands) exact += encodeCommand(args);
-  return { text: exact, encoding: 'utf8' };
+
+  private utf8Bulk(text: string, start: number): void {
+    this.#at = start;
+    this.#buffer[this.#at++] = 0x24;
+    this.decimal(Buffer.byteLength(text));
+    this.#at += this.#buffer.write(text, this.#at, 'utf8');
+    this.#buffer[this.#at++] = 0x0d;
+    this.#buffer[this.#at++] = 0x0a;
+  }
+
+  /** A non-negative integer and CR LF; room for it is already made. */
+  private decimal(n: number): void {
+    let digits = 1;
+    for (let power = 10; power <= n; power *= 10) digits++;
+    let at = this.#at + digits;
+    this.#at = at + 2;
+    this.#buffer[at] = 0x0d;
+    this.#buffer[at + 1] = 0x0a;
+    do {
+      this.#buffer[--at] = 0x30 + (n % 10);
+      n = Math.floor(n / 10);
+    } while (n > 0);
+  }
+
+  /** Makes sure `bytes` more fit: else hands on what is encoded and starts a new buffer. */
+  private room(bytes: number): void {
+    if (this.#at + bytes <= this.#buffer.length) return;
+    this.flush();
+    this.#buffer = Buffer.allocUnsafe(Math.max(this.slabBytes, bytes));
+    this.#from = 0;
+    this.#at = 0;
+  }
 }
 
 /** Commands per write: small enough that the server starts early, large enough that writes stay few. */
@@ -86,10 +133,12 @@ export class RespSocket {
   readonly #socket: Socket;
   readonly #waiting: Waiting[] = [];
   readonly #parser: RedisParser;
+  readonly #writer: RespWriter;
   #lost: ConnectionLostError | undefined;
 
   constructor(socket: Socket) {
     this.#socket = socket;
+    this.#writer = new RespWriter((piece) => socket.write(piece));
     this.#parser = new RedisParser({
       returnReply: (reply: unknown) => this.reply(reply),
       returnError: (err: Error) => this.reply(err),
@@ -114,10 +163,11 @@ export class RespSocket {
     if (this.#lost) return Promise.resolve({ replies: [], lost: this.#lost });
     return new Promise((settle) => {
       this.#waiting.push({ expected: commands.length, replies: [], settle });
-      for (let from = 0; from < commands.length && !this.#lost; from += WRITE_SLICE) {
-        const { text, encoding } = encodeBatch(commands.slice(from, from + WRITE_SLICE));
-        this.#socket.write(text, encoding);
+      for (let i = 0; i < commands.length && !this.#lost; i++) {
+        this.#writer.write(commands[i]!);
+        if (i % WRITE_SLICE === WRITE_SLICE - 1) this.#writer.flush();
       }
+      this.#writer.flush();
     });
   }
 
