@@ -229,6 +229,9 @@ function openSocket(options: RedisConnectOptions, attach: (socket: Socket) => vo
   });
 }
 
+/** Redis 6+ and older servers' replies to AUTH when no password is configured. */
+const NO_PASSWORD_SET = /without any password configured|no password is set/i;
+
 /**
  * AUTH, SELECT, CLIENT SETNAME and INFO server, written together: one round trip. The first
  * error reply (a wrong password makes the later ones NOAUTH too) is the one that counts.
@@ -241,7 +244,13 @@ async function hello(resp: RespSocket, options: RedisConnectOptions): Promise<Se
   const { replies, lost } = await resp.send(commands);
   if (lost) throw lost;
   const named = commands.length - 2;
-  for (let i = 0; i < named; i++) if (replies[i] instanceof Error) throw replies[i];
+  for (let i = 0; i < named; i++) {
+    const reply = replies[i];
+    if (!(reply instanceof Error)) continue;
+    // A password given to a server that asks for none is not worth failing for (ioredis let it pass too).
+    if (i === 0 && options.password !== undefined && NO_PASSWORD_SET.test(reply.message)) continue;
+    throw reply;
+  }
   // The name only labels the connection in CLIENT LIST: a server that refuses it is still a server we can write to.
   const info = replies[commands.length - 1];
   if (info instanceof Error) {

@@ -145,6 +145,21 @@ describe('redis export target: the wire (real Redis)', function () {
     expect(await redis.hget(`${prefix}h:12345`, 'blob')).to.equal(big);
   });
 
+  it('a password given to a server that asks for none: the write still lands, and the password is shown nowhere', async () => {
+    const { log, lines } = memoryLogger();
+    const s = await redisSink.create({ type: 'redis', url: TEST_REDIS_URL, key_prefix: prefix, mode: 'string', key: 's:{id}', include_metadata: false, password: 'unneeded-pass-93' } as RedisSinkConfig, {
+      name: 'alerts',
+      configDir: '.',
+      log,
+      signal: new AbortController().signal,
+    });
+    sinks.push(s);
+    const checked = await s.check!(ctx());
+    await write(s, objects([{ id: 1 }]));
+    expect(await redis.get(`${prefix}s:1`)).to.equal('{"id":1}');
+    expect(checked + JSON.stringify(lines())).to.not.include('unneeded-pass-93');
+  });
+
   it('list and string modes: non-ASCII JSON lands exactly', async () => {
     const lists = await sink({ mode: 'list', key: 'l' });
     await write(lists, objects([{ id: 1, t: 'ñ' }, { id: 2, t: '😀\r\n' }]));
