@@ -13,9 +13,10 @@ export type CommandArgs = readonly [string, ...(string | number)[]];
  * Encodes commands as RESP straight into buffers and hands them on (to the socket) in pieces.
  * Bytes once handed on are never written again: a new buffer is taken when one is full, and
  * what is left of a buffer after a piece serves the next. ASCII text, by far the most common,
- * is copied a character at a time, which checks it is ASCII on the way; an argument with any
- * other character is written again from its start with its UTF-8 byte length, since a bulk
- * string's length counts bytes, not UTF-16 units. Lone surrogates are written, and counted, as
+ * and short (field names, numbers, most keys), is copied a character at a time, which checks it
+ * is ASCII on the way; an argument with any other character is written again from its start
+ * with its UTF-8 byte length, since a bulk string's length counts bytes, not UTF-16 units.
+ * Longer text goes through Buffer's UTF-8 writer, with its byte length, from the start. Lone surrogates are written, and counted, as
  * U+FFFD, as Buffer does.
  */
 export class RespWriter {
@@ -51,6 +52,8 @@ export class RespWriter {
     this.room(16 + 3 * length);
     const buffer = this.#buffer;
     const start = this.#at;
+    // Past a few dozen characters, two native calls (byte length, UTF-8 write) beat the loop.
+    if (length > NATIVE_FROM) return this.utf8Bulk(text, start);
     buffer[this.#at++] = 0x24; // '$'
     this.decimal(length);
     let at = this.#at;
@@ -96,6 +99,9 @@ export class RespWriter {
     this.#at = 0;
   }
 }
+
+/** Text longer than this is written by Buffer, not copied a character at a time. */
+const NATIVE_FROM = 48;
 
 /** Commands per write: small enough that the server starts early, large enough that writes stay few. */
 const WRITE_SLICE = 200;
