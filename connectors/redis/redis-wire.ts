@@ -167,6 +167,8 @@ export class RespSocket {
    */
   send(commands: readonly CommandArgs[]): Promise<BatchReplies> {
     if (this.#lost) return Promise.resolve({ replies: [], lost: this.#lost });
+    // No command, no reply to wait for: waiting would last until the timeout.
+    if (commands.length === 0) return Promise.resolve({ replies: [] });
     return new Promise((settle) => {
       this.#waiting.push({ expected: commands.length, replies: [], settle });
       for (let i = 0; i < commands.length && !this.#lost; i++) {

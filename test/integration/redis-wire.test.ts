@@ -160,6 +160,15 @@ describe('redis export target: the wire (real Redis)', function () {
     expect(checked + JSON.stringify(lines())).to.not.include('unneeded-pass-93');
   });
 
+  it('a batch that sends no command (hash records of null fields only) returns at once, not after the timeout', async function () {
+    this.timeout(5_000);
+    const s = await sink({ mode: 'hash', key: 'h:{id:-none}', timeout: '60s' });
+    await write(s, objects([{ id: 1, note: 'stored' }]));
+    await write(s, objects([{ a: null }, { b: null }]));
+    await write(s, objects([{ id: 4, note: 'stored after' }]));
+    expect(await keysUnder(redis, prefix)).to.have.members([`${prefix}h:1`, `${prefix}h:4`]);
+  });
+
   it('list and string modes: non-ASCII JSON lands exactly', async () => {
     const lists = await sink({ mode: 'list', key: 'l' });
     await write(lists, objects([{ id: 1, t: 'ñ' }, { id: 2, t: '😀\r\n' }]));
