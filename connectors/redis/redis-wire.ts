@@ -1,8 +1,8 @@
 /**
  * The Redis protocol (RESP2) on one socket: commands encoded here, replies read by redis-parser.
- * A batch goes out as one pre-encoded write and its replies come back as one array, without the
- * command object, promise and reply wrapper a client library allocates per command: in hash mode
- * those made garbage collection a third of the write path's time.
+ * A batch is encoded into buffers and written back to back, and its replies come back as one
+ * array, without the command object, promise and reply wrapper a client library allocates per
+ * command: with ioredis, those made garbage collection a third of hash mode's write path.
  */
 import type { Socket } from 'node:net';
 import RedisParser from 'redis-parser';
@@ -16,8 +16,8 @@ export type CommandArgs = readonly [string, ...(string | number)[]];
  * and short (field names, numbers, most keys), is copied a character at a time, which checks it
  * is ASCII on the way; an argument with any other character is written again from its start
  * with its UTF-8 byte length, since a bulk string's length counts bytes, not UTF-16 units.
- * Longer text goes through Buffer's UTF-8 writer, with its byte length, from the start. Lone surrogates are written, and counted, as
- * U+FFFD, as Buffer does.
+ * Longer text goes through Buffer's UTF-8 writer, with its byte length, from the start. Lone
+ * surrogates are written, and counted, as U+FFFD, as Buffer does.
  */
 export class RespWriter {
   #buffer: Buffer;
