@@ -57,11 +57,7 @@ export const PUSH_CHUNK = 1000;
 export function planCommands(records: readonly KeyedRecord[], options: CommandOptions): PlannedCommand[] {
   switch (options.mode) {
     case 'hash':
-      return records.flatMap((r) => {
-        const fields = flatFields(r.record);
-        // Redis has no empty hash: a record whose every field is null stores nothing.
-        return fields.length === 0 ? [] : [command(options, r.key, ['HSET', ...fields], [r.index])];
-      });
+      return hashCommands(records, options);
     case 'string':
     {
       const ttl = options.ttl;
@@ -78,6 +74,24 @@ export function planCommands(records: readonly KeyedRecord[], options: CommandOp
     case 'list':
       return listCommands(records, options);
   }
+}
+
+/** One HSET per record; built straight into the arguments when no script wraps them (the common case: one array per record, not three). */
+function hashCommands(records: readonly KeyedRecord[], options: CommandOptions): PlannedCommand[] {
+  const out: PlannedCommand[] = [];
+  const scripted = options.ttl !== undefined && options.scriptSha !== undefined;
+  for (const r of records) {
+    if (scripted) {
+      const fields = flatFields(r.record);
+      if (fields.length > 0) out.push(command(options, r.key, ['HSET', ...fields], [r.index]));
+      continue;
+    }
+    const args: [string, ...string[]] = ['HSET', r.key];
+    flatFields(r.record, args);
+    // Redis has no empty hash: a record whose every field is null stores nothing.
+    if (args.length > 2) out.push({ args, key: r.key, records: [r.index] });
+  }
+  return out;
 }
 
 /**
@@ -135,10 +149,9 @@ function command(options: CommandOptions, key: string, write: [string, ...(strin
 /**
  * A record as hash fields (and stream entry fields): `field, value, ...`. Text as it is, numbers
  * and booleans as they print, objects and lists as JSON, dates in ISO 8601. Null fields are
- * left out: Redis has no null, and a missing field reads as nil, as null should.
+ * left out: Redis has no null, and a missing field reads as nil, as null should. Appended to `out` when given.
  */
-export function flatFields(record: Readonly<Record<string, unknown>>): string[] {
-  const out: string[] = [];
+export function flatFields(record: Readonly<Record<string, unknown>>, out: string[] = []): string[] {
   for (const name of Object.keys(record)) {
     const value = record[name];
     if (value === null || value === undefined) continue;

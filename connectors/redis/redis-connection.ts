@@ -1,16 +1,16 @@
 /**
  * One connection to one Redis server, opened when first needed and opened again after it breaks.
- * ioredis's own reconnect loop, offline queue and resending are turned off: the delivery policy
- * decides when to try again, and a command never waits, unseen, for a server that is gone.
+ * Nothing reconnects, queues or resends behind the write's back: the delivery policy decides when
+ * to try again, and a command never waits, unseen, for a server that is gone.
  */
 import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
 import path from 'node:path';
-import type { ConnectionOptions } from 'node:tls';
-import type { Redis as RedisClient, RedisOptions } from 'ioredis';
+import { isIP, connect as netConnect, type Socket } from 'node:net';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import type { Logger } from 'pino';
 import { withDeadline } from '../../src/delivery/retry.js';
 import { CancelledError, ConnectorError, codeOf, wrapError } from '../../src/errors.js';
+import { ConnectionLostError, RespSocket, type CommandArgs } from './redis-wire.js';
 import { parseDuration } from '../../src/rules/duration.js';
 
 export interface RedisTlsConfig {
@@ -44,6 +44,18 @@ export interface RedisEndpoint {
 
 export const DEFAULT_CONNECT_TIMEOUT = '5s';
 
+/** How to reach the server; holds the password, so it is never logged or put in an error. */
+export interface RedisConnectOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly db: number;
+  readonly username?: string;
+  readonly password?: string;
+  readonly tls?: ConnectionOptions;
+  readonly connectTimeout: number;
+  readonly connectionName: string;
+}
+
 /** What the server said about itself when we connected: shown by --check. */
 export interface ServerInfo {
   readonly version: string | undefined;
@@ -51,7 +63,7 @@ export interface ServerInfo {
 }
 
 /** The connection settings from the config: a URL's parts, then host/port/db/username/password over them. */
-export function resolveConnection(config: RedisConnectionConfig, configDir: string): { endpoint: RedisEndpoint; options: RedisOptions } {
+export function resolveConnection(config: RedisConnectionConfig, configDir: string): { endpoint: RedisEndpoint; options: RedisConnectOptions } {
   const fromUrl = config.url !== undefined ? parseRedisUrl(config.url) : {};
   const host = config.host ?? fromUrl.host ?? 'localhost';
   const port = config.port ?? fromUrl.port ?? 6379;
@@ -61,28 +73,14 @@ export function resolveConnection(config: RedisConnectionConfig, configDir: stri
   // An empty value means none, so `password: "${REDIS_PASSWORD:-}"` works with and without one.
   const username = config.username || fromUrl.username;
   const password = config.password || fromUrl.password;
-  const options: RedisOptions = {
+  const options: RedisConnectOptions = {
     host,
     port,
     db,
     ...(username !== undefined ? { username } : {}),
     ...(password !== undefined ? { password } : {}),
     ...(tls ? { tls } : {}),
-    lazyConnect: true,
     connectTimeout: parseDuration(config.connect_timeout ?? DEFAULT_CONNECT_TIMEOUT)!,
-    // The delivery policy retries; ioredis must not reconnect, queue or resend behind its back,
-    // or a write the policy counted as failed could still land later, and be sent twice.
-    retryStrategy: () => null,
-    enableOfflineQueue: false,
-    autoResendUnfulfilledCommands: false,
-    maxRetriesPerRequest: 0,
-    reconnectOnError: null,
-    // RESP2 works with every server version; RESP3 (HELLO) needs Redis 6.
-    protocol: 2,
-    disableClientInfo: true,
-    // The INFO server sent after connecting replaces ioredis's ready check (another INFO); a
-    // server still loading its data answers writes with LOADING, which is retried.
-    enableReadyCheck: false,
     connectionName: 'threshold-processor',
   };
   const label = `${useTls ? 'rediss://' : ''}${host.includes(':') ? `[${host}]` : host}:${port}/${db}`;
@@ -137,18 +135,18 @@ function tlsOptions(config: RedisTlsConfig, host: string, configDir: string): Co
 }
 
 /**
- * Hands out a ready client, connecting (bounded by connect_timeout and the signal) when there is
- * none or the last one broke. Concurrent writers share one connection attempt.
+ * Hands out a ready connection, connecting (bounded by connect_timeout and the signal) when there
+ * is none or the last one broke. Concurrent writers share one connection attempt.
  */
 export class RedisConnection {
-  #client: RedisClient | undefined;
-  #connecting: Promise<RedisClient> | undefined;
+  #socket: RespSocket | undefined;
+  #connecting: Promise<RespSocket> | undefined;
   #info: ServerInfo = { version: undefined, mode: undefined };
   #closed = false;
 
   constructor(
     readonly endpoint: RedisEndpoint,
-    private readonly options: RedisOptions,
+    private readonly options: RedisConnectOptions,
     private readonly log: Logger,
   ) {}
 
@@ -156,9 +154,9 @@ export class RedisConnection {
     return this.#info;
   }
 
-  async client(signal: AbortSignal): Promise<RedisClient> {
+  async socket(signal: AbortSignal): Promise<RespSocket> {
     if (signal.aborted) throw new CancelledError(`connecting to Redis at ${this.endpoint.label}`, signal.reason);
-    if (this.#client?.status === 'ready') return this.#client;
+    if (this.#socket?.open) return this.#socket;
     this.#connecting ??= this.connect().finally(() => (this.#connecting = undefined));
     const what = `connecting to Redis at ${this.endpoint.label}`;
     // The shared attempt is bounded by connect_timeout itself; a cancelled caller stops waiting at once.
@@ -173,61 +171,93 @@ export class RedisConnection {
 
   /** Drops the connection: commands waiting for replies fail at once (the next write connects anew). */
   drop(): void {
-    const client = this.#client;
-    this.#client = undefined;
-    client?.disconnect();
+    const socket = this.#socket;
+    this.#socket = undefined;
+    socket?.destroy();
   }
 
   async close(): Promise<void> {
     this.#closed = true;
-    const client = this.#client;
-    this.#client = undefined;
-    if (client?.status === 'ready') await client.quit().catch(() => client.disconnect());
-    else client?.disconnect();
+    const socket = this.#socket;
+    this.#socket = undefined;
+    await socket?.quit(1000);
   }
 
-  private async connect(): Promise<RedisClient> {
+  private async connect(): Promise<RespSocket> {
     this.drop();
-    const { Redis } = await import('ioredis');
-    const client = new Redis(this.options);
-    // Without a listener ioredis prints errors itself; they reach the user through the failed command instead.
-    let socketError: Error | undefined;
-    client.on('error', (err: Error) => {
-      socketError = err;
-      this.log.debug({ err: { message: err.message, code: codeOf(err) } }, 'redis connection error');
-    });
     const what = `connecting to Redis at ${this.endpoint.label}`;
+    let resp: RespSocket | undefined;
     try {
       // connect_timeout bounds the whole handshake (TCP, TLS, AUTH, SELECT, INFO): a peer that accepts and never answers must not hold the write.
       const handshake = (async () => {
-        await client.connect();
-        return serverInfo(client);
+        const socket = await openSocket(this.options, (s) => (resp = new RespSocket(s)));
+        socket.on('error', (err: NodeJS.ErrnoException) => this.log.debug({ err: { message: err.message, code: err.code } }, 'redis connection error'));
+        return hello(resp!, this.options);
       })();
-      this.#info = await withDeadline(handshake, this.options.connectTimeout!, new AbortController().signal, 'waiting for the server to answer');
+      this.#info = await withDeadline(handshake, this.options.connectTimeout, new AbortController().signal, 'waiting for the server to answer');
       refuseUnsupportedMode(this.#info, this.endpoint);
     } catch (err) {
-      client.disconnect();
-      // Without reconnects ioredis rejects with "Connection is closed."; the reason (ECONNREFUSED, a TLS failure) came as an error event.
-      throw connectError(what, socketError !== undefined && !isReplyError(err) && !(err instanceof ConnectorError) ? socketError : err);
+      resp?.destroy();
+      throw connectError(what, err);
     }
     if (this.#closed) {
-      client.disconnect();
+      resp!.destroy();
       throw new CancelledError(what);
     }
-    this.#client = client;
-    return client;
+    this.#socket = resp;
+    return resp!;
   }
 }
 
-/** INFO server's version and mode; a server that refuses INFO (renamed by an operator) is taken as standalone. */
-async function serverInfo(client: RedisClient): Promise<ServerInfo> {
-  let text: string;
-  try {
-    text = await client.info('server');
-  } catch (err) {
-    if (isReplyError(err) && /unknown command|NOPERM/i.test((err as Error).message)) return { version: undefined, mode: undefined };
-    throw err;
+/** The TCP (or TLS) connection, open: resolves once connected; a failure before that rejects. */
+function openSocket(options: RedisConnectOptions, attach: (socket: Socket) => void): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const ready = options.tls ? 'secureConnect' : 'connect';
+    const socket = options.tls ? tlsConnect({ host: options.host, port: options.port, ...options.tls }) : netConnect({ host: options.host, port: options.port });
+    const fail = (err: Error) => reject(err);
+    const closed = () => reject(new ConnectionLostError('Connection is closed.'));
+    socket.once('error', fail);
+    socket.once('close', closed);
+    socket.once(ready, () => {
+      socket.off('error', fail);
+      socket.off('close', closed);
+      socket.setNoDelay(true);
+      resolve(socket);
+    });
+    // Replies are read from the first byte on; the socket's own errors end it as a lost connection.
+    attach(socket);
+  });
+}
+
+/** Redis 6+ and older servers' replies to AUTH when no password is configured. */
+const NO_PASSWORD_SET = /without any password configured|no password is set/i;
+
+/**
+ * AUTH, SELECT, CLIENT SETNAME and INFO server, written together: one round trip. The first
+ * error reply (a wrong password makes the later ones NOAUTH too) is the one that counts.
+ */
+async function hello(resp: RespSocket, options: RedisConnectOptions): Promise<ServerInfo> {
+  const commands: CommandArgs[] = [];
+  if (options.password !== undefined) commands.push(options.username !== undefined ? ['AUTH', options.username, options.password] : ['AUTH', options.password]);
+  if (options.db !== 0) commands.push(['SELECT', options.db]);
+  commands.push(['CLIENT', 'SETNAME', options.connectionName], ['INFO', 'server']);
+  const { replies, lost } = await resp.send(commands);
+  if (lost) throw lost;
+  const named = commands.length - 2;
+  for (let i = 0; i < named; i++) {
+    const reply = replies[i];
+    if (!(reply instanceof Error)) continue;
+    // A password given to a server that asks for none is not worth failing for (ioredis let it pass too).
+    if (i === 0 && options.password !== undefined && NO_PASSWORD_SET.test(reply.message)) continue;
+    throw reply;
   }
+  // The name only labels the connection in CLIENT LIST: a server that refuses it is still a server we can write to.
+  const info = replies[commands.length - 1];
+  if (info instanceof Error) {
+    if (/unknown command|NOPERM/i.test(info.message)) return { version: undefined, mode: undefined };
+    throw info;
+  }
+  const text = String(info);
   return { version: /^redis_version:(.*)$/m.exec(text)?.[1]?.trim(), mode: /^redis_mode:(.*)$/m.exec(text)?.[1]?.trim() };
 }
 

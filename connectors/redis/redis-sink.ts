@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import type { Redis as RedisClient } from 'ioredis';
 import type { CreateContext, DeliveryBatch, OperationContext, Sink, SinkSpec } from '../types.js';
 import { duration } from '../../src/delivery/policy.js';
 import { withDeadline } from '../../src/delivery/retry.js';
@@ -7,7 +6,8 @@ import { CancelledError, ConnectorError, isRetryable, PartialWriteError } from '
 import { parseDuration } from '../../src/rules/duration.js';
 import { compileTemplate, templateIssues, type CompileOptions, type Template } from '../../src/template/template.js';
 import { planCommands, recordsOf, WRITE_THEN_EXPIRE, type CommandOptions, type KeyedRecord, type PlannedCommand, type RedisMode } from './redis-commands.js';
-import { commandError, isReplyError, onAbort, parseRedisUrl, RedisConnection, resolveConnection, type RedisConnectionConfig } from './redis-connection.js';
+import type { BatchReplies, CommandArgs, RespSocket } from './redis-wire.js';
+import { commandError, onAbort, parseRedisUrl, RedisConnection, resolveConnection, type RedisConnectionConfig } from './redis-connection.js';
 
 export interface RedisSinkConfig extends RedisConnectionConfig {
   type: 'redis';
@@ -241,12 +241,13 @@ export class RedisSink implements Sink {
   private async attempt(batch: DeliveryBatch, progress: BatchProgress, signal: AbortSignal, where: string): Promise<void> {
     const keyed = this.keyPending(batch, progress);
     if (keyed.length > 0) {
-      const client = await this.#connection.client(signal);
+      const socket = await this.#connection.socket(signal);
       const commands = planCommands(keyed, this.commandOptions());
       // A record no command carries had nothing to store (a hash of null fields only).
-      const carried = new Set(commands.flatMap((c) => c.records));
-      for (const r of keyed) if (!carried.has(r.index)) progress.store(r.index);
-      const transient = await this.send(client, commands, progress, signal);
+      const carried = new Uint8Array(progress.records.length);
+      for (const c of commands) for (const index of c.records) carried[index] = 1;
+      for (const r of keyed) if (carried[r.index] === 0) progress.store(r.index);
+      const transient = await this.send(socket, commands, progress, signal);
       if (transient && signal.aborted) throw new CancelledError(`writing to ${where}`, transient);
       // The connection broke or the server was busy: the policy tries again, and the next attempt sends only what is not stored.
       if (transient) throw new ConnectorError(`writing to ${where}`, { code: transient.code, retryable: true, cause: transient });
@@ -280,37 +281,33 @@ export class RedisSink implements Sink {
   }
 
   /**
-   * Sends the commands as one pipeline and marks each record stored or failed by its replies.
-   * Returns the error of records left pending (connection lost, server busy), if any.
+   * Sends the commands as one pipeline, encoded into one write, and marks each record stored or
+   * failed by its reply. Returns the error of records left pending (connection lost, server busy), if any.
    */
-  private async send(client: RedisClient, commands: readonly PlannedCommand[], progress: BatchProgress, signal: AbortSignal): Promise<ConnectorError | undefined> {
-    const pipeline = client.pipeline();
+  private async send(socket: RespSocket, commands: readonly PlannedCommand[], progress: BatchProgress, signal: AbortSignal): Promise<ConnectorError | undefined> {
+    const sent: CommandArgs[] = [];
     // Loaded in the same pipeline, ahead of its first use: no round trip of its own, and a restarted server (or SCRIPT FLUSH) is no trouble.
-    if (this.#scriptSha !== undefined) pipeline.call('SCRIPT', 'LOAD', WRITE_THEN_EXPIRE);
-    const slots: { planned: PlannedCommand; reply: number }[] = [];
-    let replyIndex = this.#scriptSha !== undefined ? 1 : 0;
-    for (const planned of commands) {
-      const [name, ...args] = planned.args;
-      pipeline.call(name, ...args);
-      slots.push({ planned, reply: replyIndex++ });
-      if (planned.followUp) {
-        const [follow, ...followArgs] = planned.followUp;
-        pipeline.call(follow, ...followArgs);
-        replyIndex++;
-      }
+    if (this.#scriptSha !== undefined) sent.push(['SCRIPT', 'LOAD', WRITE_THEN_EXPIRE]);
+    // The reply that tells each command's fate, by the command's position.
+    const replyAt = new Uint32Array(commands.length);
+    for (let i = 0; i < commands.length; i++) {
+      const planned = commands[i]!;
+      replyAt[i] = sent.push(planned.args) - 1;
+      if (planned.followUp) sent.push(planned.followUp);
     }
-    const { replies, cut } = await this.execBounded(pipeline.exec(), signal);
+    const { replies, lost, cut } = await this.sendBounded(socket, sent, signal);
     const endpoint = this.#connection.endpoint;
     let transient: ConnectorError | undefined;
-    for (const { planned, reply } of slots) {
-      const entry = replies?.[reply];
-      const error = entry === undefined ? lostReply(cut, this.#timeoutMs) : entry[0];
-      if (!error) {
+    for (let i = 0; i < commands.length; i++) {
+      const planned = commands[i]!;
+      const at = replyAt[i]!;
+      const reply = at < replies.length ? replies[at] : undefined;
+      if (at < replies.length && !(reply instanceof Error)) {
         for (const index of planned.records) progress.store(index);
         continue;
       }
-      // A reply cut off by our own timeout says "Connection is closed."; say why it was closed.
-      const failure = cut === 'timeout' && !isReplyError(error) ? lostReply(cut, this.#timeoutMs) : commandError(error, endpoint);
+      // No reply: our own timeout or cancel cut the connection (say so), or it broke.
+      const failure = at < replies.length ? commandError(reply, endpoint) : cut ? lostReply(cut, this.#timeoutMs) : commandError(lost, endpoint);
       if (failure.retryable) {
         transient ??= failure;
         continue;
@@ -323,36 +320,28 @@ export class RedisSink implements Sink {
       for (const index of planned.records) progress.fail(index, keyNote);
     }
     // A lost reply leaves the connection in doubt; a busy server's reply (LOADING, BUSY) does not.
-    if (transient && transient.details.reply === undefined) this.#connection.drop();
+    if (transient && transient.details.reply === undefined) socket.destroy();
     return transient;
   }
 
-  /** Waits for the replies, at most `timeout`; on a timeout or a cancel the connection is dropped, which settles every command at once. */
-  private async execBounded(
-    exec: Promise<[Error | null, unknown][] | null>,
-    signal: AbortSignal,
-  ): Promise<{ replies: [Error | null, unknown][] | undefined; cut?: 'timeout' | 'cancel' }> {
+  /** Waits for the replies, at most `timeout`; on a timeout or a cancel the connection is dropped, which settles the batch at once with the replies already in. */
+  private async sendBounded(socket: RespSocket, commands: readonly CommandArgs[], signal: AbortSignal): Promise<BatchReplies & { cut?: 'timeout' | 'cancel' }> {
+    const sent = socket.send(commands);
     let timer: NodeJS.Timeout | undefined;
     let unsubscribe = () => {};
     const cutOff = new Promise<'timeout' | 'cancel'>((resolve) => {
       timer = setTimeout(() => resolve('timeout'), this.#timeoutMs);
       unsubscribe = onAbort(signal, () => resolve('cancel'));
     });
-    let cut: 'timeout' | 'cancel';
     try {
-      const first = await Promise.race([exec, cutOff]);
-      if (first !== 'timeout' && first !== 'cancel') return { replies: first ?? undefined };
-      cut = first;
+      const first = await Promise.race([sent, cutOff]);
+      if (first !== 'timeout' && first !== 'cancel') return first;
+      socket.destroy();
+      return { ...(await sent), cut: first };
     } finally {
       clearTimeout(timer);
       unsubscribe();
     }
-    this.#connection.drop();
-    // Dropping the connection rejects the commands still waiting; the replies already in say which records were stored.
-    let grace: NodeJS.Timeout | undefined;
-    const settled = await Promise.race([exec.catch(() => null), new Promise<null>((resolve) => (grace = setTimeout(() => resolve(null), 2000)))]);
-    clearTimeout(grace);
-    return { replies: settled ?? undefined, cut };
   }
 
   private partial(progress: BatchProgress, where: string, cause: unknown): PartialWriteError {
@@ -379,9 +368,9 @@ export class RedisSink implements Sink {
 
   /** PING, timed: the connection, TLS, AUTH and SELECT all work, and the server is a standalone one. */
   async check(ctx: OperationContext): Promise<string> {
-    const client = await this.#connection.client(ctx.signal);
+    const socket = await this.#connection.socket(ctx.signal);
     const started = performance.now();
-    const reply = await withDeadline(client.ping(), this.#timeoutMs, ctx.signal, `PING to Redis at ${this.#connection.endpoint.label}`);
+    const reply = await withDeadline(socket.call(['PING']), this.#timeoutMs, ctx.signal, `PING to Redis at ${this.#connection.endpoint.label}`);
     const ms = performance.now() - started;
     const { version, mode } = this.#connection.info;
     return `${reply} in ${ms.toFixed(1)} ms; Redis ${version ?? '(version not told)'}${mode ? ` ${mode}` : ''} at ${this.#connection.endpoint.label}, ${this.#mode} mode`;
