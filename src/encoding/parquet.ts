@@ -320,8 +320,8 @@ export class ParquetEncoder {
  * across several young-generation collections: V8 promotes that garbage to the old generation,
  * then lets the old generation grow to about four times the live heap before a full collection
  * (on a 5,000,000-record export: 20-30 MiB live, 130-140 MiB used, 267 MiB peak RSS). So once
- * the heap has grown by `HEAP_GROWTH_BEFORE_COLLECTION` since the last look, a full collection is
- * asked for. Measured on that export, the collections cost no speed (each takes 10-30 ms, every
+ * the heap has grown by `HEAP_GROWTH_BEFORE_COLLECTION` (or half the live heap, when that is
+ * more) since the last collection, a full collection is asked for. Measured on that export, the collections cost no speed (each takes 10-30 ms, every
  * few row groups) and take the peak RSS under 150 MiB (docs/s3.md#performance).
  *
  * The collector is reached as test runners reach it (`--expose-gc` for a moment, to fetch `gc`
@@ -329,6 +329,15 @@ export class ParquetEncoder {
  * nothing is collected early and V8 behaves as it would anyway.
  */
 export const HEAP_GROWTH_BEFORE_COLLECTION = 16 * 1024 * 1024;
+
+/**
+ * A process that holds a large heap of its own (a big lookup table, many open objects) pays for
+ * a full collection in proportion to it: letting the heap grow by half of what was live after the
+ * last one keeps that cost a fixed share of the work, as V8's own sizing does.
+ */
+export function growthAllowed(liveBytes: number): number {
+  return Math.max(HEAP_GROWTH_BEFORE_COLLECTION, liveBytes / 2);
+}
 
 export class HeapGuard {
   #collect: (() => void) | null | undefined;
@@ -344,7 +353,7 @@ export class HeapGuard {
     const collect = (this.#collect ??= this.findCollector());
     if (collect === null) return false;
     const used = this.heapUsed();
-    if (used - this.#baseline < HEAP_GROWTH_BEFORE_COLLECTION) {
+    if (used - this.#baseline < growthAllowed(this.#baseline)) {
       // A collection V8 made by itself lowers the mark too.
       this.#baseline = Math.min(this.#baseline, used);
       return false;

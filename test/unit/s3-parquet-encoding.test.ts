@@ -175,6 +175,20 @@ describe('HeapGuard (src/encoding/parquet.ts)', () => {
     expect(collections).to.equal(2);
   });
 
+  it('a large live heap may grow by half of itself before a collection, so collections stay a fixed share of the work', () => {
+    const readings = [300 * MiB, 200 * MiB, 299 * MiB, 300 * MiB, 200 * MiB];
+    let collections = 0;
+    let heap = 0;
+    const guard = new HeapGuard(
+      () => () => void collections++,
+      () => readings[heap++]!,
+    );
+    expect(guard.afterRowGroup()).to.equal(true); // mark 200 MiB: 100 MiB of growth allowed
+    expect(guard.afterRowGroup()).to.equal(false); // 299
+    expect(guard.afterRowGroup()).to.equal(true); // 300
+    expect(collections).to.equal(2);
+  });
+
   it('without a collector it does nothing', () => {
     const guard = new HeapGuard(() => null, () => 1e12);
     expect(guard.afterRowGroup()).to.equal(false);
