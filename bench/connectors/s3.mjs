@@ -8,7 +8,7 @@
 //     alone costs), alternated round by round;
 //   - peak RSS of a 5,000,000-record export (Parquet and NDJSON), in its own child.
 // BENCH_S3_ROWS (default 1,000,000) and BENCH_S3_BIG_ROWS (default 5,000,000) set the sizes;
-// BENCH_S3_ROW_GROUP sets the Parquet row_group_size; BENCH_S3_NODE_FLAGS passes flags to the target's node
+// BENCH_S3_ROW_GROUP sets the Parquet row_group_size, BENCH_S3_PART_MIB the part_size_mib; BENCH_S3_NODE_FLAGS passes flags to the target's node
 // (e.g. --max-old-space-size=64, to see what a heap limit does to peak RSS).
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -56,7 +56,7 @@ async function child({ mode, rows, endpoint, bucket, format, dir, multipart }) {
   let sink;
   if (mode === 's3') {
     const { s3Sink } = await import(dist('connectors/s3/s3-sink.js'));
-    sink = await s3Sink.create({ type: 's3', bucket, endpoint, force_path_style: true, format, key: `${format}/{rule}/{run_id}-{part}.{ext}`, ...(process.env.BENCH_S3_ROW_GROUP ? { row_group_size: Number(process.env.BENCH_S3_ROW_GROUP) } : {}) }, createCtx);
+    sink = await s3Sink.create({ type: 's3', bucket, endpoint, force_path_style: true, format, key: `${format}/{rule}/{run_id}-{part}.{ext}`, ...(process.env.BENCH_S3_ROW_GROUP ? { row_group_size: Number(process.env.BENCH_S3_ROW_GROUP) } : {}), ...(process.env.BENCH_S3_PART_MIB ? { part_size_mib: Number(process.env.BENCH_S3_PART_MIB) } : {}) }, createCtx);
   } else if (mode === 'file') {
     const { fileSink } = await import(dist('connectors/file/file-sink.js'));
     sink = await fileSink.create({ type: 'file', path: `out/{rule}.${format}`, mode: 'overwrite' }, createCtx);

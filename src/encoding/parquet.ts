@@ -20,7 +20,7 @@
  *
  * The writer is hyparquet-writer (chosen by measurement: docs/parquet-writers.md).
  */
-import { setFlagsFromString } from 'node:v8';
+import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { gzipSync } from 'node:zlib';
 import type { MatchBatch } from '../../connectors/types.js';
@@ -345,7 +345,7 @@ export class HeapGuard {
 
   constructor(
     private readonly findCollector: () => (() => void) | null = fetchCollector,
-    private readonly heapUsed: () => number = () => process.memoryUsage().heapUsed,
+    private readonly heapUsed: () => number = oldGenerationUsed,
   ) {}
 
   /** Collects when the heap has grown by the threshold since the last collection; says whether it did. */
@@ -362,6 +362,19 @@ export class HeapGuard {
     this.#baseline = this.heapUsed();
     return true;
   }
+}
+
+/**
+ * What the old generation holds. The young generation is left out: its garbage goes at the next
+ * scavenge, which costs little, and counting it (up to 16 MiB or more between scavenges) made
+ * the guard collect after nearly every row group, at 40 % more CPU.
+ */
+function oldGenerationUsed(): number {
+  let used = 0;
+  for (const space of getHeapSpaceStatistics()) {
+    if (!space.space_name.startsWith('new_')) used += space.space_used_size;
+  }
+  return used;
 }
 
 /** The engine's full collection, without a node flag; null where it cannot be had. */
