@@ -319,10 +319,10 @@ export class ParquetEncoder {
  * a byte array or a BigInt per cell, and the whole row group stays reachable while it is encoded,
  * across several young-generation collections: V8 promotes that garbage to the old generation,
  * then lets the old generation grow to about four times the live heap before a full collection
- * (on a 5,000,000-record export: 20-30 MiB live, 130-140 MiB used, 267 MiB peak RSS). So once
- * the heap has grown by `HEAP_GROWTH_BEFORE_COLLECTION` (or half the live heap, when that is
- * more) since the last collection, a full collection is asked for. Measured on that export, the collections cost no speed (each takes 10-30 ms, every
- * few row groups) and take the peak RSS under 150 MiB (docs/s3.md#performance).
+ * (on a 5,000,000-record export: 25-30 MiB live, 130-140 MiB used, 273-285 MiB peak RSS). So
+ * once the old generation has grown by `HEAP_GROWTH_BEFORE_COLLECTION` (or by half of what it
+ * held after the last collection, when that is more), a full collection is asked for. Measured
+ * on that export: peak RSS 162 MiB, about 11 % more CPU time (docs/parquet-writers.md).
  *
  * The collector is reached as test runners reach it (`--expose-gc` for a moment, to fetch `gc`
  * from a fresh context, then off again), so users need no node flag. Where it cannot be had,
