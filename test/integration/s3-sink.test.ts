@@ -172,6 +172,30 @@ describe('S3 export target against a real S3 server (s3rver)', function () {
       expect(metadata.key_value_metadata).to.deep.include({ key: 'records', value: '9' });
     });
 
+    it('parquet with the default row group size: batches split at the 20,000-record boundary, two row groups, every record and type read back', async () => {
+      const sink = await sinkWith({ format: 'parquet', key: 'groups/{rule}.{ext}' });
+      // 15,000 + 15,000 records: the second batch is split across the first group's end.
+      await sink.write(csvBatch(ids(0, 15_000)));
+      await sink.write(csvBatch(ids(15_000, 15_000)));
+      await sink.flush();
+      const file = toArrayBuffer(await body('groups/hot.parquet'));
+      const metadata = parquetMetadata(file);
+      expect(metadata.row_groups.map((g) => Number(g.num_rows))).to.deep.equal([20_000, 10_000]);
+      expect(metadata.schema.slice(1).map((e) => `${e.name}:${e.type}:${e.converted_type ?? ''}`)).to.deep.equal([
+        'id:BYTE_ARRAY:UTF8',
+        'value:DOUBLE:',
+        'seen:INT64:TIMESTAMP_MILLIS',
+        'ok:BOOLEAN:',
+        'note:BYTE_ARRAY:UTF8',
+        '_rule:BYTE_ARRAY:UTF8',
+        '_datasource:BYTE_ARRAY:UTF8',
+        '_run_id:BYTE_ARRAY:UTF8',
+        '_matched_at:INT64:TIMESTAMP_MILLIS',
+      ]);
+      const rows = await parquetReadObjects({ file });
+      expect(rows).to.deep.equal(expectedCsvRecords(ids(0, 30_000)).map((r) => ({ ...r, seen: new Date(r.seen), _matched_at: new Date(MATCHED_AT) })));
+    });
+
     it('parquet from field descriptors: INT64, DOUBLE, decimal as text, UTF8, BOOLEAN, TIMESTAMP, JSON, nulls', async () => {
       const sink = await sinkWith({ format: 'parquet', key: 'out/{rule}.{ext}', include_metadata: false });
       await sink.write(dbBatch(ids(1, 8)));

@@ -1,7 +1,8 @@
 import { expect } from 'chai';
 import { parquetMetadata, parquetReadObjects } from 'hyparquet';
 import type { MatchBatch } from '../../connectors/types.js';
-import { ParquetEncoder, prepareFor, prepareNew, rawColumns } from '../../src/encoding/parquet.js';
+import { runInNewContext } from 'node:vm';
+import { fetchCollector, HEAP_GROWTH_BEFORE_COLLECTION, HeapGuard, ParquetEncoder, prepareFor, prepareNew, rawColumns } from '../../src/encoding/parquet.js';
 import type { FieldDescriptor } from '../../src/records/fields.js';
 import { OBJECT_LAYOUT } from '../../src/records/layout.js';
 
@@ -91,7 +92,7 @@ describe('Parquet encoding (src/encoding/parquet.ts)', () => {
         fields,
       );
     const { metadata, rows } = await roundTrip([make(0), make(700), make(1400)], 1000);
-    expect(metadata.row_groups.map((g) => Number(g.num_rows))).to.deep.equal([1400, 700]);
+    expect(metadata.row_groups.map((g) => Number(g.num_rows))).to.deep.equal([1000, 1000, 100]);
     expect(metadata.key_value_metadata).to.deep.equal([{ key: 'records', value: '2100' }]);
     expect(rows).to.have.lengthOf(2100);
     for (const n of [0, 1, 2, 699, 700, 1401, 2099]) {
@@ -101,5 +102,102 @@ describe('Parquet encoding (src/encoding/parquet.ts)', () => {
           : { id: BigInt(n), status: n % 2 ? 'active' : 'offline', label: `l-${n}-é`, at: new Date(Date.UTC(2026, 0, 1) + n * 1000), meta: { n, tags: ['a'] } },
       );
     }
+  });
+
+  it('a batch larger than a row group is split at the boundaries: every record and every type kept', async () => {
+    const fields: FieldDescriptor[] = [
+      { name: 'id', type: 'integer', nullable: false },
+      { name: 'value', type: 'number', nullable: true },
+      { name: 'ok', type: 'boolean', nullable: true },
+      { name: 'name', type: 'string', nullable: true },
+      { name: 'at', type: 'timestamp', nullable: true },
+      { name: 'meta', type: 'json', nullable: true },
+    ];
+    const record = (n: number) =>
+      n % 11 === 0
+        ? { id: n, value: null, ok: null, name: null, at: null, meta: null }
+        : { id: n, value: n + 0.25, ok: n % 2 === 0, name: `n-${n}`, at: new Date(Date.UTC(2026, 0, 1) + n), meta: { n } };
+    const { metadata, rows } = await roundTrip([batch(Array.from({ length: 2500 }, (_, n) => record(n)), fields)], 1000);
+    expect(metadata.row_groups.map((g) => Number(g.num_rows))).to.deep.equal([1000, 1000, 500]);
+    expect(metadata.schema.slice(1).map((e) => `${e.name}:${e.type}:${e.repetition_type}`)).to.deep.equal([
+      'id:INT64:OPTIONAL',
+      'value:DOUBLE:OPTIONAL',
+      'ok:BOOLEAN:OPTIONAL',
+      'name:BYTE_ARRAY:OPTIONAL',
+      'at:INT64:OPTIONAL',
+      'meta:BYTE_ARRAY:OPTIONAL',
+    ]);
+    expect(rows).to.have.lengthOf(2500);
+    rows.forEach((row, n) => {
+      const want = record(n);
+      expect(row).to.deep.equal({ ...want, id: BigInt(n) });
+    });
+  });
+
+  it('an object with exactly two full row groups holds no empty third one', async () => {
+    const fields: FieldDescriptor[] = [{ name: 'id', type: 'integer', nullable: false }];
+    const { metadata, rows } = await roundTrip([batch(Array.from({ length: 1500 }, (_, n) => ({ id: n })), fields), batch(Array.from({ length: 500 }, (_, n) => ({ id: 1500 + n })), fields)], 1000);
+    expect(metadata.row_groups.map((g) => Number(g.num_rows))).to.deep.equal([1000, 1000]);
+    expect(rows.map((r) => r.id)).to.deep.equal(Array.from({ length: 2000 }, (_, n) => BigInt(n)));
+  });
+});
+
+describe('HeapGuard (src/encoding/parquet.ts)', () => {
+  const MiB = 1024 * 1024;
+
+  it('collects only once the heap has grown by the threshold since the last collection', () => {
+    const readings = [30 * MiB, 20 * MiB, 20 * MiB + HEAP_GROWTH_BEFORE_COLLECTION - 1, 20 * MiB + HEAP_GROWTH_BEFORE_COLLECTION, 21 * MiB];
+    let collections = 0;
+    let heap = 0;
+    const guard = new HeapGuard(
+      () => () => void collections++,
+      () => readings[heap++]!,
+    );
+    // The first look finds 30 MiB over nothing: collects, and the heap after it (20 MiB) is the mark.
+    expect(guard.afterRowGroup()).to.equal(true);
+    expect(guard.afterRowGroup()).to.equal(false);
+    expect(guard.afterRowGroup()).to.equal(true);
+    expect(collections).to.equal(2);
+    expect(heap).to.equal(5);
+  });
+
+  it('a collection the engine made by itself lowers the mark', () => {
+    const readings = [40 * MiB, 40 * MiB, 10 * MiB, 10 * MiB + HEAP_GROWTH_BEFORE_COLLECTION];
+    let collections = 0;
+    let heap = 0;
+    const guard = new HeapGuard(
+      () => () => void collections++,
+      () => readings[heap++]!,
+    );
+    expect(guard.afterRowGroup()).to.equal(true); // 40 over 0, mark 40
+    expect(guard.afterRowGroup()).to.equal(false); // 10: below the mark, which drops to 10
+    expect(guard.afterRowGroup()).to.equal(true); // 10 + threshold
+    expect(collections).to.equal(2);
+  });
+
+  it('a large live heap may grow by half of itself before a collection, so collections stay a fixed share of the work', () => {
+    const readings = [300 * MiB, 200 * MiB, 299 * MiB, 300 * MiB, 200 * MiB];
+    let collections = 0;
+    let heap = 0;
+    const guard = new HeapGuard(
+      () => () => void collections++,
+      () => readings[heap++]!,
+    );
+    expect(guard.afterRowGroup()).to.equal(true); // mark 200 MiB: 100 MiB of growth allowed
+    expect(guard.afterRowGroup()).to.equal(false); // 299
+    expect(guard.afterRowGroup()).to.equal(true); // 300
+    expect(collections).to.equal(2);
+  });
+
+  it('without a collector it does nothing', () => {
+    const guard = new HeapGuard(() => null, () => 1e12);
+    expect(guard.afterRowGroup()).to.equal(false);
+  });
+
+  it('finds the engine\'s collector without a node flag, and leaves it hidden from new contexts', () => {
+    const gc = fetchCollector();
+    expect(gc).to.be.a('function');
+    gc!();
+    expect(runInNewContext('typeof gc')).to.equal('undefined');
   });
 });
