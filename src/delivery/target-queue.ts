@@ -5,6 +5,9 @@ import { deliveredOf, describeError, isRetryable, serializeError } from '../erro
 import type { DeliveryPolicy } from './policy.js';
 import { withRetry } from './retry.js';
 
+/** Records of one cycle an atomic target keeps in memory for the spool, should its publish fail. */
+export const SPOOL_KEEP_LIMIT = 20_000;
+
 /** Where a target's outcome per rule is counted: the cycle's summary. */
 export interface DeliveryListener {
   /** Records that reached the target for good: a per-write target's returned write, an atomic target's published flush. */
@@ -17,6 +20,12 @@ export interface DeliveryListener {
    * dropped by a cancellation (the cycle is then not committed, so they are read again).
    */
   undelivered?(batch: MatchBatch): void;
+  /**
+   * An atomic target's cycle failed with more records than it keeps for the spool
+   * (SPOOL_KEEP_LIMIT): they cannot be handed to `undelivered`, so the cycle must not be
+   * committed, and its records are read and sent again next cycle instead.
+   */
+  unspoolable?(records: number): void;
   /** A write failed and is about to be tried again. */
   retried?(): void;
 }
@@ -57,6 +66,9 @@ export class TargetQueue {
   #exported = 0;
   /** Atomic targets with a spool: every batch sent or refused this cycle, in order; none is delivered until the flush publishes. */
   readonly #cycleBatches: MatchBatch[] = [];
+  #cycleRecords = 0;
+  /** More than SPOOL_KEEP_LIMIT records this cycle: no longer kept (see keepForSpool). */
+  #tooManyToKeep = false;
 
   constructor(
     readonly name: string,
@@ -117,7 +129,7 @@ export class TargetQueue {
     }
     for (const [rule, count] of this.#unpublished) this.countExported(rule, count);
     this.#unpublished.clear();
-    this.#cycleBatches.length = 0;
+    this.forgetCycle();
   }
 
   /** The cycle was cut short: nothing more is sent; an atomic target discards what it has not published. */
@@ -151,8 +163,29 @@ export class TargetQueue {
     else this.listener.undelivered?.(batch);
   }
 
+  /**
+   * An atomic target's batches are kept until its flush publishes them, so that a failed publish
+   * can hand them to the spool. Past SPOOL_KEEP_LIMIT records they are let go: a large export
+   * (a million matches into a file) must not hold every record in memory for a failure that
+   * rarely comes. If it does come, the cycle is not committed instead (`unspoolable`), which
+   * loses nothing either: its records are read and sent again.
+   */
   private keepForSpool(batch: MatchBatch): void {
-    if (this.listener.undelivered) this.#cycleBatches.push(batch);
+    if (!this.listener.undelivered) return;
+    this.#cycleRecords += batch.rows.length;
+    if (this.#tooManyToKeep) return;
+    if (this.#cycleRecords > SPOOL_KEEP_LIMIT) {
+      this.#tooManyToKeep = true;
+      this.#cycleBatches.length = 0;
+      return;
+    }
+    this.#cycleBatches.push(batch);
+  }
+
+  private forgetCycle(): void {
+    this.#cycleBatches.length = 0;
+    this.#cycleRecords = 0;
+    this.#tooManyToKeep = false;
   }
 
   private sendLingering(key: string, group: Group): void {
@@ -212,8 +245,11 @@ export class TargetQueue {
     await this.sink.abort?.(this.ctx).catch((err) => this.ctx.log.warn({ err: serializeError(err) }, 'discarding partial output failed'));
     for (const [rule, count] of this.#unpublished) this.listener.failed(rule, count);
     this.#unpublished.clear();
-    if (!this.ctx.signal.aborted) for (const batch of this.#cycleBatches) this.listener.undelivered?.(batch);
-    this.#cycleBatches.length = 0;
+    if (!this.ctx.signal.aborted) {
+      if (this.#tooManyToKeep) this.listener.unspoolable?.(this.#cycleRecords);
+      else for (const batch of this.#cycleBatches) this.listener.undelivered?.(batch);
+    }
+    this.forgetCycle();
     if (this.#notSentWhileDown > 0) {
       this.ctx.log.error({ records: this.#notSentWhileDown }, 'export target failed earlier in the cycle; these records were not sent');
       this.#notSentWhileDown = 0;

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import pLimit from 'p-limit';
 import type { MatchBatch } from '../../connectors/types.js';
-import { TargetQueue } from '../delivery/target-queue.js';
+import { SPOOL_KEEP_LIMIT, TargetQueue } from '../delivery/target-queue.js';
 import { describeError, serializeError } from '../errors.js';
 import type { RecordBatch } from '../records/layout.js';
 import { isAbsent } from '../rules/coerce.js';
@@ -94,6 +94,8 @@ class Cycle {
   readonly #work: ServiceState | undefined;
   readonly #dedup = new Map<string, RuleDedup>();
   readonly #watermarks = new Map<string, WatermarkFilter>();
+  /** An atomic target whose failed cycle was too large to spool: the state is then not committed. */
+  #unspoolable: { target: string; records: number } | undefined;
   /** Targets whose spool this cycle took over (replayed, or added to). */
   readonly #spoolTouched = new Set<string>();
 
@@ -120,7 +122,12 @@ class Cycle {
         exported: (rule, count) => this.countDelivery(rule, name, 'exported', count),
         failed: (rule, count) => this.countDelivery(rule, name, 'failed', count),
         retried: () => (status.retries = (status.retries ?? 0) + 1),
-        ...(this.spooling ? { undelivered: (batch: MatchBatch) => this.spool(name, batch) } : {}),
+        ...(this.spooling
+          ? {
+              undelivered: (batch: MatchBatch) => this.spool(name, batch),
+              unspoolable: (records: number) => (this.#unspoolable ??= { target: name, records }),
+            }
+          : {}),
       });
       this.#queues.set(name, queue);
       report.targets.set(name, status);
@@ -320,6 +327,15 @@ class Cycle {
   async commitState(): Promise<void> {
     const work = this.#work;
     if (work === undefined || this.state === undefined || this.report.cancelled || this.state.readOnly) return;
+    if (this.#unspoolable) {
+      const { target, records } = this.#unspoolable;
+      this.report.stateError = `export target "${target}" failed to publish ${records} records, more than the spool keeps in memory; the state is not saved`;
+      this.log.warn(
+        { target, records, spool_keep_limit: SPOOL_KEEP_LIMIT },
+        'too many records to spool: this cycle\'s state is not saved, so its records will be read and sent again next cycle',
+      );
+      return;
+    }
     this.advanceWatermarks(work);
     this.forgetStaleAlerts(work);
     for (const target of this.#spoolTouched) if ((work.spool.get(target) ?? []).length === 0) work.spool.delete(target);

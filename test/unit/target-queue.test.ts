@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import type { DeliveryBatch, DeliveryGuarantee, MatchBatch, Sink } from '../../connectors/types.js';
 import type { DeliveryPolicy } from '../../src/delivery/policy.js';
-import { deliveryBatch, TargetQueue } from '../../src/delivery/target-queue.js';
+import { deliveryBatch, SPOOL_KEEP_LIMIT, TargetQueue } from '../../src/delivery/target-queue.js';
 import { ConnectorError, describeError } from '../../src/errors.js';
 import { ColumnLayout } from '../../src/records/layout.js';
 import { memoryLogger } from '../helpers.js';
@@ -310,5 +310,50 @@ describe('TargetQueue', () => {
     await queue.finish();
     expect(counts).to.deep.equal({ exported: 0, failed: 2 });
     expect(describeError(new Error(queue.status().error))).to.include('permission denied');
+  });
+});
+
+describe('TargetQueue: what an atomic target keeps for the spool', () => {
+  function spoolingQueue(sink: Sink) {
+    const spooled: MatchBatch[] = [];
+    const unspoolable: number[] = [];
+    const policy: DeliveryPolicy = { batchSize: 5_000, batchBytes: 1 << 30, lingerMs: 0, maxInFlight: 1, retry: { maxAttempts: 1, initialBackoffMs: 1, maxBackoffMs: 1 } };
+    const queue = new TargetQueue('t', sink, policy, { signal: new AbortController().signal, log: memoryLogger().log }, {
+      exported: () => {},
+      failed: () => {},
+      undelivered: (batch) => spooled.push(batch),
+      unspoolable: (records) => unspoolable.push(records),
+    });
+    return { queue, spooled, unspoolable };
+  }
+
+  it('a failed publish of a small cycle hands every batch to the spool, in order', async () => {
+    const sink = new RecordingSink('atomic');
+    sink.flushError = new Error('rename failed');
+    const { queue, spooled, unspoolable } = spoolingQueue(sink);
+    for (let i = 0; i < 3; i++) await queue.add(match(i * 100, 100));
+    await queue.finish();
+    expect(spooled.flatMap((b) => b.rows.map((r) => (r as string[])[0]))).to.deep.equal(Array.from({ length: 300 }, (_, i) => String(i)));
+    expect(unspoolable).to.deep.equal([]);
+  });
+
+  it(`past ${SPOOL_KEEP_LIMIT} records it keeps none in memory; a failed publish says the cycle cannot be spooled instead`, async () => {
+    const sink = new RecordingSink('atomic');
+    sink.flushError = new Error('rename failed');
+    const { queue, spooled, unspoolable } = spoolingQueue(sink);
+    const total = SPOOL_KEEP_LIMIT + 5_000;
+    for (let i = 0; i < total; i += 5_000) await queue.add(match(i, 5_000));
+    await queue.finish();
+    expect(spooled).to.deep.equal([]);
+    expect(unspoolable).to.deep.equal([total]);
+  });
+
+  it('a large cycle that publishes keeps nothing and reports nothing', async () => {
+    const sink = new RecordingSink('atomic');
+    const { queue, spooled, unspoolable } = spoolingQueue(sink);
+    for (let i = 0; i < SPOOL_KEEP_LIMIT * 2; i += 5_000) await queue.add(match(i, 5_000));
+    await queue.finish();
+    expect(spooled).to.deep.equal([]);
+    expect(unspoolable).to.deep.equal([]);
   });
 });
