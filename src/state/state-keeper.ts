@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { LoadedConfig } from '../config/types.js';
 import { spoolRecords } from './spool.js';
-import { copyState, type ServiceState, StateStore } from './state-store.js';
+import { copyState, type ServiceState, type StateBackend, StateStore } from './state-store.js';
 
 /**
  * The remembered state of a running service and where it is kept. A cycle works on a copy
@@ -13,7 +13,7 @@ export class StateKeeper {
   #state: ServiceState;
 
   private constructor(
-    readonly store: StateStore,
+    readonly store: StateBackend,
     state: ServiceState,
     /** A dry run applies the state (what would be exported) but never changes it. */
     readonly readOnly: boolean,
@@ -21,8 +21,9 @@ export class StateKeeper {
     this.#state = state;
   }
 
-  static async open(dir: string, options: { readOnly?: boolean } = {}): Promise<StateKeeper> {
-    const store = new StateStore(dir);
+  /** Takes the state (a folder, or a backend) for this process and loads it; a read-only keeper takes no lock. */
+  static async open(where: string | StateBackend, options: { readOnly?: boolean } = {}): Promise<StateKeeper> {
+    const store = typeof where === 'string' ? new StateStore(where) : where;
     if (!options.readOnly) await store.open();
     try {
       return new StateKeeper(store, await store.load(), options.readOnly === true);
