@@ -37,6 +37,7 @@ export class PostgresStateBackend implements StateBackend {
   readonly #lockKey: { high: number; low: number };
   #client: Client | undefined;
   #lost: string | undefined;
+  #readOnly = false;
 
   constructor(config: PostgresStateConfig, configDir: string) {
     const resolved = resolveConnection(config, configDir);
@@ -55,13 +56,18 @@ export class PostgresStateBackend implements StateBackend {
     return `row "spool/${target}" of ${this.label}`;
   }
 
-  async open(): Promise<void> {
+  async open(options: { readOnly?: boolean } = {}): Promise<void> {
     const pg = (await import('pg')).default;
     const client = new pg.Client(this.#resolved.pg);
     client.on('error', (err) => (this.#lost ??= err.message));
     client.on('end', () => (this.#lost ??= 'the session ended'));
     try {
       await withDeadline(client.connect(), this.#resolved.connectTimeoutMs + 1000, new AbortController().signal, `connecting to ${this.label}`);
+      if (options.readOnly) {
+        this.#client = client;
+        this.#readOnly = true;
+        return;
+      }
       await client.query(
         `CREATE TABLE IF NOT EXISTS ${quoteTable(this.#table)} (name text PRIMARY KEY, body text NOT NULL, updated_at timestamptz NOT NULL DEFAULT now())`,
       );
@@ -75,9 +81,13 @@ export class PostgresStateBackend implements StateBackend {
   }
 
   async load(): Promise<ServiceState> {
-    const { rows } = await this.session().query<{ name: string; body: string }>(`SELECT name, body FROM ${quoteTable(this.#table)}`).catch((err) => {
-      throw this.clean(err);
-    });
+    const { rows } = await this.session()
+      .query<{ name: string; body: string }>(`SELECT name, body FROM ${quoteTable(this.#table)}`)
+      .catch((err: { code?: string }) => {
+        // A dry run before the first real one: no table yet, nothing remembered.
+        if (this.#readOnly && err.code === '42P01') return { rows: [] };
+        throw this.clean(err);
+      });
     return stateFromDocuments(
       rows.map((r) => [r.name, r.body]),
       (name) => `row "${name}" of ${this.label}`,
@@ -85,6 +95,7 @@ export class PostgresStateBackend implements StateBackend {
   }
 
   async commit(next: ServiceState, previous: ServiceState): Promise<void> {
+    if (this.#readOnly) throw new Error(`${this.label} was opened read-only`);
     const client = this.session();
     const table = quoteTable(this.#table);
     try {

@@ -58,6 +58,7 @@ export class RedisStateBackend implements StateBackend {
   readonly #token = `threshold-processor pid ${process.pid} on ${hostname()} (${randomBytes(6).toString('hex')})`;
   #refresh: NodeJS.Timeout | undefined;
   #lost: string | undefined;
+  #readOnly = false;
 
   constructor(config: RedisStateConfig, configDir: string, log: Logger) {
     const { endpoint, options } = resolveConnection(config, configDir);
@@ -76,8 +77,12 @@ export class RedisStateBackend implements StateBackend {
     return `key ${this.docKey(`spool/${target}`)} at ${this.#endpoint.label}`;
   }
 
-  async open(): Promise<void> {
+  async open(options: { readOnly?: boolean } = {}): Promise<void> {
     const client = await this.client();
+    if (options.readOnly) {
+      this.#readOnly = true;
+      return;
+    }
     const taken = await client.set(this.lockKey, this.#token, 'PX', this.#ttlMs, 'NX').catch((err) => this.fail(err));
     if (taken !== 'OK') {
       const holder = await client.get(this.lockKey).catch(() => null);
@@ -103,6 +108,7 @@ export class RedisStateBackend implements StateBackend {
   }
 
   async commit(next: ServiceState, previous: ServiceState): Promise<void> {
+    if (this.#readOnly) throw new Error(`${this.label} was opened read-only`);
     if (this.#lost !== undefined) throw this.lockLost();
     const docs = [...changedDocuments(next, previous)];
     const keys = [this.lockKey, this.indexKey, ...docs.map(([name]) => this.docKey(name))];
@@ -122,7 +128,7 @@ export class RedisStateBackend implements StateBackend {
   async close(): Promise<void> {
     if (this.#refresh) clearInterval(this.#refresh);
     this.#refresh = undefined;
-    if (this.#lost === undefined) {
+    if (!this.#readOnly && this.#lost === undefined) {
       const client = await this.client().catch(() => undefined);
       await client?.eval(RELEASE, 1, this.lockKey, this.#token).catch(() => {});
     }

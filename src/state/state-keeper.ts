@@ -24,17 +24,19 @@ export class StateKeeper {
   /** Takes the state (a folder, or a backend) for this process and loads it; a read-only keeper takes no lock. */
   static async open(where: string | StateBackend, options: { readOnly?: boolean } = {}): Promise<StateKeeper> {
     const store = typeof where === 'string' ? new StateStore(where) : where;
-    if (!options.readOnly) await store.open();
+    const readOnly = options.readOnly === true;
+    await store.open({ readOnly });
     try {
-      return new StateKeeper(store, await store.load(), options.readOnly === true);
+      return new StateKeeper(store, await store.load(), readOnly);
     } catch (err) {
-      if (!options.readOnly) await store.close();
+      await store.close();
       throw err;
     }
   }
 
+  /** Gives the state back (a read-only keeper only closes its connection). */
   async close(): Promise<void> {
-    if (!this.readOnly) await this.store.close();
+    await this.store.close();
   }
 
   get state(): ServiceState {

@@ -37,7 +37,8 @@ export function copyState(state: ServiceState): ServiceState {
 export interface StateBackend {
   /** Where the state is, for messages: never a password. */
   readonly label: string;
-  open(): Promise<void>;
+  /** Readies the backend; `readOnly` (a dry run) only reads, takes no lock and creates nothing. */
+  open(options?: { readOnly?: boolean }): Promise<void>;
   load(): Promise<ServiceState>;
   commit(next: ServiceState, previous: ServiceState): Promise<void>;
   /** Gives the state back: another process may take it. */
@@ -95,7 +96,8 @@ export class StateStore implements StateBackend {
    * folder would overwrite each other's memory. A lock left by a process that no longer runs
    * (kill -9, a crash) is taken over.
    */
-  async open(): Promise<void> {
+  async open(options: { readOnly?: boolean } = {}): Promise<void> {
+    if (options.readOnly) return;
     await mkdir(this.spoolDir, { recursive: true });
     for (let attempt = 0; ; attempt++) {
       try {

@@ -104,10 +104,24 @@ for (const backend of BACKENDS) {
       for (const r of [first, second, third]) expect(r.stderr + r.stdout).not.to.include(SECRET);
     });
 
+    it('a dry run before any real one finds no state and creates nothing', async () => {
+      writeFiles(dir, { 'c.yaml': config(backend), 'feed.csv': HEADER + row(1, '2026-01-01T00:00:00Z', 50) });
+      const dry = await run('--dry-run');
+      expect(dry.code, dry.stderr).to.equal(0);
+      expect(dry.stderr).not.to.include('running without state');
+      expect(exportedIds(dir)).to.deep.equal([]);
+      if (backend.name === 'PostgreSQL') expect(await sql(`SELECT to_regclass($1) AS t`, [table])).to.deep.equal([{ t: null }]);
+      else expect(await redis.exists(`${prefix}lock`, `${prefix}docs`)).to.equal(0);
+    });
+
     it('a second process on the same state exits 1 naming where and who holds it; the secret is never printed', async () => {
       writeFiles(dir, { 'c.yaml': config(backend), 'feed.csv': HEADER + row(1, '2026-01-01T00:00:00Z', 50) });
       const service = startCli(['--config', 'c.yaml', '--continuous', '--interval', '0.3', '--log-format', 'json'], { cwd: dir, env });
       await service.waitForStderr(/"msg":"run summary"/, 15_000);
+      // A dry run only reads the state: it takes no lock, and runs while the service holds it.
+      const dry = await run('--dry-run');
+      expect(dry.code, dry.stderr).to.equal(0);
+      expect(dry.stdout).to.include('nothing was exported');
       const second = await run();
       expect(second.code).to.equal(1);
       expect(second.stderr).to.include('is in use by').and.to.include(backend.where()).and.to.include(`threshold-processor pid ${service.child.pid}`);
