@@ -3,7 +3,7 @@ import { appendFileSync, existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { freshDirPerTest, parseNdjson, runCli, startCli, writeFiles } from '../helpers.js';
 import { sql, TEST_DATABASE_URL, uniqueName } from '../support/postgres-db.js';
-import { removeKeysUnder, testClient, TEST_REDIS_URL, uniquePrefix } from '../support/redis-server.js';
+import { removeKeysUnder, startOwnRedis, testClient, TEST_REDIS_URL, uniquePrefix } from '../support/redis-server.js';
 
 const HEADER = 'id,created_at,v\n';
 const row = (id: number, at: string, v: number) => `${id},${at},${v}\n`;
@@ -160,6 +160,66 @@ describe('service state on a server that is down (built CLI)', function () {
       expect(result.code, result.stderr).to.equal(1);
       expect(result.stderr).to.include('cannot use the state; check settings.state').and.to.include('127.0.0.1:1');
       expect(result.stderr + result.stdout).not.to.include(SECRET);
+    }
+  });
+});
+
+describe('service state in a Redis that goes down and comes back (built CLI, a redis-server of its own)', function () {
+  this.timeout(60_000);
+  let dir: string;
+  freshDirPerTest((d) => (dir = d));
+
+  it('a cycle whose commit fails is not committed: its records are sent again once the server is back (at least once, none lost)', async () => {
+    const own = await startOwnRedis();
+    try {
+      writeFiles(dir, {
+        'c.yaml':
+          'datasources:\n  feed:\n    type: csv\n    path: feed.csv\n    incremental: {field: created_at}\n' +
+          'processing_rules:\n  - {name: hot, threshold_field: v, threshold_type: greater_than, threshold_value: 10, export_target: out}\n' +
+          'export_targets:\n  out: {type: file, path: out/hot.ndjson, mode: append, include_metadata: false}\n' +
+          `settings:\n  state: {type: redis, url: "${own.url}", key_prefix: "tp:", connect_timeout: 1s, lock_ttl: 60s}\n`,
+        'feed.csv': HEADER + row(1, '2026-01-01T00:00:00Z', 50),
+      });
+      const cli = startCli(['--config', 'c.yaml', '--continuous', '--interval', '0.3', '--log-format', 'json'], { cwd: dir });
+      let stderr = '';
+      cli.child.stderr!.on('data', (d) => (stderr += d));
+      await cli.waitForStderr(/"msg":"run summary"/, 15_000);
+      await own.kill();
+      appendFileSync(path.join(dir, 'feed.csv'), row(2, '2026-01-01T00:01:00Z', 60));
+      await cli.waitForStderr(/"state_error"[\s\S]*"state_error"/, 20_000);
+      // Delivered while the state could not be saved: sent, but not remembered.
+      expect(exportedIds(dir).filter((id) => id === '2').length).to.be.at.least(1);
+      await own.start();
+      const saved = stderr.length;
+      // Wait (bounded) for a cycle after the restart that saved its state.
+      const deadline = Date.now() + 20_000;
+      const savedAgain = () =>
+        stderr
+          .slice(saved)
+          .split('\n')
+          .filter((l) => l.includes('"run summary"'))
+          .some((l) => JSON.parse(l).state_error === undefined);
+      while (!savedAgain()) {
+        if (Date.now() > deadline) {
+          cli.child.kill('SIGKILL');
+          throw new Error(`no cycle saved its state after the server came back:\n${stderr.slice(-3000)}`);
+        }
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      cli.child.kill('SIGTERM');
+      const result = await cli.done;
+      expect(result.code, result.stderr.slice(-3000)).to.equal(0);
+      expect(result.stderr).to.include('cannot save the state');
+      const ids = exportedIds(dir);
+      // 1 once (its commit happened before the server went down); 2 at least once, and not again once saved.
+      expect(ids.filter((id) => id === '1')).to.deep.equal(['1']);
+      expect(ids.filter((id) => id === '2').length).to.be.at.least(1);
+      expect(ids.every((id) => id === '1' || id === '2')).to.equal(true);
+      const after = await runCli(['--config', 'c.yaml', '--log-format', 'json'], { cwd: dir });
+      expect(after.code, after.stderr).to.equal(0);
+      expect(exportedIds(dir)).to.deep.equal(ids);
+    } finally {
+      await own.remove();
     }
   });
 });
