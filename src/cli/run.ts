@@ -15,6 +15,7 @@ import { serveMetrics, ServiceMetrics } from '../service/metrics.js';
 import { Reloader } from '../service/reloader.js';
 import { StateKeeper, stateDirOf } from '../state/state-keeper.js';
 import { StateInUseError } from '../state/state-store.js';
+import { stateBackendOf } from '../state/state-backend.js';
 import { runContinuously, SINGLE_RUN_STOP_SIGNALS } from './continuous.js';
 import { ProgressLine } from './progress.js';
 import { cancelRun, runController } from './shutdown.js';
@@ -135,23 +136,30 @@ async function runService(
 }
 
 /**
- * The state folder. A dry run only reads it. A single run that cannot use it (read-only, or a
- * state file damaged) goes on without it, and says so; the service refuses to run without it,
- * since it would then alert again on every cycle and could not spool.
+ * The state: a folder, or PostgreSQL or Redis (settings.state). A dry run only reads it. A single
+ * run that cannot use it (read-only, damaged, a server down) goes on without it, and says so; the
+ * service refuses to run without it, since it would then alert again on every cycle and could not spool.
  */
 async function openState(config: LoadedConfig, options: CliOptions, log: Logger): Promise<StateKeeper | undefined | 'failed'> {
   // A --state-dir given on the command line is relative to where the command runs, as --config is.
-  const dir = options.stateDir !== undefined ? path.resolve(options.stateDir) : stateDirOf(config);
+  const override = options.stateDir !== undefined ? path.resolve(options.stateDir) : undefined;
+  let where = override ?? stateDirOf(config);
   try {
-    const keeper = await StateKeeper.open(dir, { readOnly: options.dryRun });
-    log.debug({ state_dir: dir }, 'state loaded');
+    const backend = await stateBackendOf(config, log, override);
+    where = backend.label;
+    const keeper = await StateKeeper.open(backend, { readOnly: options.dryRun });
+    log.debug({ state: where }, 'state loaded');
     return keeper;
   } catch (err) {
     if (options.continuous || options.replayDeadLetters || err instanceof StateInUseError) {
-      log.error({ state_dir: dir, err: serializeError(err) }, 'cannot use the state folder; set settings.state_dir to a folder this user can write, used by no other process');
+      const message =
+        config.settings.state && !override
+          ? 'cannot use the state; check settings.state: the server must be reachable, and its table or key_prefix used by no other process'
+          : 'cannot use the state folder; set settings.state_dir to a folder this user can write, used by no other process';
+      log.error({ state: where, err: serializeError(err) }, message);
       return 'failed';
     }
-    log.warn({ state_dir: dir, reason: describeError(err) }, 'running without state: no dedup, no watermarks, no dead-letter spool this run');
+    log.warn({ state: where, reason: describeError(err) }, 'running without state: no dedup, no watermarks, no dead-letter spool this run');
     return undefined;
   }
 }

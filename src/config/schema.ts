@@ -2,6 +2,7 @@ import { SINKS, SOURCES } from '../../connectors/index.js';
 import type { ConnectorSpec, JsonSchema } from '../../connectors/types.js';
 import { deliverySchema, duration } from '../delivery/policy.js';
 import { OPERATORS, OPERATOR_NAMES } from '../rules/operators.js';
+import { stateSettingSchema } from '../state/state-schema.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -161,6 +162,7 @@ const settingsSchema: JsonSchema = {
         'Folder (relative to this file) where watermarks, dedup keys and the dead-letter spool are kept across cycles and restarts; created if missing. Under systemd, point it at the StateDirectory (e.g. /var/lib/threshold-processor).',
       examples: ['/var/lib/threshold-processor'],
     },
+    state: stateSettingSchema,
     metrics: {
       type: 'object',
       additionalProperties: false,

@@ -1,5 +1,6 @@
 import type { Rule } from '../rules/rule.js';
 import type { DedupPolicy } from '../state/dedup.js';
+import type { StateConfig } from '../state/state-backend.js';
 
 export interface Settings {
   readonly concurrency: number;
@@ -9,6 +10,8 @@ export interface Settings {
   readonly shutdown_timeout: string;
   /** Where state is kept, as written (relative to the config's folder). */
   readonly state_dir: string;
+  /** Keeps the state in PostgreSQL or Redis instead of state_dir. */
+  readonly state?: StateConfig;
   readonly metrics?: { readonly port: number; readonly host?: string };
 }
 

@@ -170,7 +170,7 @@ class Cycle {
       [...work.spool].map(async ([target, batches]) => {
         const queue = this.#queues.get(target);
         if (!this.runtime.sinks.has(target)) {
-          this.log.warn({ target, batches: batches.length, file: this.state!.store.spoolFile(target) }, 'spooled batches wait for an export target that is no longer in the config');
+          this.log.warn({ target, batches: batches.length, spool: this.state!.store.spoolLocation(target) }, 'spooled batches wait for an export target that is no longer in the config');
         }
         if (!queue || batches.length === 0) return;
         work.spool.set(target, []);
@@ -345,7 +345,7 @@ class Cycle {
       this.report.stateCommitted = true;
     } catch (err) {
       this.report.stateError = describeError(err);
-      this.logFailure({ state_dir: this.state.store.dir }, err, 'cannot save the state; this cycle\'s records will be read and sent again next cycle');
+      this.logFailure({ state: this.state.store.label }, err, 'cannot save the state; this cycle\'s records will be read and sent again next cycle');
     }
   }
 

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { LoadedConfig } from '../config/types.js';
 import { spoolRecords } from './spool.js';
-import { copyState, type ServiceState, StateStore } from './state-store.js';
+import { copyState, type ServiceState, type StateBackend, StateStore } from './state-store.js';
 
 /**
  * The remembered state of a running service and where it is kept. A cycle works on a copy
@@ -13,7 +13,7 @@ export class StateKeeper {
   #state: ServiceState;
 
   private constructor(
-    readonly store: StateStore,
+    readonly store: StateBackend,
     state: ServiceState,
     /** A dry run applies the state (what would be exported) but never changes it. */
     readonly readOnly: boolean,
@@ -21,19 +21,22 @@ export class StateKeeper {
     this.#state = state;
   }
 
-  static async open(dir: string, options: { readOnly?: boolean } = {}): Promise<StateKeeper> {
-    const store = new StateStore(dir);
-    if (!options.readOnly) await store.open();
+  /** Takes the state (a folder, or a backend) for this process and loads it; a read-only keeper takes no lock. */
+  static async open(where: string | StateBackend, options: { readOnly?: boolean } = {}): Promise<StateKeeper> {
+    const store = typeof where === 'string' ? new StateStore(where) : where;
+    const readOnly = options.readOnly === true;
+    await store.open({ readOnly });
     try {
-      return new StateKeeper(store, await store.load(), options.readOnly === true);
+      return new StateKeeper(store, await store.load(), readOnly);
     } catch (err) {
-      if (!options.readOnly) await store.close();
+      await store.close();
       throw err;
     }
   }
 
+  /** Gives the state back (a read-only keeper only closes its connection). */
   async close(): Promise<void> {
-    if (!this.readOnly) await this.store.close();
+    await this.store.close();
   }
 
   get state(): ServiceState {

@@ -1,8 +1,9 @@
 import { mkdir, open, readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { readIfExists, writeFileAtomic } from './atomic-file.js';
-import type { DedupEntry, DedupTable } from './dedup.js';
-import { decodeSpool, encodeSpool, type SpooledBatch } from './spool.js';
+import type { DedupTable } from './dedup.js';
+import type { SpooledBatch } from './spool.js';
+import { changedDocuments, DEDUP, SPOOL_PREFIX, stateFromDocuments, WATERMARKS } from './state-documents.js';
 import type { Watermark } from './watermark.js';
 
 /** What the service remembers between cycles and across restarts. */
@@ -28,13 +29,33 @@ export function copyState(state: ServiceState): ServiceState {
   };
 }
 
-const FORMAT = 1;
+/**
+ * Where the state is kept. `open` takes it for this process (two processes sharing one state would
+ * overwrite each other's memory) and fails with StateInUseError naming the holder; `commit` makes
+ * `next` the remembered state, or throws and leaves the remembered state as it was.
+ */
+export interface StateBackend {
+  /** Where the state is, for messages: never a password. */
+  readonly label: string;
+  /** Readies the backend; `readOnly` (a dry run) only reads, takes no lock and creates nothing. */
+  open(options?: { readOnly?: boolean }): Promise<void>;
+  load(): Promise<ServiceState>;
+  commit(next: ServiceState, previous: ServiceState): Promise<void>;
+  /** Gives the state back: another process may take it. */
+  close(): Promise<void>;
+  /** Where a target's spooled batches are, for messages. */
+  spoolLocation(target: string): string;
+}
 
-/** Another running process holds the state folder. */
+/** Another running process holds the state. */
 export class StateInUseError extends Error {
   override readonly name = 'StateInUseError';
 }
 
+/** This process no longer holds the state (its session or lock was lost): it must not write. */
+export class StateLockLostError extends Error {
+  override readonly name = 'StateLockLostError';
+}
 function isRunning(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -51,8 +72,16 @@ function isRunning(pid: number): boolean {
  *   dedup.json        {"format":1,"rules":{"<rule>":{"<key>":[seen_ms, exported_ms]}}}
  *   spool/<target>.ndjson   one undelivered batch per line, oldest first
  */
-export class StateStore {
+export class StateStore implements StateBackend {
   constructor(readonly dir: string) {}
+
+  get label(): string {
+    return `state folder ${this.dir}`;
+  }
+
+  spoolLocation(target: string): string {
+    return this.spoolFile(target);
+  }
 
   get spoolDir(): string {
     return path.join(this.dir, 'spool');
@@ -67,7 +96,8 @@ export class StateStore {
    * folder would overwrite each other's memory. A lock left by a process that no longer runs
    * (kill -9, a crash) is taken over.
    */
-  async open(): Promise<void> {
+  async open(options: { readOnly?: boolean } = {}): Promise<void> {
+    if (options.readOnly) return;
     await mkdir(this.spoolDir, { recursive: true });
     for (let attempt = 0; ; attempt++) {
       try {
@@ -95,57 +125,37 @@ export class StateStore {
   }
 
   async load(): Promise<ServiceState> {
-    const state = emptyState();
-    const watermarks = await this.readJson('watermarks.json');
-    for (const [name, mark] of Object.entries((watermarks?.datasources ?? {}) as Record<string, Watermark>)) state.watermarks.set(name, mark);
-    const dedup = await this.readJson('dedup.json');
-    for (const [rule, keys] of Object.entries((dedup?.rules ?? {}) as Record<string, Record<string, [number, number]>>)) {
-      const table: DedupTable = new Map();
-      // Oldest seen first, as the in-memory order is.
-      for (const [key, [seen, exported]] of Object.entries(keys).sort((a, b) => a[1][0] - b[1][0])) table.set(key, { seen, exported });
-      state.dedup.set(rule, table);
+    const docs: [string, string][] = [];
+    for (const name of [WATERMARKS, DEDUP]) {
+      const text = await readIfExists(path.join(this.dir, `${name}.json`));
+      if (text !== undefined) docs.push([name, text]);
     }
     for (const entry of await readdir(this.spoolDir).catch(() => [] as string[])) {
       if (!entry.endsWith('.ndjson')) continue;
-      const file = path.join(this.spoolDir, entry);
-      const batches = decodeSpool((await readIfExists(file)) ?? '', file);
-      if (batches.length > 0) state.spool.set(decodeURIComponent(entry.slice(0, -'.ndjson'.length)), batches);
+      const text = await readIfExists(path.join(this.spoolDir, entry));
+      docs.push([SPOOL_PREFIX + decodeURIComponent(entry.slice(0, -'.ndjson'.length)), text ?? '']);
     }
-    return state;
+    return stateFromDocuments(docs, (name) => this.fileOf(name));
   }
 
   /**
-   * Makes `next` the remembered state. The spool goes first: a crash between the two steps then
-   * leaves a batch both spooled and due to be read again (sent twice), never in neither place.
+   * Makes `next` the remembered state, one file at a time. The spool goes first: a crash between
+   * the steps then leaves a batch both spooled and due to be read again (sent twice), never in
+   * neither place.
    */
   async commit(next: ServiceState, previous: ServiceState): Promise<void> {
-    for (const target of new Set([...next.spool.keys(), ...previous.spool.keys()])) {
-      const batches = next.spool.get(target) ?? [];
-      if (batches === previous.spool.get(target)) continue;
-      const file = this.spoolFile(target);
-      if (batches.length === 0) await rm(file, { force: true });
-      else await writeFileAtomic(file, encodeSpool(batches));
+    for (const [name, text] of changedDocuments(next, previous)) {
+      if (text === undefined) await rm(this.fileOf(name), { force: true });
+      else await writeFileAtomic(this.fileOf(name), text);
     }
-    await writeFileAtomic(path.join(this.dir, 'watermarks.json'), JSON.stringify({ format: FORMAT, datasources: Object.fromEntries(next.watermarks) }) + '\n');
-    const rules: Record<string, Record<string, [number, number]>> = {};
-    for (const [rule, table] of next.dedup) {
-      rules[rule] = Object.fromEntries([...table].map(([key, e]: [string, DedupEntry]) => [key, [e.seen, e.exported]]));
-    }
-    await writeFileAtomic(path.join(this.dir, 'dedup.json'), JSON.stringify({ format: FORMAT, rules }) + '\n');
+  }
+
+  private fileOf(name: string): string {
+    if (name.startsWith(SPOOL_PREFIX)) return this.spoolFile(name.slice(SPOOL_PREFIX.length));
+    return path.join(this.dir, `${name}.json`);
   }
 
   spoolFile(target: string): string {
     return path.join(this.spoolDir, `${encodeURIComponent(target)}.ndjson`);
-  }
-
-  private async readJson(name: string): Promise<Record<string, unknown> | undefined> {
-    const file = path.join(this.dir, name);
-    const text = await readIfExists(file);
-    if (text === undefined) return undefined;
-    try {
-      return JSON.parse(text) as Record<string, unknown>;
-    } catch (err) {
-      throw new Error(`${file}: not valid JSON (${(err as Error).message}); restore it or remove it (its memory is then lost) to go on`);
-    }
   }
 }
