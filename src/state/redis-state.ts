@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { Redis as RedisClient } from 'ioredis';
 import type { Logger } from 'pino';
 import { commandError, RedisConnection, resolveConnection, type RedisConnectionConfig, type RedisEndpoint } from '../../connectors/redis/redis-connection.js';
+import type { CommandArgs } from '../../connectors/redis/redis-wire.js';
+import { withDeadline } from '../delivery/retry.js';
 import { parseDuration } from '../rules/duration.js';
 import { changedDocuments, stateFromDocuments } from './state-documents.js';
 import { type ServiceState, type StateBackend, StateInUseError, StateLockLostError } from './state-store.js';
@@ -64,7 +65,7 @@ export class RedisStateBackend implements StateBackend {
     const { endpoint, options } = resolveConnection(config, configDir);
     this.#endpoint = endpoint;
     // A command the server never answers must not hold a cycle's commit for ever.
-    this.#connection = new RedisConnection(endpoint, { ...options, commandTimeout: COMMAND_TIMEOUT_MS }, log);
+    this.#connection = new RedisConnection(endpoint, options, log);
     this.#prefix = config.key_prefix ?? DEFAULT_STATE_PREFIX;
     this.#ttlMs = parseDuration(config.lock_ttl ?? DEFAULT_LOCK_TTL)!;
   }
@@ -147,9 +148,10 @@ export class RedisStateBackend implements StateBackend {
     return `${this.#prefix}doc:${name}`;
   }
 
-  private async client(): Promise<RedisClient> {
+  private async client(): Promise<StateClient> {
     try {
-      return await this.#connection.client(new AbortController().signal);
+      await this.#connection.socket(new AbortController().signal);
+      return new StateClient(this.#connection);
     } catch (err) {
       return this.fail(err);
     }
@@ -159,7 +161,7 @@ export class RedisStateBackend implements StateBackend {
   private async extendLock(): Promise<void> {
     if (this.#lost !== undefined) return;
     try {
-      const client = await this.#connection.client(new AbortController().signal);
+      const client = await this.client();
       const extended = await client.eval(REFRESH, 1, this.lockKey, this.#token, String(this.#ttlMs));
       if (extended !== 1) this.#lost = 'the lock expired or was taken by another process';
     } catch {
@@ -177,5 +179,44 @@ export class RedisStateBackend implements StateBackend {
   private fail(err: unknown): never {
     const cause = commandError(err, this.#endpoint);
     throw new Error(`${this.label}: ${cause.message}`, { cause });
+  }
+}
+
+/**
+ * The few commands the state needs, on the Redis target's own connection (RESP on a socket).
+ * Each is bounded by COMMAND_TIMEOUT_MS: a server that never answers must not hold a cycle's
+ * commit for ever; past it the connection is dropped (the next command connects anew).
+ */
+class StateClient {
+  constructor(private readonly connection: RedisConnection) {}
+
+  private async call(args: CommandArgs): Promise<unknown> {
+    const socket = await this.connection.socket(new AbortController().signal);
+    try {
+      return await withDeadline(socket.call(args), COMMAND_TIMEOUT_MS, new AbortController().signal, `waiting for Redis to answer ${args[0]}`);
+    } catch (err) {
+      if (!(err instanceof Error && err.name === 'ReplyError')) this.connection.drop();
+      throw err;
+    }
+  }
+
+  set(key: string, value: string, px: 'PX', ttlMs: number, nx: 'NX'): Promise<unknown> {
+    return this.call(['SET', key, value, px, ttlMs, nx]);
+  }
+
+  async get(key: string): Promise<string | null> {
+    return (await this.call(['GET', key])) as string | null;
+  }
+
+  async smembers(key: string): Promise<string[]> {
+    return (await this.call(['SMEMBERS', key])) as string[];
+  }
+
+  async mget(keys: string[]): Promise<(string | null)[]> {
+    return (await this.call(['MGET', ...keys] as unknown as CommandArgs)) as (string | null)[];
+  }
+
+  eval(script: string, keyCount: number, ...args: (string | number)[]): Promise<unknown> {
+    return this.call(['EVAL', script, keyCount, ...args]);
   }
 }
