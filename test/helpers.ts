@@ -120,3 +120,10 @@ export function logLines(stderr: string): Record<string, any>[] {
     .filter((l) => l.startsWith('{'))
     .map((l) => JSON.parse(l));
 }
+
+/** The `run summary` log line a run wrote on stderr; fails the test, showing stderr, when there is none. */
+export function runSummary(stderr: string): Record<string, any> {
+  const line = logLines(stderr).find((l) => l.msg === 'run summary');
+  if (!line) throw new Error(`no run summary in:\n${stderr.slice(-4000)}`);
+  return line;
+}

@@ -1,16 +1,5 @@
 import { expect } from 'chai';
-import { freshDirPerTest, parseNdjson, runCli, startCli, writeFiles } from '../helpers.js';
-
-/** The `run summary` log line a run wrote on stderr (JSON, since stderr is not a terminal). */
-function summaryOf(stderr: string): Record<string, any> {
-  const line = stderr
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l))
-    .find((l) => l.msg === 'run summary');
-  if (!line) throw new Error(`no run summary in:\n${stderr.slice(-4000)}`);
-  return line;
-}
+import { freshDirPerTest, parseNdjson, runCli, startCli, writeFiles, runSummary } from '../helpers.js';
 
 describe('processor CLI: the summary counts what the targets really received', function () {
   this.timeout(60_000);
@@ -44,7 +33,7 @@ describe('processor CLI: the summary counts what the targets really received', f
     expect(result.code, result.stderr.slice(-2000)).to.equal(130);
     expect(result.stdout.endsWith('\n'), 'stdout should end with a whole record').to.equal(true);
     const printed = parseNdjson(result.stdout);
-    const summary = summaryOf(result.stderr).rules.r;
+    const summary = runSummary(result.stderr).rules.r;
     expect(summary.matched, 'the run should have been interrupted part-way').to.be.below(1_200_000);
     expect(printed.length).to.be.greaterThan(0);
     expect(summary.exported).to.equal(printed.length);
@@ -64,7 +53,7 @@ describe('processor CLI: the summary counts what the targets really received', f
     });
     const result = await runCli(['--config', 'c.yaml'], { cwd: dir });
     expect(result.code, result.stderr.slice(-2000)).to.equal(1);
-    const summary = summaryOf(result.stderr);
+    const summary = runSummary(result.stderr);
     expect(summary.datasources.s.ok).to.equal(false);
     expect(summary.datasources.s.records).to.be.greaterThan(0);
     expect(summary.rules.r.read).to.equal(summary.datasources.s.records);

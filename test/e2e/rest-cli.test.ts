@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { freshDirPerTest, parseNdjson, runCli, writeFiles } from '../helpers.js';
+import { freshDirPerTest, parseNdjson, runCli, writeFiles, runSummary } from '../helpers.js';
 import { closedPort, json, startRestServer, type RestServer } from '../support/rest-server.js';
 
 const TOKEN = 'e2e-rest-token-3c4d5e6f7a8b';
@@ -16,16 +16,6 @@ function serveSensors(server: RestServer): void {
     for (let i = (page - 1) * 10; i < Math.min(25, page * 10); i++) items.push({ id: `s${i}`, reading: { value: i * 10 }, host: `db-${i % 3}` });
     json(res, { data: { items } });
   });
-}
-
-function summaryOf(stderr: string): Record<string, any> {
-  const line = stderr
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l))
-    .find((l) => l.msg === 'run summary');
-  if (!line) throw new Error(`no run summary in:\n${stderr.slice(-4000)}`);
-  return line;
 }
 
 const source = (base: string) =>
@@ -67,7 +57,7 @@ describe('processor CLI with REST datasources and targets (servers on 127.0.0.1)
     const received = server.receivedRecords();
     expect(received.map((r) => r.id)).to.deep.equal(['s20', 's21', 's22', 's23', 's24']);
     expect(received[0]).to.deep.include({ reading: { value: 200 }, host: 'db-2', _rule: 'hot', _datasource: 'api' });
-    expect(summaryOf(result.stderr).rules.hot).to.deep.equal({ read: 25, matched: 5, invalid: 0, exported: 5, failed: 0, deduplicated: 0 });
+    expect(runSummary(result.stderr).rules.hot).to.deep.equal({ read: 25, matched: 5, invalid: 0, exported: 5, failed: 0, deduplicated: 0 });
     expect(result.stderr + result.stdout).to.not.include(TOKEN);
   });
 
@@ -94,7 +84,7 @@ describe('processor CLI with REST datasources and targets (servers on 127.0.0.1)
     const result = await runCli(['--config', 'c.yaml', '--log-level', 'debug'], { cwd: dir, env: { API_TOKEN: TOKEN } });
     expect(result.code).to.equal(1);
     expect(parseNdjson(readFileSync(path.join(dir, 'out.ndjson'), 'utf8')).map((r) => r.id)).to.deep.equal(['a']);
-    const summary = summaryOf(result.stderr);
+    const summary = runSummary(result.stderr);
     expect(summary.rules.hot).to.deep.include({ matched: 1, exported: 1, failed: 1 });
     expect(summary.targets.hook.ok).to.equal(false);
     expect(summary.targets.hook.error).to.match(/export target "hook": POST http:\/\/127\.0\.0\.1:\d+\/hook answered HTTP 400: \{"error":"schema mismatch","echo":"\*\*\*"\}/);
@@ -107,7 +97,7 @@ describe('processor CLI with REST datasources and targets (servers on 127.0.0.1)
     writeFiles(dir, { 'c.yaml': source(server.base) + rule('out') + `export_targets:\n  out: { type: file, path: out.ndjson }\n` });
     const result = await runCli(['--config', 'c.yaml'], { cwd: dir, env: { API_TOKEN: TOKEN } });
     expect(result.code).to.equal(1);
-    expect(summaryOf(result.stderr).datasources.api.error).to.match(
+    expect(runSummary(result.stderr).datasources.api.error).to.match(
       /^reading page 1 of datasource "api": the response is not JSON .*: HTTP 200, text\/html, body starts "<!doctype html><title>Sign in<\/title>"$/,
     );
   });
