@@ -157,10 +157,12 @@ class BatchProgress {
   /** The first record that will not be stored, and why: the error the write reports. */
   firstFailure: ConnectorError | undefined;
 
-  constructor(
-    readonly records: readonly Readonly<Record<string, unknown>>[],
-  ) {
-    this.state = new Uint8Array(records.length);
+  constructor(readonly count: number) {
+    this.state = new Uint8Array(count);
+  }
+
+  get pending(): number {
+    return this.count - this.stored - this.failed;
   }
 
   store(index: number): void {
@@ -222,7 +224,7 @@ export class RedisSink implements Sink {
     if (ctx.signal.aborted) throw new CancelledError(`writing to ${where}`, ctx.signal.reason);
     let progress = this.#progress.get(batch);
     if (!progress) {
-      progress = new BatchProgress(recordsOf(batch, this.#includeMetadata));
+      progress = new BatchProgress(batch.rows.length);
       this.#progress.set(batch, progress);
     }
     try {
@@ -239,15 +241,17 @@ export class RedisSink implements Sink {
 
   /** One attempt: sends the records not stored yet; throws if any is left unstored. */
   private async attempt(batch: DeliveryBatch, progress: BatchProgress, signal: AbortSignal, where: string): Promise<void> {
-    const keyed = this.keyPending(batch, progress);
-    if (keyed.length > 0) {
-      const socket = await this.#connection.socket(signal);
-      const commands = planCommands(keyed, this.commandOptions());
-      // A record no command carries had nothing to store (a hash of null fields only).
-      const carried = new Uint8Array(progress.records.length);
-      for (const c of commands) for (const index of c.records) carried[index] = 1;
-      for (const r of keyed) if (carried[r.index] === 0) progress.store(r.index);
-      const transient = await this.send(socket, commands, progress, signal);
+    if (progress.pending > 0) {
+      let socket: RespSocket;
+      try {
+        socket = await this.#connection.socket(signal);
+      } catch (err) {
+        // Records whose key cannot be filled in fail for that, whatever the connection does.
+        this.keyPending(batch, progress, 0, progress.count);
+        if (progress.pending === 0) throw this.failure(progress, where);
+        throw err;
+      }
+      const transient = await this.send(socket, batch, progress, signal);
       if (transient && signal.aborted) throw new CancelledError(`writing to ${where}`, transient);
       // The connection broke or the server was busy: the policy tries again, and the next attempt sends only what is not stored.
       if (transient) throw new ConnectorError(`writing to ${where}`, { code: transient.code, retryable: true, cause: transient });
@@ -255,13 +259,14 @@ export class RedisSink implements Sink {
     if (progress.failed > 0) throw this.failure(progress, where);
   }
 
-  /** Keys for the records still to store; a record whose key cannot be filled in fails alone. */
-  private keyPending(batch: DeliveryBatch, progress: BatchProgress): KeyedRecord[] {
+  /** Keys for the records from..to still to store; a record whose key cannot be filled in fails alone. */
+  private keyPending(batch: DeliveryBatch, progress: BatchProgress, from: number, to: number): KeyedRecord[] {
     const keyOf = this.#key.bind({ rule: batch.rule, datasource: batch.datasource, runId: batch.runId, matchedAt: batch.matchedAt });
+    const records = recordsOf(batch, this.#includeMetadata, from, to);
     const out: KeyedRecord[] = [];
-    for (let index = 0; index < progress.records.length; index++) {
+    for (let index = from; index < to; index++) {
       if (progress.state[index] !== PENDING) continue;
-      const record = progress.records[index]!;
+      const record = records[index - from]!;
       try {
         out.push({ index, key: this.#prefix + keyOf(record), record });
       } catch (err) {
@@ -281,21 +286,50 @@ export class RedisSink implements Sink {
   }
 
   /**
-   * Sends the commands as one pipeline, encoded into one write, and marks each record stored or
-   * failed by its reply. Returns the error of records left pending (connection lost, server busy), if any.
+   * Records per slice: each slice is keyed, planned and written before the next is prepared, so
+   * the server works on one while the next is made (with a whole batch prepared first, the
+   * process sat idle half the time waiting for replies). Lists and MSET group a batch's records
+   * into few commands, so they take the batch as one slice.
    */
-  private async send(socket: RespSocket, commands: readonly PlannedCommand[], progress: BatchProgress, signal: AbortSignal): Promise<ConnectorError | undefined> {
-    const sent: CommandArgs[] = [];
-    // Loaded in the same pipeline, ahead of its first use: no round trip of its own, and a restarted server (or SCRIPT FLUSH) is no trouble.
-    if (this.#scriptSha !== undefined) sent.push(['SCRIPT', 'LOAD', WRITE_THEN_EXPIRE]);
+  private sliceSize(count: number): number {
+    const grouped = this.#mode === 'list' || (this.#mode === 'string' && this.#ttl === undefined);
+    return grouped ? count : RECORD_SLICE;
+  }
+
+  /**
+   * Sends the pending records' commands as one pipeline, written slice by slice as they are
+   * made, and marks each record stored or failed by its reply. Returns the error of records left
+   * pending (connection lost, server busy), if any.
+   */
+  private async send(socket: RespSocket, batch: DeliveryBatch, progress: BatchProgress, signal: AbortSignal): Promise<ConnectorError | undefined> {
+    const commands: PlannedCommand[] = [];
     // The reply that tells each command's fate, by the command's position.
-    const replyAt = new Uint32Array(commands.length);
-    for (let i = 0; i < commands.length; i++) {
-      const planned = commands[i]!;
-      replyAt[i] = sent.push(planned.args) - 1;
-      if (planned.followUp) sent.push(planned.followUp);
-    }
-    const { replies, lost, cut } = await this.sendBounded(socket, sent, signal);
+    const replyAt: number[] = [];
+    const options = this.commandOptions();
+    const slice = this.sliceSize(progress.count);
+    const { replies, lost, cut } = await this.sendBounded(socket, signal, (write) => {
+      let sent = 0;
+      for (let from = 0; from < progress.count; from += slice) {
+        const keyed = this.keyPending(batch, progress, from, Math.min(progress.count, from + slice));
+        if (keyed.length === 0) continue;
+        const planned = planCommands(keyed, options);
+        storeUncarried(keyed, planned, progress);
+        // Loaded in the same pipeline, ahead of its first use: no round trip of its own, and a restarted server (or SCRIPT FLUSH) is no trouble.
+        if (sent === 0 && planned.length > 0 && this.#scriptSha !== undefined) {
+          write(['SCRIPT', 'LOAD', WRITE_THEN_EXPIRE]);
+          sent++;
+        }
+        for (const p of planned) {
+          commands.push(p);
+          replyAt.push(sent++);
+          write(p.args);
+          if (p.followUp) {
+            write(p.followUp);
+            sent++;
+          }
+        }
+      }
+    });
     const endpoint = this.#connection.endpoint;
     let transient: ConnectorError | undefined;
     for (let i = 0; i < commands.length; i++) {
@@ -325,8 +359,12 @@ export class RedisSink implements Sink {
   }
 
   /** Waits for the replies, at most `timeout`; on a timeout or a cancel the connection is dropped, which settles the batch at once with the replies already in. */
-  private async sendBounded(socket: RespSocket, commands: readonly CommandArgs[], signal: AbortSignal): Promise<BatchReplies & { cut?: 'timeout' | 'cancel' }> {
-    const sent = socket.send(commands);
+  private async sendBounded(
+    socket: RespSocket,
+    signal: AbortSignal,
+    produce: (write: (args: CommandArgs) => void) => void,
+  ): Promise<BatchReplies & { cut?: 'timeout' | 'cancel' }> {
+    const sent = socket.sendEach(produce);
     let timer: NodeJS.Timeout | undefined;
     let unsubscribe = () => {};
     const cutOff = new Promise<'timeout' | 'cancel'>((resolve) => {
@@ -346,14 +384,14 @@ export class RedisSink implements Sink {
 
   private partial(progress: BatchProgress, where: string, cause: unknown): PartialWriteError {
     return new RedisPartialWrite(
-      `${progress.records.length - progress.stored} of ${progress.records.length} records not stored in ${where} (the other ${progress.stored} were)`,
+      `${progress.count - progress.stored} of ${progress.count} records not stored in ${where} (the other ${progress.stored} were)`,
       progress.stored,
       cause,
     );
   }
 
   private failure(progress: BatchProgress, where: string): ConnectorError {
-    const n = progress.records.length;
+    const n = progress.count;
     const cause = progress.firstFailure!;
     return new ConnectorError(`${n === 1 ? 'the record was not' : `none of the ${n} records was`} stored in ${where}`, {
       code: cause.code,
@@ -387,6 +425,17 @@ class RedisPartialWrite extends PartialWriteError {
     super(message, delivered, cause);
     this.message = message;
   }
+}
+
+/** Records per slice of a pipeline in the modes with a command per record; measured in bench/connectors/redis.mjs. */
+const RECORD_SLICE = 200;
+
+/** A record no command carries had nothing to store (a hash of null fields only): it counts as stored. */
+function storeUncarried(keyed: readonly KeyedRecord[], planned: readonly PlannedCommand[], progress: BatchProgress): void {
+  if (planned.length === keyed.length) return;
+  const carried = new Set<number>();
+  for (const c of planned) for (const index of c.records) carried.add(index);
+  for (const r of keyed) if (!carried.has(r.index)) progress.store(r.index);
 }
 
 function lostReply(cut: 'timeout' | 'cancel' | undefined, timeoutMs: number): ConnectorError {

@@ -125,9 +125,10 @@ export interface BatchReplies {
 }
 
 interface Waiting {
-  readonly expected: number;
+  /** Infinity while the commands are still being written. */
+  expected: number;
   readonly replies: unknown[];
-  readonly settle: (result: BatchReplies) => void;
+  settle: (result: BatchReplies) => void;
 }
 
 /**
@@ -166,17 +167,43 @@ export class RespSocket {
    * works on the first while the rest are encoded.
    */
   send(commands: readonly CommandArgs[]): Promise<BatchReplies> {
-    if (this.#lost) return Promise.resolve({ replies: [], lost: this.#lost });
-    // No command, no reply to wait for: waiting would last until the timeout.
-    if (commands.length === 0) return Promise.resolve({ replies: [] });
-    return new Promise((settle) => {
-      this.#waiting.push({ expected: commands.length, replies: [], settle });
-      for (let i = 0; i < commands.length && !this.#lost; i++) {
-        this.#writer.write(commands[i]!);
-        if (i % WRITE_SLICE === WRITE_SLICE - 1) this.#writer.flush();
-      }
-      this.#writer.flush();
+    return this.sendEach((write) => {
+      for (const args of commands) write(args);
     });
+  }
+
+  /**
+   * As send, with the commands made by `produce` while the first ones are already on their way:
+   * each slice is written as soon as it is encoded, so the server runs it while the caller
+   * prepares the next. `produce` runs at once and to its end (no reply is read before it returns).
+   */
+  sendEach(produce: (write: (args: CommandArgs) => void) => void): Promise<BatchReplies> {
+    if (this.#lost) return Promise.resolve({ replies: [], lost: this.#lost });
+    const waiting: Waiting = { expected: Infinity, replies: [], settle: () => {} };
+    const settled = new Promise<BatchReplies>((settle) => (waiting.settle = settle));
+    this.#waiting.push(waiting);
+    let count = 0;
+    try {
+      produce((args) => {
+        if (this.#lost) return;
+        this.#writer.write(args);
+        if (++count % WRITE_SLICE === 0) this.#writer.flush();
+      });
+    } catch (err) {
+      // Some commands may be out already and their count is unknown to the server's replies: the stream is out of step.
+      this.#writer.flush();
+      this.end(new ConnectionLostError('the batch could not be prepared; the connection was dropped', 'CONNECTION_LOST', { cause: err }));
+      throw err;
+    }
+    this.#writer.flush();
+    if (this.#lost) return settled;
+    waiting.expected = count;
+    // No command, no reply to wait for: waiting would last until the timeout.
+    if (count === 0) {
+      this.#waiting.splice(this.#waiting.indexOf(waiting), 1);
+      waiting.settle({ replies: [] });
+    }
+    return settled;
   }
 
   /** One command; its error reply, or the lost connection, rejects. */

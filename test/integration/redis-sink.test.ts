@@ -430,6 +430,29 @@ describe('redis export target (real Redis)', function () {
       }
     });
 
+    it('a batch of 1,000 going out in slices, cut after 300 replies, with a key of another type and a record missing its key field further on: every other record stored once', async () => {
+      await redis.set(`${prefix}h:449`, 'a string, not a hash');
+      const proxy = await cuttingProxy(300, () => true);
+      try {
+        const s = await sink({ url: undefined, host: '127.0.0.1', port: proxy.port, mode: 'hash', key: 'h:{k}', include_metadata: false });
+        const { queue, counts } = queueOver(s, { batchSize: 1000 });
+        await queue.add(objects(Array.from({ length: 1000 }, (_, i) => (i === 699 ? { v: i } : { k: i, v: i }))));
+        await queue.finish();
+        expect(counts).to.deep.equal({ exported: 998, failed: 2 });
+        const keys = await keysUnder(redis, prefix);
+        expect(keys).to.have.lengthOf(999);
+        expect(keys).to.not.include(`${prefix}h:699`);
+        expect(await redis.get(`${prefix}h:449`)).to.equal('a string, not a hash');
+        expect(await redis.hget(`${prefix}h:999`, 'v')).to.equal('999');
+        // The second connection carried only the records whose replies were lost: 999 sent, 300 confirmed.
+        expect(proxy.hsets[1]).to.equal(699);
+        const { error } = queue.status();
+        expect(error).to.include('2 of 1000 records not stored');
+      } finally {
+        await proxy.close();
+      }
+    });
+
     it('the connection lost after 3 of 10 replies and never back: 3 count exported, 7 failed (the server may hold more: never fewer)', async () => {
       let connections = 0;
       const proxy = await cuttingProxy(3, () => ++connections === 1);

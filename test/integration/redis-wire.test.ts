@@ -11,6 +11,7 @@ import { deliveryBatch } from '../../src/delivery/target-queue.js';
 import { describeError } from '../../src/errors.js';
 import { OBJECT_LAYOUT } from '../../src/records/layout.js';
 import { memoryLogger } from '../helpers.js';
+import { RespSocket } from '../../connectors/redis/redis-wire.js';
 import { keysUnder, removeKeysUnder, testClient, TEST_REDIS_URL, uniquePrefix } from '../support/redis-server.js';
 
 const MATCHED_AT = '2026-11-24T12:00:00.000Z';
@@ -167,6 +168,27 @@ describe('redis export target: the wire (real Redis)', function () {
     await write(s, objects([{ a: null }, { b: null }]));
     await write(s, objects([{ id: 4, note: 'stored after' }]));
     expect(await keysUnder(redis, prefix)).to.have.members([`${prefix}h:1`, `${prefix}h:4`]);
+  });
+
+  it('a batch whose making fails half-way: the error reaches the caller, the connection is dropped (its replies would be out of step), and a batch waiting before it settles', async () => {
+    const url = new URL(TEST_REDIS_URL);
+    const socket = connect(Number(url.port || 6379), url.hostname);
+    await new Promise((resolve) => socket.once('connect', resolve));
+    const resp = new RespSocket(socket);
+    const before = resp.send([['SELECT', Number(url.pathname.slice(1) || 0)], ['SET', `${prefix}a`, '1']]);
+    expect(() =>
+      resp.sendEach((write) => {
+        write(['SET', `${prefix}b`, '2']);
+        throw new Error('no key for record #2');
+      }),
+    ).to.throw('no key for record #2');
+    expect(resp.open).to.equal(false);
+    const settled = await before;
+    // Dropped before any reply could be read: the earlier batch settles at once, its commands in doubt.
+    expect(settled.replies).to.deep.equal([]);
+    expect(settled.lost?.message).to.include('could not be prepared');
+    const after = await resp.send([['PING']]);
+    expect(after.lost?.message).to.include('could not be prepared');
   });
 
   it('list and string modes: non-ASCII JSON lands exactly', async () => {
