@@ -81,9 +81,37 @@ function converterFor(type: ColumnType): (text: string) => unknown {
       return (text) => {
         if (text === '') return null;
         const ms = toEpochMillis(text);
-        return ms === undefined ? text : new Date(ms).toISOString();
+        return ms === undefined ? text : (isoTextOf(text) ?? new Date(ms).toISOString());
       };
   }
+}
+
+/**
+ * A timestamp already written as toISOString writes it (`2026-11-24T11:59:00.000Z`, or without
+ * the fraction), and known valid, is its own export text: making a Date to print it again was a
+ * tenth of a hash-mode Redis export's time. Any other shape (a space, an offset, a lower-case z,
+ * digits of a fraction other than three) goes through Date.
+ */
+function isoTextOf(text: string): string | undefined {
+  const n = text.length;
+  if ((n !== 20 && n !== 24) || text.charCodeAt(n - 1) !== 90 /* Z */ || !isIsoSecondsShape(text)) return undefined;
+  if (n === 20) return text.slice(0, 19) + '.000Z';
+  return text.charCodeAt(19) === 46 /* . */ && isDigit(text, 20) && isDigit(text, 21) && isDigit(text, 22) ? text : undefined;
+}
+
+/** `DDDD-DD-DDTDD:DD:DD` in the first 19 characters. */
+function isIsoSecondsShape(text: string): boolean {
+  for (let i = 0; i < 19; i++) {
+    const c = text.charCodeAt(i);
+    const expected = i === 4 || i === 7 ? 45 /* - */ : i === 10 ? 84 /* T */ : i === 13 || i === 16 ? 58 /* : */ : -1;
+    if (expected >= 0 ? c !== expected : c < 48 || c > 57) return false;
+  }
+  return true;
+}
+
+function isDigit(text: string, i: number): boolean {
+  const c = text.charCodeAt(i);
+  return c >= 48 && c <= 57;
 }
 
 /** Rows that are plain objects (JSON from an API, rows from a database). Dotted fields reach into nested objects. */

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import fc from 'fast-check';
 import type { MatchBatch } from '../../connectors/types.js';
 import { toNdjsonPieces } from '../../src/encoding/ndjson.js';
 import { exportRecords } from '../../src/records/export-record.js';
@@ -84,5 +85,33 @@ describe('field names that are built-in object properties are data', () => {
     const layout = new ColumnLayout(['a']);
     expect(evaluate(layout, 'constructor', 'is_null', undefined, ['1'])).to.equal(TRUE);
     expect(evaluate(layout, 'toString', 'equals', 'x', ['1'])).to.equal(UNKNOWN);
+  });
+});
+
+describe('typed timestamp columns export as ISO 8601 UTC', () => {
+  const layout = new ColumnLayout(['t'], { t: 'timestamp' });
+  const exported = (text: string) => layout.toRecord([text]).t;
+
+  it('any instant of years 0000-9999, written as toISOString writes it or without the fraction, exports as toISOString writes it', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: -62_167_219_200_000, max: 253_402_300_799_999 }), (ms) => {
+        const iso = new Date(ms).toISOString();
+        expect(exported(iso)).to.equal(iso);
+        const whole = new Date(ms - (((ms % 1000) + 1000) % 1000)).toISOString();
+        expect(exported(whole.slice(0, 19) + 'Z')).to.equal(whole);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('other shapes go through the general reader; impossible dates and lookalikes stay text', () => {
+    expect(exported('2026-11-24 11:59:00')).to.equal('2026-11-24T11:59:00.000Z');
+    expect(exported('2026-11-24T11:59:00z')).to.equal('2026-11-24T11:59:00.000Z');
+    expect(exported('2026-11-24T11:59:00.5Z')).to.equal('2026-11-24T11:59:00.500Z');
+    expect(exported('2026-11-24T13:59:00+02:00')).to.equal('2026-11-24T11:59:00.000Z');
+    expect(exported('2026-02-30T11:59:00Z')).to.equal('2026-02-30T11:59:00Z');
+    expect(exported('2026-11-24T24:00:00Z')).to.equal('2026-11-24T24:00:00Z');
+    expect(exported('2026-11-24T11:59:60.000Z')).to.equal('2026-11-24T11:59:60.000Z');
+    expect(exported('2026-W47-2T11:59:00Z')).to.equal('2026-W47-2T11:59:00Z');
   });
 });
