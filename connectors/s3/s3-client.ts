@@ -4,10 +4,12 @@
  * that name the bucket, the key and the S3 error code.
  */
 import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
+import type { NodeHttpHandlerOptions } from '@smithy/node-http-handler';
 import type { Logger } from 'pino';
 import { withRetry } from '../../src/delivery/retry.js';
 import type { RetryPolicy } from '../../src/delivery/policy.js';
 import { CancelledError, ConnectorError, isRetryable, type ErrorDetails } from '../../src/errors.js';
+import { parseDuration } from '../../src/rules/duration.js';
 
 export type ChecksumSetting = 'when_supported' | 'when_required';
 
@@ -20,11 +22,16 @@ export interface S3ClientSettings {
   readonly session_token?: string;
   readonly request_checksum_calculation?: ChecksumSetting;
   readonly response_checksum_validation?: ChecksumSetting;
+  readonly connect_timeout?: string;
+  readonly idle_timeout?: string;
 }
 
-/** How long to wait for a TCP connection, and for a response once a request is sent. */
-export const CONNECT_TIMEOUT_MS = 10_000;
-export const REQUEST_TIMEOUT_MS = 120_000;
+/**
+ * How long to wait for a TCP connection, and how long a request may go without a byte moving
+ * either way (a server that accepts and never answers, or stops reading a part half-way).
+ */
+export const DEFAULT_CONNECT_TIMEOUT = '10s';
+export const DEFAULT_IDLE_TIMEOUT = '2m';
 
 /**
  * Custom endpoints (MinIO, Ceph, R2, Garage, s3rver) get checksums only where the API requires
@@ -50,7 +57,12 @@ export async function createS3Client(settings: S3ClientSettings): Promise<S3Clie
     responseChecksumValidation: checksumResponse === 'when_required' ? 'WHEN_REQUIRED' : 'WHEN_SUPPORTED',
     // Requests are retried by the target's own retry policy (retry.*), with its backoff and logs.
     maxAttempts: 1,
-    requestHandler: { connectionTimeout: CONNECT_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS },
+    requestHandler: {
+      connectionTimeout: parseDuration(settings.connect_timeout ?? DEFAULT_CONNECT_TIMEOUT)!,
+      // An inactivity bound, not a total one: a large part on a slow link may take long while bytes move.
+      // (The handler's requestTimeout bounds the whole request and, by default, only logs a warning when it passes.)
+      socketTimeout: parseDuration(settings.idle_timeout ?? DEFAULT_IDLE_TIMEOUT)!,
+    } as NodeHttpHandlerOptions,
   };
   if (settings.endpoint) config.endpoint = settings.endpoint;
   // Credentials in the config are optional: otherwise the SDK's default chain (environment, profile, SSO, instance role).

@@ -1,10 +1,10 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { CreateContext, DeliveryBatch, OperationContext, Sink, SinkSpec } from '../types.js';
-import { retryPolicyOf, type DeliveryConfig, type RetryPolicy } from '../../src/delivery/policy.js';
+import { duration, retryPolicyOf, type DeliveryConfig, type RetryPolicy } from '../../src/delivery/policy.js';
 import { CancelledError, ConnectorError, serializeError, wrapError } from '../../src/errors.js';
 import { parseTemplate } from '../../src/template/parse.js';
 import { templateFor, templateIssues, type CompileOptions, type Template } from '../../src/template/template.js';
-import { checksumDefault, createS3Client, s3Call, s3Url, type ChecksumSetting } from './s3-client.js';
+import { checksumDefault, createS3Client, DEFAULT_CONNECT_TIMEOUT, DEFAULT_IDLE_TIMEOUT, s3Call, s3Url, type ChecksumSetting } from './s3-client.js';
 import { extensionOf, type S3Format } from './s3-content.js';
 import type { PendingObject } from './s3-object.js';
 import { ObjectSeries } from './s3-series.js';
@@ -24,6 +24,8 @@ export interface S3SinkConfig extends DeliveryConfig {
   session_token?: string;
   request_checksum_calculation?: ChecksumSetting;
   response_checksum_validation?: ChecksumSetting;
+  connect_timeout?: string;
+  idle_timeout?: string;
   max_records_per_object?: number;
   part_size_mib?: number;
   row_group_size?: number;
@@ -108,6 +110,12 @@ export const s3Sink: SinkSpec<S3SinkConfig> = {
       session_token: { type: 'string', description: 'Session token of temporary credentials, with access_key_id.', examples: ['${AWS_SESSION_TOKEN}'] },
       request_checksum_calculation: CHECKSUM_SCHEMA('When uploads carry a checksum'),
       response_checksum_validation: CHECKSUM_SCHEMA('When responses are checked against their checksum'),
+      connect_timeout: duration('Longest wait for a TCP connection to the endpoint', '5s', DEFAULT_CONNECT_TIMEOUT),
+      idle_timeout: duration(
+        'Longest a request may go without a byte sent or received (a server that accepts and never answers, or stops reading a part half-way); then it fails and is retried',
+        '30s',
+        DEFAULT_IDLE_TIMEOUT,
+      ),
       max_records_per_object: {
         type: 'integer',
         minimum: 1,

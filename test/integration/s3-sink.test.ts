@@ -482,6 +482,42 @@ describe('S3 export target against a real S3 server (s3rver)', function () {
       expect(err.code).to.equal('ECONNREFUSED');
     });
 
+    it('a server that accepts and never answers: each attempt ends at idle_timeout, the error names bucket, key and the timeout', async () => {
+      const silent = await stallingServer('answer nothing');
+      try {
+        const sink = await sinkWith({ endpoint: silent.endpoint, format: 'ndjson', key: 'k/{rule}.{ext}', idle_timeout: '300ms', retry: { max_attempts: 2, initial_backoff: '5ms', max_backoff: '10ms' } });
+        await sink.write(csvBatch(ids(1, 2)));
+        const started = Date.now();
+        const err = await sink.flush().then(() => undefined, (e) => e);
+        expect(describeError(err)).to.include(`s3://${bucket}/k/hot.ndjson`).and.include('gave up after 2 attempts');
+        expect(err.code).to.match(/Timeout|ETIMEDOUT|ECONNRESET/i);
+        expect(silent.requests()).to.have.lengthOf(2);
+        expect(silent.requests()[0]).to.match(new RegExp(`^PUT /${bucket}/k/hot\\.ndjson[ ?]`));
+        // Bounded by idle_timeout, not by the 2-minute default.
+        expect(Date.now() - started).to.be.below(20_000);
+      } finally {
+        await silent.close();
+      }
+    });
+
+    it('a server that stops reading a part half-way: the upload fails at idle_timeout instead of hanging', async () => {
+      const stalled = await stallingServer('stop reading');
+      try {
+        const sink = await sinkWith({ endpoint: stalled.endpoint, format: 'ndjson', key: 'p/{rule}.{ext}', part_size_mib: 5, idle_timeout: '300ms', retry: { max_attempts: 1 } });
+        // About 8 MiB of NDJSON: the first 5 MiB part goes up during the writes, into a server that stopped reading.
+        let failure: unknown;
+        for (let from = 0; from < 40_000 && failure === undefined; from += 5_000) {
+          failure = await sink.write(csvBatch(ids(from, 5_000))).then(() => undefined, (e) => e);
+        }
+        failure ??= await sink.flush().then(() => undefined, (e) => e);
+        expect(describeError(failure)).to.include(`s3://${bucket}/p/hot.ndjson`);
+        expect((failure as { code?: string }).code).to.match(/Timeout|ETIMEDOUT|ECONNRESET|EPIPE/i);
+        expect(stalled.requests().some((r) => /^(POST|PUT) /.test(r))).to.equal(true);
+      } finally {
+        await stalled.close();
+      }
+    });
+
     it('a failure while completing the second object removes the first again: nothing of the run stays visible', async () => {
       const sink = await sinkWith({ format: 'ndjson', key: 'c/{rule}.{ext}', retry: { max_attempts: 1 } });
       await sink.write(csvBatch(ids(1, 2), 'aaa'));
@@ -532,4 +568,36 @@ describe('S3 export target against a real S3 server (s3rver)', function () {
 
 function toArrayBuffer(bytes: Buffer): ArrayBuffer {
   return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length) as ArrayBuffer;
+}
+
+/**
+ * An HTTP server that accepts connections and then fails to behave: 'answer nothing' reads every
+ * request and never replies; 'stop reading' reads the request head and a little of its body,
+ * then stops reading. Remembers each request line.
+ */
+async function stallingServer(how: 'answer nothing' | 'stop reading'): Promise<{ endpoint: string; requests(): string[]; close(): Promise<void> }> {
+  const { createServer } = await import('node:net');
+  const sockets = new Set<import('node:net').Socket>();
+  const lines: string[] = [];
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    let read = 0;
+    socket.on('data', (chunk: Buffer) => {
+      // Nothing is ever answered, so a connection carries one request: its first line is the request line.
+      if (read === 0) lines.push(chunk.toString('latin1').split('\r\n')[0]!);
+      read += chunk.length;
+      if (how === 'stop reading' && read > 64 * 1024) socket.pause();
+    });
+    socket.on('error', () => {});
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    requests: () => lines,
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
 }
