@@ -194,7 +194,8 @@ const CONVERTERS: Record<ParquetKind, (v: unknown) => unknown> = {
     if (v instanceof Date) return Number.isNaN(v.getTime()) ? undefined : v.getTime();
     if (typeof v === 'string') {
       const ms = toEpochMillis(v);
-      return ms === undefined || /^\s*[+-]?[\d.]+\s*$/.test(v) ? undefined : ms;
+      // A bare number is read as epoch seconds or milliseconds by the rules, but as a column value it stays a number.
+      return ms === undefined || (!looksLikeDate(v) && /^\s*[+-]?[\d.]+\s*$/.test(v)) ? undefined : ms;
     }
     return undefined;
   },
@@ -208,6 +209,12 @@ const CONVERTERS: Record<ParquetKind, (v: unknown) => unknown> = {
     return String(v);
   },
 };
+
+/** `DDDD-...`: a calendar date, never a bare number (the common case, decided without a regular expression). */
+function looksLikeDate(v: string): boolean {
+  const c = v.charCodeAt(0);
+  return v.length > 4 && c >= 48 && c <= 57 && v.charCodeAt(4) === 45;
+}
 
 const SCHEMA_ELEMENT: Record<ParquetKind, Record<string, unknown>> = {
   INT64: { type: 'INT64' },
@@ -234,6 +241,9 @@ interface HyparquetWriter {
   kvMetadata: { key: string; value?: string }[] | undefined;
 }
 
+/** A larger row_group_size still grows its arrays as values come. */
+const PREALLOCATED_ROWS_AT_MOST = 100_000;
+
 /** One Parquet file being written: rows are gathered into row groups, each encoded and emitted when full. */
 export class ParquetEncoder {
   #writer: HyparquetWriter | undefined;
@@ -245,7 +255,17 @@ export class ParquetEncoder {
     readonly columns: readonly ParquetColumn[],
     private readonly options: ParquetEncoderOptions,
   ) {
+    // Small at first: most objects (a few alerts) never fill a row group.
     this.#buffered = columns.map(() => []);
+  }
+
+  /**
+   * Column arrays for the next row group of an object that has filled one, allocated at their
+   * size: grown a value at a time, they were copied as they grew, as garbage.
+   */
+  private nextRowGroup(): unknown[][] {
+    const size = Math.min(this.options.rowGroupRows, PREALLOCATED_ROWS_AT_MOST);
+    return this.columns.map(() => new Array<unknown>(size));
   }
 
   /** Loads the writer library on first use, so configs without Parquet never pay for it. */
@@ -285,7 +305,7 @@ export class ParquetEncoder {
       for (let c = 0; c < this.columns.length; c++) {
         const target = this.#buffered[c]!;
         const source = prepared.data[c]!;
-        for (let i = from; i < from + take; i++) target.push(source[i]);
+        for (let i = from, at = this.#bufferedRows; i < from + take; i++, at++) target[at] = source[i];
       }
       from += take;
       this.#bufferedRows += take;
@@ -302,12 +322,13 @@ export class ParquetEncoder {
   }
 
   private async writeRowGroup(): Promise<void> {
-    const columnData = this.columns.map((column, c) => ({
-      name: column.name,
-      data: column.kind === 'STRING' ? utf8Interned(this.#buffered[c]!) : this.#buffered[c]!,
-    }));
     const rows = this.#bufferedRows;
-    this.#buffered = this.columns.map(() => []);
+    const columnData = this.columns.map((column, c) => {
+      const values = this.#buffered[c]!;
+      values.length = rows;
+      return { name: column.name, data: column.kind === 'STRING' ? utf8Interned(values) : values };
+    });
+    this.#buffered = this.nextRowGroup();
     this.#bufferedRows = 0;
     await this.#writer!.write({ columnData, rowGroupSize: Math.max(rows, 1) });
     heapGuard.afterRowGroup();
