@@ -4,8 +4,9 @@
 // A connector bench exports `name` and `async run({ progress, report })`, returning
 // `{ rows: [{ case, figure, unit, floor?, ratio?, note? }] }`. A connector whose server is not
 // reachable reports that and is skipped; the others go on. BENCH_CONNECTORS (comma list) selects.
-// Results land in bench/connectors-results.json.
-import { readdirSync, writeFileSync } from 'node:fs';
+// Results land in bench/connectors-results.json, each connector's with the time it was measured;
+// a run of some connectors keeps the others' last results.
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -21,7 +22,7 @@ for (const file of files) {
   if (wanted && !wanted.includes(mod.name)) continue;
   progress(`connector bench: ${mod.name}`);
   try {
-    results[mod.name] = await mod.run({ progress });
+    results[mod.name] = { at: new Date().toISOString(), ...(await mod.run({ progress })) };
   } catch (err) {
     failed = true;
     results[mod.name] = { error: err.message };
@@ -38,5 +39,9 @@ for (const [name, r] of Object.entries(results)) {
   if (r.error) lines.push(`| ${name} | failed | | | | ${r.error} |`);
 }
 process.stdout.write(`\n${lines.join('\n')}\n`);
-writeFileSync(join(dir, '..', 'connectors-results.json'), `${JSON.stringify({ at: new Date().toISOString(), results }, null, 2)}\n`);
+const resultsFile = join(dir, '..', 'connectors-results.json');
+const earlier = existsSync(resultsFile) ? JSON.parse(readFileSync(resultsFile, 'utf8')) : {};
+// Results of the old shape carry one time for the whole file: give it to each of its connectors.
+const kept = Object.fromEntries(Object.entries(earlier.results ?? {}).map(([name, r]) => [name, { at: r.at ?? earlier.at, ...r }]));
+writeFileSync(resultsFile, `${JSON.stringify({ results: { ...kept, ...results } }, null, 2)}\n`);
 process.exitCode = failed ? 1 : 0;
