@@ -5,6 +5,7 @@
  * escaped for the place it lands in. docs/templates.md is the user's description.
  */
 import { ConnectorError } from '../errors.js';
+import { jsonValue } from '../encoding/ndjson.js';
 import { jsonStringContent, safeKeyPart, safeSegment, safeUrlPart } from './escape.js';
 import { parseTemplate, type PlaceholderPart } from './parse.js';
 
@@ -250,7 +251,7 @@ export function fieldReader(path: string): (record: TemplateRecord) => unknown {
 /** A value as text: strings as they are, numbers and booleans as written, objects and arrays as JSON. */
 function textOf(value: unknown): string {
   if (typeof value === 'string') return value;
-  if (typeof value === 'object') return JSON.stringify(value);
+  if (typeof value === 'object') return jsonValue(value);
   return String(value);
 }
 
@@ -266,7 +267,7 @@ function escaperFor(context: TemplateContext, inString: boolean): (value: unknow
       return textOf;
     case 'json':
       // Inside a string literal: always text, escaped. Standing alone: the value with its JSON type.
-      return inString ? (v) => jsonStringContent(textOf(v)) : (v) => JSON.stringify(v) ?? 'null';
+      return inString ? (v) => jsonStringContent(textOf(v)) : jsonValue;
   }
 }
 

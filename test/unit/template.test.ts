@@ -200,3 +200,12 @@ describe('templates', () => {
     });
   });
 });
+
+describe('templates: values holding big integers', () => {
+  it('an object or list with a BigInt inside renders as JSON with the integer exact, in every context', () => {
+    const record = { tags: { id: 12345678901234567890n, list: [1n] }, n: 9007199254740993n };
+    expect(render('{tags}', 'text', record)).to.equal('{"id":12345678901234567890,"list":[1]}');
+    expect(render('k:{tags}', 'key', record)).to.equal('k:{"id":12345678901234567890,"list":[1]}'.replace(/\//g, '_'));
+    expect(render('{"t": {tags}, "n": {n}}', 'json', record)).to.equal('{"t": {"id":12345678901234567890,"list":[1]}, "n": 9007199254740993}');
+  });
+});
