@@ -175,7 +175,9 @@ function fieldText(value: unknown): string {
 export function recordsOf(batch: MatchBatch, includeMetadata: boolean, from = 0, to = batch.rows.length): Record<string, unknown>[] {
   const { layout, rows } = batch;
   if (!includeMetadata || !(layout instanceof ColumnLayout) || layout.columns.some((c) => c === '__proto__' || (METADATA_FIELDS as readonly string[]).includes(c))) {
-    return exportRecords(from === 0 && to === rows.length ? batch : { ...batch, rows: rows.slice(from, to) }, includeMetadata);
+    // Built field by field: spreading a delivery batch would compute its idempotency key, a hash of every record.
+    const slice: MatchBatch = { rule: batch.rule, datasource: batch.datasource, runId: batch.runId, matchedAt: batch.matchedAt, layout, rows: rows.slice(from, to) };
+    return exportRecords(slice, includeMetadata);
   }
   const meta = metadataOf(batch);
   const out: Record<string, unknown>[] = new Array(to - from);

@@ -270,10 +270,12 @@ export class RedisSink implements Sink {
       try {
         out.push({ index, key: this.#prefix + keyOf(record), record });
       } catch (err) {
-        if (!(err instanceof ConnectorError)) throw err;
+        // Whatever the reason (a field the template needs is missing, a value that cannot be written as text), it is this record's alone.
+        const code = err instanceof ConnectorError ? err.code : 'INVALID_RECORD';
+        const details = err instanceof ConnectorError ? err.details : {};
         progress.fail(index, new ConnectorError(`record #${index + 1} of the batch (rule "${batch.rule}", datasource "${batch.datasource}")`, {
-          code: err.code,
-          details: { record: index + 1, ...err.details },
+          code,
+          details: { record: index + 1, ...details },
           cause: err,
         }));
       }
@@ -307,13 +309,22 @@ export class RedisSink implements Sink {
     const replyAt: number[] = [];
     const options = this.commandOptions();
     const slice = this.sliceSize(progress.count);
+    // A slice that could not be prepared, and where: its records and the later ones were not sent.
+    let unprepared: { from: number; error: unknown } | undefined;
     const { replies, lost, cut } = await this.sendBounded(socket, signal, (write) => {
       let sent = 0;
       for (let from = 0; from < progress.count; from += slice) {
-        const keyed = this.keyPending(batch, progress, from, Math.min(progress.count, from + slice));
-        if (keyed.length === 0) continue;
-        const planned = planCommands(keyed, options);
-        storeUncarried(keyed, planned, progress);
+        let planned: PlannedCommand[];
+        try {
+          const keyed = this.keyPending(batch, progress, from, Math.min(progress.count, from + slice));
+          if (keyed.length === 0) continue;
+          planned = this.plan(batch, keyed, options, progress);
+          storeUncarried(keyed, planned, progress);
+        } catch (error) {
+          // What is already written stays written and its replies are read; nothing more is sent.
+          unprepared = { from, error };
+          return;
+        }
         // Loaded in the same pipeline, ahead of its first use: no round trip of its own, and a restarted server (or SCRIPT FLUSH) is no trouble.
         if (sent === 0 && planned.length > 0 && this.#scriptSha !== undefined) {
           write(['SCRIPT', 'LOAD', WRITE_THEN_EXPIRE]);
@@ -330,6 +341,7 @@ export class RedisSink implements Sink {
         }
       }
     });
+    if (unprepared) this.failUnsent(batch, progress, unprepared.from, unprepared.error);
     const endpoint = this.#connection.endpoint;
     let transient: ConnectorError | undefined;
     for (let i = 0; i < commands.length; i++) {
@@ -356,6 +368,42 @@ export class RedisSink implements Sink {
     // A lost reply leaves the connection in doubt; a busy server's reply (LOADING, BUSY) does not.
     if (transient && transient.details.reply === undefined) socket.destroy();
     return transient;
+  }
+
+  /**
+   * The commands for the keyed records. A record whose fields cannot be written (a value whose
+   * JSON form throws) would stop the whole slice: then each record is planned alone, and only
+   * the ones that fail to plan fail.
+   */
+  private plan(batch: DeliveryBatch, keyed: KeyedRecord[], options: CommandOptions, progress: BatchProgress): PlannedCommand[] {
+    try {
+      return planCommands(keyed, options);
+    } catch {
+      const planned: PlannedCommand[] = [];
+      for (const record of keyed) {
+        try {
+          planned.push(...planCommands([record], options));
+        } catch (err) {
+          progress.fail(record.index, new ConnectorError(`record #${record.index + 1} of the batch (rule "${batch.rule}", key "${record.key}") could not be written: ${(err as Error).message}`, {
+            code: 'INVALID_RECORD',
+            details: { record: record.index + 1, key: record.key },
+            cause: err,
+          }));
+        }
+      }
+      return planned;
+    }
+  }
+
+  /** Records from `from` on that were never sent fail with the error that stopped their preparation. */
+  private failUnsent(batch: DeliveryBatch, progress: BatchProgress, from: number, error: unknown): void {
+    const reason = error instanceof Error ? error.message : String(error);
+    const failure = new ConnectorError(`records #${from + 1} to #${progress.count} of the batch (rule "${batch.rule}") could not be prepared: ${reason}`, {
+      code: error instanceof ConnectorError ? error.code : 'INVALID_RECORD',
+      details: { record: from + 1 },
+      cause: error,
+    });
+    for (let index = from; index < progress.count; index++) progress.fail(index, failure);
   }
 
   /** Waits for the replies, at most `timeout`; on a timeout or a cancel the connection is dropped, which settles the batch at once with the replies already in. */

@@ -175,13 +175,17 @@ export class RespSocket {
   /**
    * As send, with the commands made by `produce` while the first ones are already on their way:
    * each slice is written as soon as it is encoded, so the server runs it while the caller
-   * prepares the next. `produce` runs at once and to its end (no reply is read before it returns).
+   * prepares the next. `produce` runs at once and to its end (no reply is read before it returns),
+   * even on a lost connection: its commands are then in doubt, which the caller must learn.
+   * Should `produce` throw, what it wrote is still sent and its replies read (the reply stream
+   * stays in step for other batches), and the error is rethrown.
    */
   sendEach(produce: (write: (args: CommandArgs) => void) => void): Promise<BatchReplies> {
-    if (this.#lost) return Promise.resolve({ replies: [], lost: this.#lost });
     const waiting: Waiting = { expected: Infinity, replies: [], settle: () => {} };
     const settled = new Promise<BatchReplies>((settle) => (waiting.settle = settle));
-    this.#waiting.push(waiting);
+    const lostBefore = this.#lost;
+    if (lostBefore) waiting.settle({ replies: [], lost: lostBefore });
+    else this.#waiting.push(waiting);
     let count = 0;
     try {
       produce((args) => {
@@ -189,21 +193,21 @@ export class RespSocket {
         this.#writer.write(args);
         if (++count % WRITE_SLICE === 0) this.#writer.flush();
       });
-    } catch (err) {
-      // Some commands may be out already and their count is unknown to the server's replies: the stream is out of step.
+    } finally {
       this.#writer.flush();
-      this.end(new ConnectionLostError('the batch could not be prepared; the connection was dropped', 'CONNECTION_LOST', { cause: err }));
-      throw err;
-    }
-    this.#writer.flush();
-    if (this.#lost) return settled;
-    waiting.expected = count;
-    // No command, no reply to wait for: waiting would last until the timeout.
-    if (count === 0) {
-      this.#waiting.splice(this.#waiting.indexOf(waiting), 1);
-      waiting.settle({ replies: [] });
+      if (!lostBefore) this.expect(waiting, count);
     }
     return settled;
+  }
+
+  /** The batch's commands are all written: it settles once `count` replies are in (at once, for none). */
+  private expect(waiting: Waiting, count: number): void {
+    // A connection lost meanwhile has settled every waiting batch already.
+    if (this.#lost) return;
+    waiting.expected = count;
+    if (waiting.replies.length < count) return;
+    this.#waiting.splice(this.#waiting.indexOf(waiting), 1);
+    waiting.settle({ replies: waiting.replies });
   }
 
   /** One command; its error reply, or the lost connection, rejects. */

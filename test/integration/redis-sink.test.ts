@@ -243,6 +243,33 @@ describe('redis export target (real Redis)', function () {
       expect(error).to.include('alert:{host}:{id}');
     });
 
+    it('a record that cannot be written (a value whose JSON form throws), in the key or in a field, fails alone; the other records of its slices are stored', async () => {
+      const hostile = { toJSON() { throw new Error('boom'); } };
+      const s = await sink({ mode: 'hash', key: 'h:{k}', include_metadata: false });
+      const { queue, counts } = queueOver(s, { batchSize: 1000 });
+      await queue.add(objects(Array.from({ length: 1000 }, (_, i) => (i === 450 ? { k: hostile, v: i } : i === 650 ? { k: i, v: hostile } : { k: i, v: i }))));
+      await queue.finish();
+      expect(counts).to.deep.equal({ exported: 998, failed: 2 });
+      const keys = await keysUnder(redis, prefix);
+      expect(keys).to.have.lengthOf(998);
+      expect(keys).to.not.include(`${prefix}h:650`);
+      expect(await redis.hget(`${prefix}h:651`, 'v')).to.equal('651');
+      const { error } = queue.status();
+      expect(error).to.include('2 of 1000 records not stored').and.include('record #451 of the batch').and.include('boom');
+    });
+
+    it('two batches sharing a new connection, the first holding a record that cannot be written: the second is stored whole', async () => {
+      const hostile = { toJSON() { throw new Error('boom'); } };
+      const s = await sink({ mode: 'stream', key: 's:{g}', include_metadata: false });
+      const { queue, counts } = queueOver(s, { batchSize: 600, maxInFlight: 2 });
+      await queue.add(objects(Array.from({ length: 600 }, (_, i) => ({ g: i === 450 ? hostile : 'a', n: i }))));
+      await queue.add(objects(Array.from({ length: 300 }, (_, i) => ({ g: 'b', n: i }))));
+      await queue.finish();
+      expect(counts).to.deep.equal({ exported: 899, failed: 1 });
+      expect(await redis.xlen(`${prefix}s:a`)).to.equal(599);
+      expect(await redis.xlen(`${prefix}s:b`)).to.equal(300);
+    });
+
     it('every record missing the field: nothing is written and every record counts failed', async () => {
       const s = await sink({ mode: 'string', key: 'k:{host}' });
       const err = await write(s, objects([{ id: 1 }, { id: 2 }])).then(() => undefined, (e) => e);

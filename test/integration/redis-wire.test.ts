@@ -170,25 +170,41 @@ describe('redis export target: the wire (real Redis)', function () {
     expect(await keysUnder(redis, prefix)).to.have.members([`${prefix}h:1`, `${prefix}h:4`]);
   });
 
-  it('a batch whose making fails half-way: the error reaches the caller, the connection is dropped (its replies would be out of step), and a batch waiting before it settles', async () => {
+  it('a batch whose making fails half-way: the error reaches the caller, what it wrote is sent and answered, and the connection stays in step for the others', async () => {
     const url = new URL(TEST_REDIS_URL);
     const socket = connect(Number(url.port || 6379), url.hostname);
     await new Promise((resolve) => socket.once('connect', resolve));
     const resp = new RespSocket(socket);
-    const before = resp.send([['SELECT', Number(url.pathname.slice(1) || 0)], ['SET', `${prefix}a`, '1']]);
-    expect(() =>
-      resp.sendEach((write) => {
-        write(['SET', `${prefix}b`, '2']);
-        throw new Error('no key for record #2');
-      }),
-    ).to.throw('no key for record #2');
-    expect(resp.open).to.equal(false);
-    const settled = await before;
-    // Dropped before any reply could be read: the earlier batch settles at once, its commands in doubt.
-    expect(settled.replies).to.deep.equal([]);
-    expect(settled.lost?.message).to.include('could not be prepared');
-    const after = await resp.send([['PING']]);
-    expect(after.lost?.message).to.include('could not be prepared');
+    try {
+      const before = resp.send([['SELECT', Number(url.pathname.slice(1) || 0)], ['SET', `${prefix}a`, '1']]);
+      expect(() =>
+        resp.sendEach((write) => {
+          write(['SET', `${prefix}b`, '2']);
+          throw new Error('no key for record #2');
+        }),
+      ).to.throw('no key for record #2');
+      expect(resp.open).to.equal(true);
+      expect(await before).to.deep.equal({ replies: ['OK', 'OK'] });
+      const after = await resp.send([['GET', `${prefix}b`], ['PING']]);
+      expect(after).to.deep.equal({ replies: ['2', 'PONG'] });
+    } finally {
+      resp.destroy();
+    }
+  });
+
+  it('on a connection already lost, a batch is still made (its commands are in doubt, not absent) and settles at once with the loss', async () => {
+    const url = new URL(TEST_REDIS_URL);
+    const socket = connect(Number(url.port || 6379), url.hostname);
+    await new Promise((resolve) => socket.once('connect', resolve));
+    const resp = new RespSocket(socket);
+    resp.destroy();
+    let made = 0;
+    const result = await resp.sendEach((write) => {
+      for (let i = 0; i < 3; i++, made++) write(['PING']);
+    });
+    expect(made).to.equal(3);
+    expect(result.replies).to.deep.equal([]);
+    expect(result.lost?.message).to.equal('Connection is closed.');
   });
 
   it('list and string modes: non-ASCII JSON lands exactly', async () => {
