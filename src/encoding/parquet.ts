@@ -301,6 +301,8 @@ export class ParquetEncoder {
    */
   async append(prepared: PreparedColumns): Promise<void> {
     for (let from = 0; from < prepared.rows; ) {
+      // A new row group of an object that has filled one: it will likely fill this one too.
+      if (this.#bufferedRows === 0 && this.#rows >= this.options.rowGroupRows) this.#buffered = this.nextRowGroup();
       const take = Math.min(prepared.rows - from, this.options.rowGroupRows - this.#bufferedRows);
       for (let c = 0; c < this.columns.length; c++) {
         const target = this.#buffered[c]!;
@@ -328,7 +330,7 @@ export class ParquetEncoder {
       values.length = rows;
       return { name: column.name, data: column.kind === 'STRING' ? utf8Interned(values) : values };
     });
-    this.#buffered = this.nextRowGroup();
+    this.#buffered = this.columns.map(() => []);
     this.#bufferedRows = 0;
     await this.#writer!.write({ columnData, rowGroupSize: Math.max(rows, 1) });
     heapGuard.afterRowGroup();
