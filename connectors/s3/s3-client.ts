@@ -135,10 +135,18 @@ interface SdkError {
   Code?: string;
 }
 
+/** The reason of an AbortSignal.timeout(): a deadline passed, nobody cancelled. */
+function isDeadline(reason: unknown): boolean {
+  return reason instanceof Error && reason.name === 'TimeoutError';
+}
+
 /** A failed request as a ConnectorError: the S3 code, the HTTP status, the bucket and key, retryable or not. */
 export function s3Error(description: string, place: S3Place, err: unknown, signal?: AbortSignal): ConnectorError {
   if (err instanceof ConnectorError) return err;
   const e = (err ?? {}) as SdkError;
+  if (signal?.aborted && isDeadline(signal.reason)) {
+    return new ConnectorError(`${description}: not finished before its deadline`, { code: 'TIMEOUT', details: { bucket: place.bucket, ...(place.key !== undefined ? { key: place.key } : {}) }, cause: err });
+  }
   if (signal?.aborted || e.name === 'AbortError') return new CancelledError(description, err);
   const status = e.$metadata?.httpStatusCode;
   const serverCode = status !== undefined ? (e.Code ?? e.name) : undefined;

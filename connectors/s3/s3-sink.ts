@@ -2,6 +2,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { CreateContext, DeliveryBatch, OperationContext, Sink, SinkSpec } from '../types.js';
 import { duration, retryPolicyOf, type DeliveryConfig, type RetryPolicy } from '../../src/delivery/policy.js';
 import { CancelledError, ConnectorError, serializeError, wrapError } from '../../src/errors.js';
+import { parseDuration } from '../../src/rules/duration.js';
 import { parseTemplate } from '../../src/template/parse.js';
 import { templateFor, templateIssues, type CompileOptions, type Template } from '../../src/template/template.js';
 import { checksumDefault, createS3Client, DEFAULT_CONNECT_TIMEOUT, DEFAULT_IDLE_TIMEOUT, s3Call, s3Url, type ChecksumSetting } from './s3-client.js';
@@ -146,6 +147,10 @@ export const s3Sink: SinkSpec<S3SinkConfig> = {
     if (config.compression === 'snappy' && format !== 'parquet') {
       issues.push({ key: 'compression', message: `snappy is for Parquet; format ${format} takes gzip or none` });
     }
+    for (const key of ['connect_timeout', 'idle_timeout'] as const) {
+      // 0 would turn the timeout off, which is never what a stalled server should get.
+      if (config[key] !== undefined && parseDuration(config[key]) === 0) issues.push({ key, message: 'must be more than 0 (a timeout of 0 would wait for ever)' });
+    }
     if ((config.access_key_id === undefined) !== (config.secret_access_key === undefined)) {
       issues.push({
         key: config.access_key_id === undefined ? 'secret_access_key' : 'access_key_id',
@@ -209,6 +214,16 @@ export class S3Sink implements Sink {
     this.#format = config.format ?? DEFAULT_FORMAT;
   }
 
+  /**
+   * Longest publishing may take: each object's requests (put, or complete and the metadata copy)
+   * using every attempt, each its whole connect and idle timeouts and the longest backoff.
+   */
+  private publishDeadlineMs(objects: number): number {
+    const attempt = parseDuration(this.config.connect_timeout ?? DEFAULT_CONNECT_TIMEOUT)! + parseDuration(this.config.idle_timeout ?? DEFAULT_IDLE_TIMEOUT)!;
+    const request = this.#retry.maxAttempts * (attempt + this.#retry.maxBackoffMs);
+    return CLEANUP_TIMEOUT_MS + objects * 2 * request;
+  }
+
   async write(batch: DeliveryBatch, ctx: OperationContext): Promise<void> {
     if (ctx.signal.aborted) throw new CancelledError(`writing to export target "${this.ctx.name}"`);
     if (batch.rows.length === 0) return;
@@ -247,8 +262,9 @@ export class S3Sink implements Sink {
       throw wrapError(`writing to bucket "${this.config.bucket}"; no object of this run was made visible`, failed.reason, { retryable: false });
     }
     const objects = sealed.flatMap((r) => (r as PromiseFulfilledResult<{ object: PendingObject; records: number }[]>).value);
-    // From here on the objects are published even if a signal arrives: half a set is worse.
-    const publishing = AbortSignal.timeout(CLEANUP_TIMEOUT_MS + objects.length * 5_000);
+    // From here on the objects are published even if a signal arrives: half a set is worse. A
+    // stalled request ends at idle_timeout and is retried; the deadline is only a backstop.
+    const publishing = AbortSignal.timeout(this.publishDeadlineMs(objects.length));
     const published: PendingObject[] = [];
     for (const { object, records } of objects) {
       try {

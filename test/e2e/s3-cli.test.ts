@@ -161,13 +161,14 @@ describe('processor CLI with an S3 target (s3rver on loopback)', function () {
     expect(await server.keys(bucket)).to.have.lengthOf(1);
   });
 
-  it('--validate refuses a key without {part} when max_records_per_object is set, and snappy for a text format', async () => {
-    const yaml = configYaml(server, bucket, '    max_records_per_object: 10\n    key: "{rule}.{ext}"\n').replace('format: parquet', 'format: csv\n    compression: snappy');
+  it('--validate refuses a key without {part} when max_records_per_object is set, snappy for a text format, and a timeout of 0', async () => {
+    const yaml = configYaml(server, bucket, '    max_records_per_object: 10\n    key: "{rule}.{ext}"\n    idle_timeout: 0s\n').replace('format: parquet', 'format: csv\n    compression: snappy');
     writeFiles(dir, { 'c.yaml': yaml, 'sensors.csv': CSV });
     const result = await runCli(['--config', 'c.yaml', '--validate'], { cwd: dir, env: ENV });
     expect(result.code).to.equal(2);
     expect(result.stderr).to.match(/c\.yaml:\d+:\d+: export_targets\.lake\.key: max_records_per_object splits an export into several objects: put \{part\} in the key/);
     expect(result.stderr).to.match(/export_targets\.lake\.compression: snappy is for Parquet; format csv takes gzip or none/);
+    expect(result.stderr).to.match(/c\.yaml:\d+:\d+: export_targets\.lake\.idle_timeout: must be more than 0/);
   });
 
   it('the connection check (--check) reports the bucket reachable, and a missing bucket FAILED, without the secret', async () => {
