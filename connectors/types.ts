@@ -74,7 +74,9 @@ export interface DeliveryBatch extends MatchBatch {
  *   Records count as exported when `flush` returns.
  * - `per-write`: each `write` that returns has delivered its records for good (console, REST,
  *   Redis). They count as exported then, and nothing can take them back. A write that fails
- *   after delivering some of its records throws a PartialWriteError saying how many (never retried).
+ *   after delivering some of its records throws a PartialWriteError saying how many (never retried)
+ *   and, when they are not the first ones of the batch, which were not: the dead-letter spool
+ *   keeps exactly those.
  */
 export type DeliveryGuarantee = 'atomic' | 'per-write';
 

@@ -54,6 +54,11 @@ export class PartialWriteError extends ConnectorError {
     what: string,
     readonly delivered: number,
     cause: unknown,
+    /**
+     * Positions in the batch of the records that were not delivered, when they are not simply the
+     * ones after the first `delivered` (a pipeline whose failures fall anywhere in the batch).
+     */
+    readonly undelivered?: readonly number[],
   ) {
     super(`${what}: stopped after ${delivered} record${delivered === 1 ? '' : 's'}`, { code: codeOf(cause) ?? 'PARTIAL_WRITE', retryable: false, cause });
     this.name = 'PartialWriteError';
@@ -64,6 +69,15 @@ export class PartialWriteError extends ConnectorError {
 export function deliveredOf(err: unknown): number {
   for (const e of causeChain(err)) if (e instanceof PartialWriteError) return e.delivered;
   return 0;
+}
+
+/** The rows of a failed write that did not reach the peer: all, the ones after those delivered, or the ones the target named. */
+export function undeliveredRowsOf<T>(err: unknown, rows: readonly T[]): readonly T[] {
+  for (const e of causeChain(err)) {
+    if (!(e instanceof PartialWriteError)) continue;
+    return e.undelivered ? e.undelivered.map((i) => rows[i]!) : rows.slice(e.delivered);
+  }
+  return rows;
 }
 
 /** Socket-level failures that say nothing about the request itself: trying again may work. */

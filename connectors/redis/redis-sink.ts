@@ -165,6 +165,13 @@ class BatchProgress {
     return this.count - this.stored - this.failed;
   }
 
+  /** Positions of the records not stored (failed or still pending): what the dead-letter spool must keep. */
+  unstored(): number[] {
+    const out: number[] = [];
+    for (let i = 0; i < this.count; i++) if (this.state[i] !== STORED) out.push(i);
+    return out;
+  }
+
   store(index: number): void {
     if (this.state[index] !== PENDING) return;
     this.state[index] = STORED;
@@ -435,6 +442,7 @@ export class RedisSink implements Sink {
       `${progress.count - progress.stored} of ${progress.count} records not stored in ${where} (the other ${progress.stored} were)`,
       progress.stored,
       cause,
+      progress.unstored(),
     );
   }
 
@@ -469,8 +477,8 @@ export class RedisSink implements Sink {
 
 /** Records of a pipeline are not a prefix of it: "n of m not stored" says it better than "stopped after". */
 class RedisPartialWrite extends PartialWriteError {
-  constructor(message: string, delivered: number, cause: unknown) {
-    super(message, delivered, cause);
+  constructor(message: string, delivered: number, cause: unknown, undelivered: readonly number[]) {
+    super(message, delivered, cause, undelivered);
     this.message = message;
   }
 }

@@ -8,7 +8,7 @@ import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
-import { freshDirPerTest, repoRoot, runCli, startCli, writeFiles, type CliResult } from '../helpers.js';
+import { freshDirPerTest, parseNdjson, repoRoot, runCli, startCli, writeFiles, type CliResult } from '../helpers.js';
 import { freePort, keysUnder, removeKeysUnder, startOwnRedis, testClient, TEST_REDIS_URL, uniquePrefix } from '../support/redis-server.js';
 
 const CSV = 'id,sensor,value,site\n1,s1,5,par\n2,s2,1500,lis\n3,s3,2500,\n4,s1,3000,par\n';
@@ -107,6 +107,22 @@ describe('redis export target through the CLI', function () {
     expect(summaryOf(result)).to.include({ matched: 3, exported: 2, failed: 1 });
     expect(await keysUnder(redis, prefix)).to.deep.equal([`${prefix}by-site:lis:2`, `${prefix}by-site:par:4`]);
     expect(result.stderr).to.include('"target":"h"').and.include('the record has no field \\"site\\"').and.include('record #2 of the batch');
+  });
+
+  it('a record failing in the middle of a batch (WRONGTYPE): the dead-letter spool keeps that record, not the next one, and the next run stores it', async () => {
+    await redis.set(`${prefix}h:3`, 'a string, not a hash');
+    const yaml = config(`  h: {type: redis, url: "\${TEST_REDIS_URL}", key_prefix: "${prefix}", mode: hash, key: "h:{id}"}\n`, ['h']);
+    const first = await run(yaml);
+    expect(first.code).to.equal(1);
+    expect(summaryOf(first)).to.include({ matched: 3, exported: 2, failed: 1 });
+    const spooled = parseNdjson(readFileSync(path.join(dir, '.state', 'spool', 'h.ndjson'), 'utf8')).flatMap((b) => (b.records as { id: string }[]).map((r) => r.id));
+    expect(spooled).to.deep.equal(['3']);
+    await redis.del(`${prefix}h:3`);
+    writeFiles(dir, { 'data.csv': 'id,sensor,value,site\n' });
+    const second = await runCli(['--config', 'c.yaml', '--log-format', 'json'], { cwd: dir, env: { TEST_REDIS_URL } });
+    expect(second.code, second.stderr).to.equal(0);
+    expect(await redis.hget(`${prefix}h:3`, 'sensor')).to.equal('s3');
+    expect(await keysUnder(redis, prefix)).to.deep.equal([`${prefix}h:2`, `${prefix}h:3`, `${prefix}h:4`]);
   });
 
   it('Redis not reachable: an error naming the target and the server, exit 1, and the file target still delivers', async () => {
