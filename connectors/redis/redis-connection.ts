@@ -107,6 +107,9 @@ export function parseRedisUrl(url: string): UrlParts {
   if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') {
     throw new ConnectorError(`url must start with redis:// or rediss://, not ${u.protocol}//`, { code: 'INVALID_CONFIG' });
   }
+  if (u.search !== '' || u.hash !== '') {
+    throw new ConnectorError('url: options after "?" or "#" are not read; give db, tls and timeouts as keys of the target', { code: 'INVALID_CONFIG' });
+  }
   const dbText = u.pathname.replace(/^\//, '');
   if (dbText !== '' && !/^\d+$/.test(dbText)) {
     throw new ConnectorError('url: the path must be a database number, as in redis://host:6379/2', { code: 'INVALID_CONFIG' });
@@ -238,7 +241,9 @@ const NO_PASSWORD_SET = /without any password configured|no password is set/i;
  */
 async function hello(resp: RespSocket, options: RedisConnectOptions): Promise<ServerInfo> {
   const commands: CommandArgs[] = [];
-  if (options.password !== undefined) commands.push(options.username !== undefined ? ['AUTH', options.username, options.password] : ['AUTH', options.password]);
+  // A username alone is still sent (with an empty password, which a `nopass` ACL user accepts): left out, the writes would run as the default user.
+  if (options.username !== undefined) commands.push(['AUTH', options.username, options.password ?? '']);
+  else if (options.password !== undefined) commands.push(['AUTH', options.password]);
   if (options.db !== 0) commands.push(['SELECT', options.db]);
   commands.push(['CLIENT', 'SETNAME', options.connectionName], ['INFO', 'server']);
   const { replies, lost } = await resp.send(commands);
@@ -248,7 +253,7 @@ async function hello(resp: RespSocket, options: RedisConnectOptions): Promise<Se
     const reply = replies[i];
     if (!(reply instanceof Error)) continue;
     // A password given to a server that asks for none is not worth failing for (ioredis let it pass too).
-    if (i === 0 && options.password !== undefined && NO_PASSWORD_SET.test(reply.message)) continue;
+    if (i === 0 && options.password !== undefined && options.username === undefined && NO_PASSWORD_SET.test(reply.message)) continue;
     throw reply;
   }
   // The name only labels the connection in CLIENT LIST: a server that refuses it is still a server we can write to.
@@ -283,8 +288,11 @@ export function isReplyError(err: unknown): boolean {
   return err instanceof Error && err.name === 'ReplyError';
 }
 
-/** Error replies that say the server is busy or starting: the same command may succeed in a moment. */
-const TRANSIENT_REPLIES = /^(LOADING|BUSY|TRYAGAIN|MASTERDOWN|CLUSTERDOWN)\b/;
+/**
+ * Error replies that say the server is busy or starting, or full (OOM under maxmemory: keys
+ * expire and get evicted): the same command may succeed in a moment.
+ */
+const TRANSIENT_REPLIES = /^(LOADING|BUSY|TRYAGAIN|MASTERDOWN|CLUSTERDOWN|OOM)\b/;
 
 /**
  * What a failed command means for the write: a reply error about the record's key (WRONGTYPE,

@@ -247,7 +247,9 @@ export class RespSocket {
     if (this.#lost) return;
     this.#lost = reason;
     this.#socket.destroy();
-    this.#parser.reset();
+    // Not at once: this may run inside the parser's own callback (a reply nobody asked for), and
+    // resetting it there pulls the buffer from under the reply it is still reading.
+    queueMicrotask(() => this.#parser.reset());
     for (const waiting of this.#waiting.splice(0)) waiting.settle({ replies: waiting.replies, lost: reason });
   }
 }

@@ -344,6 +344,24 @@ describe('redis export target (real Redis)', function () {
       }
     });
 
+    it('a username without a password is sent (AUTH user ""): a nopass ACL user writes only where its ACL allows, never as the default user', async () => {
+      const server = await startOwnRedis();
+      const admin = testClient(server.url);
+      try {
+        await admin.call('ACL', 'SETUSER', 'bob', 'on', 'nopass', '~allowed:*', '+@all');
+        const allowed = await sink({ url: `redis://bob@127.0.0.1:${server.port}/0`, mode: 'hash', key: 'allowed:{id}', key_prefix: '' });
+        await write(allowed, objects([{ id: 1 }]));
+        expect(await admin.hget('allowed:1', 'id')).to.equal('1');
+        const denied = await sink({ url: undefined, host: '127.0.0.1', port: server.port, username: 'bob', password: '', mode: 'hash', key: 'denied:{id}', key_prefix: '' });
+        const err = await write(denied, objects([{ id: 2 }])).then(() => undefined, (e) => e);
+        expect(err?.code).to.equal('NOPERM');
+        expect(await admin.exists('denied:2')).to.equal(0);
+      } finally {
+        admin.disconnect();
+        await server.remove();
+      }
+    });
+
     it('pointed at a Sentinel: a clear error saying to use the primary', async () => {
       const sentinel = await startRedisWithConfig('', ['--sentinel']);
       try {
@@ -597,6 +615,7 @@ describe('redis export target (real Redis)', function () {
       expect(issues({ url: 'http://x' })[0]).to.match(/^url: .*redis:\/\//);
       expect(issues({ url: 'redis://x:6379/abc' })[0]).to.match(/^url: .*database number/);
       expect(issues({ url: 'redis://x', host: 'y' })).to.deep.equal(['url: give either url or host/port, not both']);
+      expect(issues({ url: 'redis://x:6379/0?db=2' })[0]).to.match(/^url: options after "\?" or "#" are not read/);
       expect(issues({ mode: 'list', data_type: 'list' })[0]).to.match(/^data_type: /);
       expect(issues({ mode: 'hash', key: 'a:{id}', push: 'left' })[0]).to.match(/^push: /);
       expect(issues({ mode: 'string', max_length: 3 })[0]).to.match(/^max_length: /);

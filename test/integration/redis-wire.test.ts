@@ -207,6 +207,25 @@ describe('redis export target: the wire (real Redis)', function () {
     expect(result.lost?.message).to.equal('Connection is closed.');
   });
 
+  it('a reply nobody asked for (a server out of step) ends the connection with PROTOCOL_ERROR; the process does not crash', async () => {
+    // Answers every chunk of commands with two replies.
+    const server = createServer((client) => client.on('data', () => client.write('+OK\r\n+OK\r\n')).on('error', () => {}));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const socket = connect((server.address() as { port: number }).port, '127.0.0.1');
+    await new Promise((resolve) => socket.once('connect', resolve));
+    const resp = new RespSocket(socket);
+    try {
+      expect(await resp.send([['PING']])).to.deep.equal({ replies: ['OK'] });
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(resp.open).to.equal(false);
+      const after = await resp.send([['PING']]);
+      expect(after.lost?.code).to.equal('PROTOCOL_ERROR');
+    } finally {
+      resp.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
   it('list and string modes: non-ASCII JSON lands exactly', async () => {
     const lists = await sink({ mode: 'list', key: 'l' });
     await write(lists, objects([{ id: 1, t: 'ñ' }, { id: 2, t: '😀\r\n' }]));

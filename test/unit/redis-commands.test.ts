@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { flatFields, planCommands, PUSH_CHUNK, type CommandOptions, type KeyedRecord } from '../../connectors/redis/redis-commands.js';
+import { commandError } from '../../connectors/redis/redis-connection.js';
 
 const base: CommandOptions = { mode: 'hash', ttl: undefined, maxLength: undefined, push: 'right', scriptSha: undefined };
 const keyed = (pairs: [string, Record<string, unknown>][]): KeyedRecord[] => pairs.map(([key, record], index) => ({ index, key, record }));
@@ -50,5 +51,19 @@ describe('redis target: what a batch becomes', () => {
   it('stream: XADD with MAXLEN ~ N and Redis\'s own id', () => {
     expect(planCommands(keyed([['s', { a: 1, b: null }]]), { ...base, mode: 'stream', maxLength: 100 })[0]!.args).to.deep.equal(['XADD', 's', 'MAXLEN', '~', 100, '*', 'a', '1']);
     expect(planCommands(keyed([['s', { a: 1 }]]), { ...base, mode: 'stream' })[0]!.args).to.deep.equal(['XADD', 's', '*', 'a', '1']);
+  });
+});
+
+describe('redis target: what an error reply means for the write', () => {
+  const endpoint = { host: '127.0.0.1', port: 6379, db: 0, tls: false, label: '127.0.0.1:6379/0' };
+  const reply = (message: string) => Object.assign(new Error(message), { name: 'ReplyError' });
+
+  it('busy, loading or full (OOM under maxmemory) may pass: retried; a key of another type or a refused command will not', () => {
+    for (const message of ['LOADING Redis is loading the dataset in memory', 'BUSY Redis is busy running a script', "OOM command not allowed when used memory > 'maxmemory'."]) {
+      expect(commandError(reply(message), endpoint).retryable, message).to.equal(true);
+    }
+    for (const message of ['WRONGTYPE Operation against a key holding the wrong kind of value', 'NOPERM this user has no permissions to access one of the keys']) {
+      expect(commandError(reply(message), endpoint).retryable, message).to.equal(false);
+    }
   });
 });
