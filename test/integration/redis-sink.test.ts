@@ -387,7 +387,7 @@ describe('redis export target (real Redis)', function () {
       }
     });
 
-    it('replies that do not come within timeout: the connection is dropped, the write retried, every record stored once', async () => {
+    it('replies that do not come within timeout: the connection is dropped, the write retried, every record stored and counted once', async () => {
       const server = await startOwnRedis();
       const peer = testClient(server.url);
       try {
