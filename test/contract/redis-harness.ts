@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Sink } from '../../connectors/types.js';
 import { redisSink } from '../../connectors/redis/redis-sink.js';
-import { freePort, keysUnder, removeKeysUnder, testClient, TEST_REDIS_URL, uniquePrefix } from '../support/redis-server.js';
+import { keysUnder, removeKeysUnder, startOwnRedis, testClient, TEST_REDIS_URL, uniquePrefix, type OwnRedis } from '../support/redis-server.js';
 import type { HarnessSinkOptions, PlainRecord, TargetHarness } from './harness.js';
 
 const SECRET = 'contract-redis-secret-7Qx';
@@ -12,6 +12,7 @@ const SECRET = 'contract-redis-secret-7Qx';
  */
 export function redisHarness(): TargetHarness {
   let client: Redis | undefined;
+  let guarded: OwnRedis | undefined;
   let prefix = '';
   const sinks: Sink[] = [];
   const peer = () => (client ??= testClient());
@@ -39,9 +40,10 @@ export function redisHarness(): TargetHarness {
     },
     create: (options) => create(options, {}),
     async createFailing(options) {
-      const port = await freePort();
-      const sink = await create(options, { url: undefined, host: '127.0.0.1', port, password: SECRET, connect_timeout: '2s' });
-      return { sink, names: `127.0.0.1:${port}` };
+      // A server that asks for another password: the secret goes out in AUTH and is refused, the path where it could leak.
+      guarded = await startOwnRedis(['--requirepass', 'another-password-than-the-secret']);
+      const sink = await create(options, { url: undefined, host: '127.0.0.1', port: guarded.port, password: SECRET, connect_timeout: '2s' });
+      return { sink, names: `127.0.0.1:${guarded.port}` };
     },
     received,
     visibleBeforeFlush: received,
@@ -51,6 +53,8 @@ export function redisHarness(): TargetHarness {
     async cleanup() {
       await Promise.all(sinks.splice(0).map((sink) => sink.close?.()));
       await removeKeysUnder(peer(), prefix);
+      await guarded?.remove();
+      guarded = undefined;
       // Open connections would keep the test process alive after the last test.
       client?.disconnect();
       client = undefined;
