@@ -104,6 +104,9 @@ export class PendingObject {
     await this.sendBufferedPart(signal, true);
     await Promise.all(this.#inFlight);
     this.#inFlight = [];
+    // Every byte is uploaded: a sealed object waiting for publish holds no buffer (a run of many objects would hold two parts each).
+    this.#part = new PartBuffer(Buffer.alloc(0));
+    this.#spare = [];
   }
 
   /** Makes the object visible: completes its multipart upload, or puts it whole. */
@@ -174,6 +177,27 @@ export class PendingObject {
     );
   }
 
+  /**
+   * Undoes a publish that failed: the multipart upload is aborted if it is still open; and since
+   * the completion (or put) may have landed with only its answer lost, the object is removed if
+   * it is this run's (its run-id metadata says so; an earlier run's object at the key is kept).
+   */
+  async undoFailedPublish(signal: AbortSignal): Promise<void> {
+    await this.discard(signal).catch(() => undefined);
+    const { HeadObjectCommand } = await import('@aws-sdk/client-s3');
+    let runId: string | undefined;
+    try {
+      const head = await s3Call('checking', this, { ...this.call, signal }, (abortSignal) =>
+        this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.key }), { abortSignal }),
+      );
+      runId = head.Metadata?.['run-id'];
+    } catch (err) {
+      if ((err as { details?: { status?: number } }).details?.status === 404) return;
+      throw err;
+    }
+    if (runId !== undefined && runId === this.earlyMetadata()['run-id']) await this.remove(signal);
+  }
+
   /** Removes the published object again: a later object of the same cycle failed to publish. */
   async remove(signal: AbortSignal): Promise<void> {
     const { DeleteObjectCommand } = await import('@aws-sdk/client-s3');
@@ -205,8 +229,8 @@ export class PendingObject {
       });
     }
     const body = this.#part.take();
-    // The next part fills the buffer of a finished upload, or a new one of full size.
-    this.#part = new PartBuffer(this.#spare.pop() ?? Buffer.allocUnsafe(this.partSize + PartBuffer.SLACK));
+    // The next part fills the buffer of a finished upload, or a new one of full size; after the last part, none.
+    this.#part = last ? new PartBuffer(Buffer.alloc(0)) : new PartBuffer(this.#spare.pop() ?? Buffer.allocUnsafe(this.partSize + PartBuffer.SLACK));
     const partNumber = this.#parts.length + 1;
     this.#parts.push({ PartNumber: partNumber, ETag: '' });
     const uploadId = this.#uploadId!;

@@ -36,6 +36,8 @@ interface OpenObject {
 export class ObjectSeries {
   #open: OpenObject | undefined;
   readonly #sealed: { object: PendingObject; records: number }[] = [];
+  /** Objects being closed: neither open nor sealed yet, and still to abort if the run fails now. */
+  readonly #closing = new Set<PendingObject>();
   #part = 0;
   #chain: Promise<void> = Promise.resolve();
   #failure: Error | undefined;
@@ -62,9 +64,10 @@ export class ObjectSeries {
   /** Aborts every upload of the series; none of its objects becomes visible. */
   async discard(signal: AbortSignal): Promise<void> {
     await this.#chain.catch(() => undefined);
-    const objects = [...this.#sealed.map((s) => s.object), ...(this.#open ? [this.#open.object] : [])];
+    const objects = [...new Set([...this.#sealed.map((s) => s.object), ...this.#closing, ...(this.#open ? [this.#open.object] : [])])];
     this.#open = undefined;
     this.#sealed.length = 0;
+    this.#closing.clear();
     const results = await Promise.allSettled(objects.map((o) => o.discard(signal)));
     const failed = results.find((r) => r.status === 'rejected');
     if (failed) throw (failed as PromiseRejectedResult).reason;
@@ -139,8 +142,10 @@ export class ObjectSeries {
   private async close(open: OpenObject, mustUpload: boolean, signal: AbortSignal): Promise<void> {
     this.#signal = signal;
     const metadata = { ...this.metadataOf(open), records: String(open.records) };
+    this.#closing.add(open.object);
     await open.content.finish(metadata);
     await open.object.seal(metadata, mustUpload, signal);
+    this.#closing.delete(open.object);
     this.#sealed.push({ object: open.object, records: open.records });
   }
 

@@ -3,6 +3,7 @@ import type { CreateContext, DeliveryBatch, OperationContext, Sink, SinkSpec } f
 import { duration, retryPolicyOf, type DeliveryConfig, type RetryPolicy } from '../../src/delivery/policy.js';
 import { CancelledError, ConnectorError, serializeError, wrapError } from '../../src/errors.js';
 import { parseDuration } from '../../src/rules/duration.js';
+import { redactUrl } from '../../src/util/redact.js';
 import { parseTemplate } from '../../src/template/parse.js';
 import { templateFor, templateIssues, type CompileOptions, type Template } from '../../src/template/template.js';
 import { checksumDefault, createS3Client, DEFAULT_CONNECT_TIMEOUT, DEFAULT_IDLE_TIMEOUT, s3Call, s3Url, type ChecksumSetting } from './s3-client.js';
@@ -149,7 +150,9 @@ export const s3Sink: SinkSpec<S3SinkConfig> = {
     }
     for (const key of ['connect_timeout', 'idle_timeout'] as const) {
       // 0 would turn the timeout off, which is never what a stalled server should get.
-      if (config[key] !== undefined && parseDuration(config[key]) === 0) issues.push({ key, message: 'must be more than 0 (a timeout of 0 would wait for ever)' });
+      const ms = config[key] === undefined ? undefined : parseDuration(config[key]);
+      if (ms === 0) issues.push({ key, message: 'must be more than 0 (a timeout of 0 would wait for ever)' });
+      if (ms !== undefined && ms > MAX_TIMER_MS) issues.push({ key, message: 'must be at most 24 days (a longer timer fires at once)' });
     }
     if ((config.access_key_id === undefined) !== (config.secret_access_key === undefined)) {
       issues.push({
@@ -197,6 +200,8 @@ const objectOwners = new Map<string, string>();
 /** Cleaning up after a failed or cancelled cycle must not hang on a dead server, nor be cut short by the cancellation that caused it. */
 const CLEANUP_TIMEOUT_MS = 30_000;
 
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export class S3Sink implements Sink {
   readonly delivery = 'atomic' as const;
   #series = new Map<string, ObjectSeries>();
@@ -221,7 +226,8 @@ export class S3Sink implements Sink {
   private publishDeadlineMs(objects: number): number {
     const attempt = parseDuration(this.config.connect_timeout ?? DEFAULT_CONNECT_TIMEOUT)! + parseDuration(this.config.idle_timeout ?? DEFAULT_IDLE_TIMEOUT)!;
     const request = this.#retry.maxAttempts * (attempt + this.#retry.maxBackoffMs);
-    return CLEANUP_TIMEOUT_MS + objects * 2 * request;
+    // Timers take at most 2^31 - 1 ms (about 24.8 days); past that Node fires them at once.
+    return Math.min(CLEANUP_TIMEOUT_MS + objects * 2 * request, MAX_TIMER_MS);
   }
 
   async write(batch: DeliveryBatch, ctx: OperationContext): Promise<void> {
@@ -273,7 +279,7 @@ export class S3Sink implements Sink {
         this.ctx.log.debug({ bucket: object.bucket, key: object.key, records, bytes: object.bytes }, 'object uploaded');
       } catch (err) {
         const removed = published.length;
-        await this.rollBack(published, objects.map((o) => o.object).filter((o) => o !== object && !published.includes(o)));
+        await this.rollBack(published, objects.map((o) => o.object).filter((o) => o !== object && !published.includes(o)), object);
         const outcome = removed > 0 ? `the ${removed} object${removed === 1 ? '' : 's'} this run had published were removed again` : 'no object of this run was made visible';
         throw wrapError(`publishing ${object.url}; ${outcome}`, err, { retryable: false });
       }
@@ -294,7 +300,7 @@ export class S3Sink implements Sink {
     const head = await s3Call('checking bucket', place, { retry: { ...this.#retry, maxAttempts: 1 }, signal: ctx.signal, log: ctx.log }, (abortSignal) =>
       this.client.send(new HeadBucketCommand({ Bucket: this.config.bucket }), { abortSignal }),
     );
-    const where = this.config.endpoint ? `at ${this.config.endpoint}` : `in ${head.BucketRegion ?? (await this.client.config.region())}`;
+    const where = this.config.endpoint ? `at ${redactUrl(this.config.endpoint)}` : `in ${head.BucketRegion ?? (await this.client.config.region())}`;
     const checksums = this.config.request_checksum_calculation ?? checksumDefault(this.config);
     return `bucket ${s3Url(place)} reachable ${where}, credentials accepted; checksums ${checksums}`;
   }
@@ -361,9 +367,13 @@ export class S3Sink implements Sink {
     }
   }
 
-  private async rollBack(published: readonly PendingObject[], unpublished: readonly PendingObject[]): Promise<void> {
+  private async rollBack(published: readonly PendingObject[], unpublished: readonly PendingObject[], failed?: PendingObject): Promise<void> {
     const signal = AbortSignal.timeout(CLEANUP_TIMEOUT_MS);
-    const results = await Promise.allSettled([...published.map((o) => o.remove(signal)), ...unpublished.map((o) => o.discard(signal))]);
+    const results = await Promise.allSettled([
+      ...published.map((o) => o.remove(signal)),
+      ...unpublished.map((o) => o.discard(signal)),
+      ...(failed ? [failed.undoFailedPublish(signal)] : []),
+    ]);
     for (const r of results) {
       if (r.status === 'rejected') this.ctx.log.warn({ err: serializeError(r.reason) }, 'could not remove an object of a run that failed to publish');
     }

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { CancelledError, ConnectorError, isRetryable, retryAfterOf, serializeError, wrapError } from '../errors.js';
+import { CancelledError, codeOf, ConnectorError, isRetryable, retryAfterOf, serializeError, wrapError } from '../errors.js';
 import type { RetryPolicy } from './policy.js';
 
 export interface RetryOptions {
@@ -36,7 +36,8 @@ export async function withRetry<T>(operation: (attempt: number) => Promise<T>, o
     try {
       return await operation(attempt);
     } catch (err) {
-      if (signal.aborted) throw err instanceof CancelledError ? err : new CancelledError(what, err);
+      // A deadline that passed (code TIMEOUT) is not a cancel: its error says so itself.
+      if (signal.aborted) throw err instanceof CancelledError || codeOf(err) === 'TIMEOUT' ? err : new CancelledError(what, err);
       if (!isRetryable(err)) throw err;
       if (attempt >= policy.maxAttempts) {
         throw wrapError(`${what}: gave up after ${attempt} attempt${attempt === 1 ? '' : 's'}`, err);
