@@ -300,7 +300,9 @@ export class S3Sink implements Sink {
     const head = await s3Call('checking bucket', place, { retry: { ...this.#retry, maxAttempts: 1 }, signal: ctx.signal, log: ctx.log }, (abortSignal) =>
       this.client.send(new HeadBucketCommand({ Bucket: this.config.bucket }), { abortSignal }),
     );
-    const where = this.config.endpoint ? `at ${redactUrl(this.config.endpoint)}` : `in ${head.BucketRegion ?? (await this.client.config.region())}`;
+    // An endpoint may carry user:password; shown as written otherwise.
+    const endpoint = this.config.endpoint && /\/\/[^/]*@/.test(this.config.endpoint) ? redactUrl(this.config.endpoint) : this.config.endpoint;
+    const where = endpoint ? `at ${endpoint}` : `in ${head.BucketRegion ?? (await this.client.config.region())}`;
     const checksums = this.config.request_checksum_calculation ?? checksumDefault(this.config);
     return `bucket ${s3Url(place)} reachable ${where}, credentials accepted; checksums ${checksums}`;
   }
