@@ -5,7 +5,7 @@
  */
 import type { MatchBatch } from '../types.js';
 import { jsonValue } from '../../src/encoding/ndjson.js';
-import { exportRecords, METADATA_FIELDS, metadataOf } from '../../src/records/export-record.js';
+import { exportRecords, METADATA_FIELDS, metadataOf, withRows } from '../../src/records/export-record.js';
 import { ColumnLayout } from '../../src/records/layout.js';
 
 export type RedisMode = 'hash' | 'list' | 'string' | 'stream';
@@ -175,9 +175,7 @@ function fieldText(value: unknown): string {
 export function recordsOf(batch: MatchBatch, includeMetadata: boolean, from = 0, to = batch.rows.length): Record<string, unknown>[] {
   const { layout, rows } = batch;
   if (!includeMetadata || !(layout instanceof ColumnLayout) || layout.columns.some((c) => c === '__proto__' || (METADATA_FIELDS as readonly string[]).includes(c))) {
-    // Built field by field: spreading a delivery batch would compute its idempotency key, a hash of every record.
-    const slice: MatchBatch = { rule: batch.rule, datasource: batch.datasource, runId: batch.runId, matchedAt: batch.matchedAt, layout, rows: rows.slice(from, to) };
-    return exportRecords(slice, includeMetadata);
+    return exportRecords(withRows(batch, rows.slice(from, to)), includeMetadata);
   }
   const meta = metadataOf(batch);
   const out: Record<string, unknown>[] = new Array(to - from);

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { DeliveryBatch, MatchBatch, OperationContext, Sink } from '../../connectors/types.js';
 import { toNdjsonPieces } from '../encoding/ndjson.js';
 import { deliveredOf, describeError, isRetryable, serializeError, undeliveredRowsOf } from '../errors.js';
+import { withRows } from '../records/export-record.js';
 import type { DeliveryPolicy } from './policy.js';
 import { withRetry } from './retry.js';
 
@@ -263,19 +264,6 @@ export class TargetQueue {
 }
 
 /** One write's batch: the parts' rows together, and an identity computed only if the target asks for it. */
-/** The batch with other rows: built field by field, so the delivery batch's idempotency key is neither computed nor carried over. */
-function withRows(batch: MatchBatch, rows: readonly unknown[]): MatchBatch {
-  return {
-    rule: batch.rule,
-    datasource: batch.datasource,
-    runId: batch.runId,
-    matchedAt: batch.matchedAt,
-    layout: batch.layout,
-    rows,
-    ...(batch.fields ? { fields: batch.fields } : {}),
-  };
-}
-
 export function deliveryBatch(target: string, parts: readonly MatchBatch[]): DeliveryBatch {
   const first = parts[0]!;
   const rows = parts.length === 1 ? first.rows : parts.flatMap((p) => p.rows);

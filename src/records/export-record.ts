@@ -5,6 +5,22 @@ import { inferFields, withMetadata, type FieldDescriptor, type FieldType } from 
 /** The fields every exported record carries, unless a target sets include_metadata: false. */
 export const METADATA_FIELDS = ['_rule', '_datasource', '_run_id', '_matched_at'] as const;
 
+/**
+ * The batch with other rows (a slice, the undelivered ones). Built field by field: spreading a
+ * delivery batch would compute its idempotency key, a hash of every record, and carry it over.
+ */
+export function withRows(batch: MatchBatch, rows: readonly unknown[]): MatchBatch {
+  return {
+    rule: batch.rule,
+    datasource: batch.datasource,
+    runId: batch.runId,
+    matchedAt: batch.matchedAt,
+    layout: batch.layout,
+    rows,
+    ...(batch.fields ? { fields: batch.fields } : {}),
+  };
+}
+
 export function metadataOf(batch: MatchBatch): PlainRecord {
   return { _rule: batch.rule, _datasource: batch.datasource, _run_id: batch.runId, _matched_at: batch.matchedAt };
 }
