@@ -30,6 +30,14 @@ const MAX_PARTS = 10_000;
  */
 const PARTS_IN_FLIGHT = 1;
 
+/**
+ * While a part is uploading, encoding stops for one turn of the event loop after this many bytes.
+ * Encoding a batch awaits only promises that are already settled, so without a turn the socket
+ * never gets to write more of the part than the kernel took at once: measured against s3rver,
+ * each 8 MiB part then took ~250 ms instead of ~65 ms, and the upload did not overlap encoding.
+ */
+const YIELD_EVERY_BYTES = 512 * 1024;
+
 export interface ObjectHeaders {
   readonly contentType: string;
   readonly contentEncoding?: string;
@@ -51,6 +59,8 @@ export class PendingObject {
   #metadata: Record<string, string> | undefined;
   #metadataComplete = false;
   #sealed = false;
+  /** Bytes appended since encoding last let the event loop turn. */
+  #sinceYield = 0;
 
   constructor(
     private readonly client: S3Client,
@@ -78,13 +88,24 @@ export class PendingObject {
       offset += taken;
       this.#bytes += taken;
       if (this.#part.used >= this.partSize) await this.sendBufferedPart(signal);
+      else await this.letUploadsProgress(taken);
     }
   }
 
   /** Adds text as UTF-8, written straight into the part (no buffer per piece). */
   async appendText(text: string, signal: AbortSignal): Promise<void> {
-    this.#bytes += this.#part.write(text, this.partSize);
+    const written = this.#part.write(text, this.partSize);
+    this.#bytes += written;
     if (this.#part.used >= this.partSize) await this.sendBufferedPart(signal);
+    else await this.letUploadsProgress(written);
+  }
+
+  /** Gives a part upload in flight a turn of the event loop now and then (see YIELD_EVERY_BYTES). */
+  private async letUploadsProgress(bytes: number): Promise<void> {
+    this.#sinceYield += bytes;
+    if (this.#sinceYield < YIELD_EVERY_BYTES || this.#inFlight.length === 0) return;
+    this.#sinceYield = 0;
+    await new Promise<void>((resolve) => setImmediate(resolve));
   }
 
   /**

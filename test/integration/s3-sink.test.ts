@@ -396,6 +396,27 @@ describe('S3 export target against a real S3 server (s3rver)', function () {
       expect(server.pendingUploads(bucket)).to.deep.equal([]);
     });
 
+    it('while a part uploads, encoding the next batch lets the event loop turn, so the upload moves on meanwhile', async () => {
+      const sink = await sinkWith({ format: 'ndjson', key: 'big/{rule}.{ext}', part_size_mib: 5 });
+      const batches = bigBatches();
+      // About 1.2 MiB each: the fifth fills the first part, which then goes up.
+      for (const batch of batches.slice(0, 5)) await sink.write(batch);
+      expect(server.pendingUploads(bucket), 'the first part has gone').to.have.lengthOf(1);
+      let turns = 0;
+      let counting = true;
+      const count = () => {
+        turns++;
+        if (counting) setImmediate(count);
+      };
+      setImmediate(count);
+      await sink.write(batches[5]!);
+      counting = false;
+      // Without a turn, the request writes only what the socket took at once until the next part is due.
+      expect(turns, 'event-loop turns while encoding ~1.2 MiB').to.be.at.least(2);
+      await sink.flush();
+      expect(parseNdjson((await body('big/hot.ndjson')).toString('utf8'))).to.have.lengthOf(60_000);
+    });
+
     it('a server refusing the metadata copy leaves the uploaded object in place (without the record count) and logs a warning', async () => {
       const { log, lines } = memoryLogger();
       const sink = await sinkWith({ format: 'ndjson', key: 'big/{rule}.{ext}', part_size_mib: 5, retry: { max_attempts: 1 } }, log);
