@@ -18,6 +18,11 @@
  * DOUBLE. Once an object's schema is fixed, a later batch is written into it only if each of its
  * values converts exactly (`prepareFor`); otherwise the caller starts a new object.
  *
+ * A field of records that came without descriptors (a REST source's JSON) whose values are all
+ * null in the object's first batch has no type yet: the first batch with a value decides it, as
+ * long as no row group has been written (an all-null column holds nothing that depends on its
+ * type). If a row group has to be written first, the column is text from then on.
+ *
  * The writer is hyparquet-writer (chosen by measurement: docs/parquet-writers.md).
  */
 import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
@@ -37,7 +42,9 @@ export type ParquetKind = 'INT64' | 'DOUBLE' | 'BOOLEAN' | 'STRING' | 'TIMESTAMP
 
 export interface ParquetColumn {
   readonly name: string;
-  readonly kind: ParquetKind;
+  kind: ParquetKind;
+  /** No value seen yet in a field without a declared type: the first value may still decide the kind (until a row group is written). */
+  open?: boolean;
 }
 
 /** A batch's values by column, as the source and the metadata give them, before conversion. */
@@ -46,6 +53,8 @@ export interface RawColumns {
   readonly names: readonly string[];
   readonly types: ReadonlyMap<string, FieldType>;
   readonly values: ReadonlyMap<string, readonly unknown[]>;
+  /** Fields whose type was only inferred from the batch's values (records without descriptors). */
+  readonly inferred: ReadonlySet<string>;
 }
 
 /** Converted values ready for a row group, one array per column of the object's schema. */
@@ -70,6 +79,7 @@ export function rawColumns(batch: MatchBatch, includeMetadata: boolean): RawColu
   const fields = exportFields(batch, includeMetadata);
   const meta = includeMetadata ? metadataOf(batch) : {};
   const { layout, rows } = batch;
+  const typesInferred = batch.fields === undefined && !(layout instanceof ColumnLayout);
   const values = new Map<string, unknown[]>();
   const types = new Map<string, FieldType>();
   for (const field of fields) {
@@ -93,7 +103,8 @@ export function rawColumns(batch: MatchBatch, includeMetadata: boolean): RawColu
       );
     }
   }
-  return { rows: rows.length, names: fields.map((f) => f.name), types, values };
+  const inferred = new Set(typesInferred ? fields.filter((f) => !Object.hasOwn(meta, f.name)).map((f) => f.name) : []);
+  return { rows: rows.length, names: fields.map((f) => f.name), types, values, inferred };
 }
 
 /**
@@ -105,24 +116,36 @@ export function prepareNew(raw: RawColumns): PreparedColumns {
   const data: unknown[][] = [];
   for (const name of raw.names) {
     const values = raw.values.get(name)!;
-    const preferred = PREFERRED_KIND[raw.types.get(name)!];
-    const fallbacks: ParquetKind[] = preferred === 'INT64' ? ['INT64', 'DOUBLE', 'STRING'] : [preferred, 'STRING'];
-    for (const kind of fallbacks) {
-      const converted = convertAll(values, kind);
-      if (converted) {
-        columns.push({ name, kind });
-        data.push(converted);
-        break;
-      }
+    if (raw.inferred.has(name) && values.every(isNull)) {
+      columns.push({ name, kind: 'STRING', open: true });
+      data.push(values.map(() => null));
+      continue;
     }
+    const { kind, converted } = bestKind(values, PREFERRED_KIND[raw.types.get(name)!]);
+    columns.push({ name, kind });
+    data.push(converted);
   }
   return { columns, data, rows: raw.rows };
 }
 
+/** The preferred kind, or the nearest that holds every value exactly (INT64 -> DOUBLE -> STRING), with the values converted. */
+function bestKind(values: readonly unknown[], preferred: ParquetKind): { kind: ParquetKind; converted: unknown[] } {
+  const fallbacks: ParquetKind[] = preferred === 'INT64' ? ['INT64', 'DOUBLE', 'STRING'] : [preferred, 'STRING'];
+  for (const kind of fallbacks) {
+    const converted = convertAll(values, kind);
+    if (converted) return { kind, converted };
+  }
+  // STRING holds every value.
+  throw new Error('unreachable: no Parquet kind holds the values');
+}
+
+const isNull = (v: unknown) => v === null || v === undefined;
+
 /**
  * The batch converted to an existing schema, or undefined when it does not fit: a field the
  * schema lacks (with a value), or a value its column cannot hold exactly. Fields the batch lacks
- * are null.
+ * are null. An open column (no value yet) takes its kind from this batch's values; the schema's
+ * columns are changed only when the whole batch fits.
  */
 export function prepareFor(columns: readonly ParquetColumn[], raw: RawColumns): PreparedColumns | undefined {
   const known = new Set(columns.map((c) => c.name));
@@ -130,15 +153,26 @@ export function prepareFor(columns: readonly ParquetColumn[], raw: RawColumns): 
     if (!known.has(name) && raw.values.get(name)!.some((v) => v !== null && v !== undefined)) return undefined;
   }
   const data: unknown[][] = [];
+  const decided: { column: ParquetColumn; kind: ParquetKind }[] = [];
   for (const column of columns) {
     const values = raw.values.get(column.name);
     if (!values) {
       data.push(new Array(raw.rows).fill(null));
       continue;
     }
+    if (column.open && !values.every(isNull)) {
+      const { kind, converted } = bestKind(values, PREFERRED_KIND[raw.types.get(column.name)!]);
+      decided.push({ column, kind });
+      data.push(converted);
+      continue;
+    }
     const converted = convertAll(values, column.kind);
     if (!converted) return undefined;
     data.push(converted);
+  }
+  for (const { column, kind } of decided) {
+    column.kind = kind;
+    column.open = false;
   }
   return { columns, data, rows: raw.rows };
 }
@@ -231,7 +265,7 @@ export interface ParquetEncoderOptions {
   readonly compression: ParquetCompression;
   /** Rows in each row group (the last may hold fewer); a group is encoded and handed on when full. */
   readonly rowGroupRows: number;
-  /** Receives the file's bytes in order; the encoder waits for it (backpressure). */
+  /** Receives the file's bytes in order; the encoder waits for it (backpressure). The bytes are a view that is reused once it resolves: copy what must be kept. */
   readonly emit: (bytes: Uint8Array) => Promise<void>;
 }
 
@@ -246,6 +280,7 @@ const PREALLOCATED_ROWS_AT_MOST = 100_000;
 
 /** One Parquet file being written: rows are gathered into row groups, each encoded and emitted when full. */
 export class ParquetEncoder {
+  #library: typeof import('hyparquet-writer') | undefined;
   #writer: HyparquetWriter | undefined;
   #buffered: unknown[][];
   #bufferedRows = 0;
@@ -271,23 +306,34 @@ export class ParquetEncoder {
   /** Loads the writer library on first use, so configs without Parquet never pay for it. */
   static async create(columns: readonly ParquetColumn[], options: ParquetEncoderOptions): Promise<ParquetEncoder> {
     const encoder = new ParquetEncoder(columns, options);
-    const { ByteWriter, ParquetWriter } = await import('hyparquet-writer');
+    encoder.#library = await import('hyparquet-writer');
+    return encoder;
+  }
+
+  /**
+   * The file is begun when its first row group is written, not before: until then a column with
+   * no value yet may still take its kind from a later batch. From here on the schema is fixed.
+   */
+  private begin(): HyparquetWriter {
+    for (const column of this.columns) column.open = false;
+    const { ByteWriter, ParquetWriter } = this.#library!;
+    const { options } = this;
     const byteWriter = new ByteWriter(64 * 1024) as InstanceType<typeof ByteWriter> & { flush(): Promise<void> };
     // Row groups leave the writer's buffer as they are written: memory holds one row group, not the file.
-    byteWriter.flush = () => {
-      const bytes = Buffer.from(byteWriter.getBytes());
+    // The bytes are handed over as a view of the writer's buffer, not copied: the writer awaits
+    // `emit` before it writes the next row group, and the receiver copies them into its part.
+    byteWriter.flush = async () => {
+      await options.emit(byteWriter.getBytes());
       byteWriter.index = 0;
-      return options.emit(bytes);
     };
     byteWriter.finish = () => byteWriter.flush();
-    encoder.#writer = new ParquetWriter({
+    return new ParquetWriter({
       writer: byteWriter,
-      schema: schemaOf(columns) as never,
+      schema: schemaOf(this.columns) as never,
       codec: CODECS[options.compression] as never,
       compressors: options.compression === 'gzip' ? { GZIP: (input: Uint8Array) => gzipSync(input) } : {},
       createdBy: 'threshold-processor',
     }) as unknown as HyparquetWriter;
-    return encoder;
   }
 
   get rows(): number {
@@ -332,7 +378,8 @@ export class ParquetEncoder {
     });
     this.#buffered = this.columns.map(() => []);
     this.#bufferedRows = 0;
-    await this.#writer!.write({ columnData, rowGroupSize: Math.max(rows, 1) });
+    this.#writer ??= this.begin();
+    await this.#writer.write({ columnData, rowGroupSize: Math.max(rows, 1) });
     heapGuard.afterRowGroup();
   }
 }
@@ -416,6 +463,7 @@ export function fetchCollector(): (() => void) | null {
 }
 
 const heapGuard = new HeapGuard();
+
 
 
 /**

@@ -73,6 +73,37 @@ describe('Parquet encoding (src/encoding/parquet.ts)', () => {
     expect(prepareFor(columns, rawColumns(batch([{ a: 3, s: 'z', extra: null }]), false))?.rows).to.equal(1);
   });
 
+  describe('a field of untyped records with only nulls in the first batch', () => {
+    const xKind = (columns: readonly { name: string; kind: string; open?: boolean }[]) => columns.find((c) => c.name === 'x');
+
+    it('takes its kind from the first batch with a value, while no row group is written', async () => {
+      const { metadata, rows } = await roundTrip([batch([{ a: 1, x: null }]), batch([{ a: 2, x: 5 }]), batch([{ a: 3, x: 7 }])]);
+      expect(metadata.schema.find((e) => e.name === 'x')?.type).to.equal('INT64');
+      expect(rows.map((r) => r.x)).to.deep.equal([null, 5n, 7n]);
+    });
+
+    it('is text from the first row group on when that group had to be written before any value came', async () => {
+      const { metadata, rows } = await roundTrip([batch([{ a: 1, x: null }]), batch([{ a: 2, x: 5 }])], 1);
+      const x = metadata.schema.find((e) => e.name === 'x');
+      expect([x?.type, x?.converted_type]).to.deep.equal(['BYTE_ARRAY', 'UTF8']);
+      expect(rows.map((r) => r.x)).to.deep.equal([null, '5']);
+    });
+
+    it('stays undecided when a later batch does not fit the rest of the schema (the schema is changed only by a batch that fits)', () => {
+      const columns = prepareNew(rawColumns(batch([{ a: 1, x: null }]), false)).columns;
+      expect(xKind(columns)).to.include({ open: true });
+      expect(prepareFor(columns, rawColumns(batch([{ a: 1.5, x: true }]), false))).to.equal(undefined);
+      expect(xKind(columns)).to.include({ open: true });
+      expect(prepareFor(columns, rawColumns(batch([{ a: 2, x: true }]), false))?.data[1]).to.deep.equal([true]);
+      expect(xKind(columns)).to.deep.include({ kind: 'BOOLEAN', open: false });
+    });
+
+    it('a declared type is kept even when the first batch holds only nulls', () => {
+      const columns = prepareNew(rawColumns(batch([{ x: null }], [{ name: 'x', type: 'integer', nullable: true }]), false)).columns;
+      expect(columns).to.deep.equal([{ name: 'x', kind: 'INT64' }]);
+    });
+  });
+
   it('round trip through hyparquet: values, nulls, several row groups, repeated and distinct text, key-value metadata', async () => {
     const fields: FieldDescriptor[] = [
       { name: 'id', type: 'integer', nullable: false },
