@@ -110,9 +110,11 @@ export function s3Url(place: S3Place): string {
 /** What an S3 error code means for the user, when it is one a config can fix. */
 const HINTS: Readonly<Record<string, string>> = {
   NoSuchBucket: 'create the bucket, or fix the target\'s "bucket"',
-  // A HEAD request has no body, so S3 names no code: only the status.
+  // Named by the status alone (STATUS_CODES): a HEAD request (the check's HeadBucket) has no body.
   NotFound: 'no such bucket: create it, or fix the target\'s "bucket"',
-  Forbidden: 'the credentials are refused or not allowed to use this bucket; check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or the profile) and the bucket policy',
+  Forbidden:
+    'the credentials were refused or lack permission for this bucket (s3:ListBucket to check it, s3:PutObject and the multipart calls to upload to it); ' +
+    'check the access key and secret (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, or the profile), the region and the endpoint, and the IAM and bucket policies',
   AccessDenied: 'the credentials are not allowed to write there; check the IAM policy for s3:PutObject and the multipart calls',
   InvalidAccessKeyId: 'the access key is unknown to the server; check AWS_ACCESS_KEY_ID (or the profile in use)',
   SignatureDoesNotMatch: 'the secret key does not match the access key; check AWS_SECRET_ACCESS_KEY',
@@ -123,6 +125,13 @@ const HINTS: Readonly<Record<string, string>> = {
   XAmzContentSHA256Mismatch: 'the server does not accept the checksums sent; set request_checksum_calculation: when_required',
   InvalidArgument: 'if the server refuses checksum headers, set request_checksum_calculation: when_required',
 };
+
+/**
+ * An error answer without a body names no S3 code: S3 answers a HEAD so, and proxies may answer
+ * anything so. The SDK then calls a 404 NotFound and anything else "Unknown"; these statuses are
+ * named by their HTTP reason instead, so the user gets a code and a hint.
+ */
+const STATUS_CODES: Readonly<Record<number, string>> = { 403: 'Forbidden', 404: 'NotFound' };
 
 const RETRYABLE_CODES = new Set(['SlowDown', 'Throttling', 'ThrottlingException', 'RequestTimeout', 'RequestTimeoutException', 'InternalError', 'ServiceUnavailable', 'TimeoutError']);
 
@@ -149,7 +158,9 @@ export function s3Error(description: string, place: S3Place, err: unknown, signa
   }
   if (signal?.aborted || e.name === 'AbortError') return new CancelledError(description, err);
   const status = e.$metadata?.httpStatusCode;
-  const serverCode = status !== undefined ? (e.Code ?? e.name) : undefined;
+  const named = e.Code ?? e.name;
+  const unnamed = status !== undefined && (named === undefined || named === 'Unknown') && STATUS_CODES[status] !== undefined;
+  const serverCode = status === undefined ? undefined : unnamed ? STATUS_CODES[status] : named;
   const code = serverCode ?? e.code ?? e.name ?? 'ERROR';
   const retryable =
     (status !== undefined && (status >= 500 || status === 429 || status === 408)) || RETRYABLE_CODES.has(code) || isRetryable(err);
@@ -163,5 +174,6 @@ export function s3Error(description: string, place: S3Place, err: unknown, signa
   const hint = HINTS[code];
   const said = status !== undefined ? `${code} (HTTP ${status})` : code;
   const message = `${description}: ${said}${hint ? `; ${hint}` : ''}`;
-  return new ConnectorError(message, { code, retryable, details, cause: err });
+  // The SDK's own message for an unnamed answer ("UnknownError") would only confuse.
+  return new ConnectorError(message, { code, retryable, details, ...(unnamed ? {} : { cause: err }) });
 }

@@ -137,17 +137,21 @@ export class PendingObject {
       const { PutObjectCommand } = await import('@aws-sdk/client-s3');
       const body = this.#part.take();
       this.#part = new PartBuffer();
-      await s3Call('uploading', this, { ...this.call, signal }, (abortSignal) =>
-        this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.key, Body: body, ...this.objectHeaders(this.#metadata!) }), { abortSignal }),
+      await this.unlessItLanded(signal, () =>
+        s3Call('uploading', this, { ...this.call, signal }, (abortSignal) =>
+          this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.key, Body: body, ...this.objectHeaders(this.#metadata!) }), { abortSignal }),
+        ),
       );
       return;
     }
     const { CompleteMultipartUploadCommand } = await import('@aws-sdk/client-s3');
     const uploadId = this.#uploadId;
-    await s3Call('completing the upload of', this, { ...this.call, signal }, (abortSignal) =>
-      this.client.send(
-        new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: this.key, UploadId: uploadId, MultipartUpload: { Parts: this.#parts } }),
-        { abortSignal },
+    await this.unlessItLanded(signal, () =>
+      s3Call('completing the upload of', this, { ...this.call, signal }, (abortSignal) =>
+        this.client.send(
+          new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: this.key, UploadId: uploadId, MultipartUpload: { Parts: this.#parts } }),
+          { abortSignal },
+        ),
       ),
     );
     this.#uploadId = undefined;
@@ -196,6 +200,35 @@ export class PendingObject {
     await s3Call('aborting the upload of', this, { ...this.call, signal }, (abortSignal) =>
       this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.key, UploadId: uploadId }), { abortSignal }),
     );
+  }
+
+  /**
+   * Runs the completion (or put) that makes the object visible; when it fails after its retries,
+   * asks the server whether it landed anyway: an attempt whose answer was lost (a dropped
+   * connection, a proxy timeout) may have completed the upload, and its retries then fail only
+   * because the upload is gone. An object at the key with this run's id and this object's size
+   * is this one, complete: the publish succeeded.
+   */
+  private async unlessItLanded(signal: AbortSignal, publish: () => Promise<unknown>): Promise<void> {
+    try {
+      await publish();
+    } catch (err) {
+      if (signal.aborted || !(await this.landed(signal))) throw err;
+      this.call.log.warn({ err: serializeError(err), bucket: this.bucket, key: this.key }, 'the answer to publishing the object was lost, but the object is there, complete: published');
+    }
+  }
+
+  /** Whether the key holds this object as this run wrote it (run id and size); false when that cannot be told. */
+  private async landed(signal: AbortSignal): Promise<boolean> {
+    const { HeadObjectCommand } = await import('@aws-sdk/client-s3');
+    try {
+      const head = await s3Call('checking', this, { ...this.call, signal }, (abortSignal) =>
+        this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.key }), { abortSignal }),
+      );
+      return head.Metadata?.['run-id'] === this.earlyMetadata()['run-id'] && head.ContentLength === this.#bytes;
+    } catch {
+      return false;
+    }
   }
 
   /**

@@ -8,6 +8,7 @@ import type { MatchBatch, OperationContext } from '../types.js';
 import { CancelledError, ConnectorError } from '../../src/errors.js';
 import { createContent, contentTypeOf, type ContentOptions, type ObjectContent } from './s3-content.js';
 import type { S3CallOptions } from './s3-client.js';
+import { objectMetadata, type MetadataSources } from './s3-metadata.js';
 import { PendingObject } from './s3-object.js';
 
 export interface SeriesSettings {
@@ -149,17 +150,7 @@ export class ObjectSeries {
     this.#sealed.push({ object: open.object, records: open.records });
   }
 
-  /** S3 metadata travels in HTTP headers, which hold ASCII only: other text is percent-encoded. */
-  private metadataOf(open: Pick<OpenObject, 'rules' | 'datasources' | 'runId'>): Record<string, string> {
-    return {
-      rule: headerSafe([...open.rules].join(',')),
-      datasource: headerSafe([...open.datasources].join(',')),
-      'run-id': headerSafe(open.runId),
-      format: this.settings.format,
-    };
+  private metadataOf(open: MetadataSources): Record<string, string> {
+    return objectMetadata(open, this.settings.format);
   }
-}
-
-function headerSafe(text: string): string {
-  return /^[\x20-\x7e]*$/.test(text) ? text : encodeURIComponent(text);
 }

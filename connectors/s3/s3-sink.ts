@@ -5,7 +5,7 @@ import { CancelledError, ConnectorError, serializeError, wrapError } from '../..
 import { parseDuration } from '../../src/rules/duration.js';
 import { redactUrl } from '../../src/util/redact.js';
 import { parseTemplate } from '../../src/template/parse.js';
-import { templateFor, templateIssues, type CompileOptions, type Template } from '../../src/template/template.js';
+import { templateFor, templateIssues, type CompileOptions, type RunValues, type Template } from '../../src/template/template.js';
 import { checksumDefault, createS3Client, DEFAULT_CONNECT_TIMEOUT, DEFAULT_IDLE_TIMEOUT, s3Call, s3Url, type ChecksumSetting } from './s3-client.js';
 import { extensionOf, type S3Format } from './s3-content.js';
 import type { PendingObject } from './s3-object.js';
@@ -44,6 +44,9 @@ const DEFAULT_PART_SIZE_MIB = 8;
  * and scan a little worse (docs/parquet-writers.md#what-hyparquet-writer-costs-in-memory).
  */
 const DEFAULT_ROW_GROUP_SIZE = 20_000;
+
+/** S3 refuses a key longer than this many bytes of UTF-8. */
+const MAX_KEY_BYTES = 1024;
 
 /** The key is rendered once per batch: run-level names only, each value kept inside its one "folder" level. */
 const KEY_TEMPLATE: CompileOptions = { context: 'key', names: ['rule', 'datasource', 'date', 'time', 'run_id', 'part'], fields: false, what: 'the key' };
@@ -144,6 +147,7 @@ export const s3Sink: SinkSpec<S3SinkConfig> = {
     if (issues.length === 0 && config.max_records_per_object !== undefined && !keyTemplate(config).runNames.includes('part')) {
       issues.push({ key: 'key', message: 'max_records_per_object splits an export into several objects: put {part} in the key so each gets its own' });
     }
+    if (issues.length === 0) issues.push(...keyLengthIssues(config));
     const format = config.format ?? DEFAULT_FORMAT;
     if (config.compression === 'snappy' && format !== 'parquet') {
       issues.push({ key: 'compression', message: `snappy is for Parquet; format ${format} takes gzip or none` });
@@ -188,6 +192,32 @@ function keyTemplateText(config: S3SinkConfig): string {
 
 function keyTemplate(config: S3SinkConfig): Template {
   return templateFor(keyTemplateText(config), KEY_TEMPLATE);
+}
+
+/** Values that make the shortest key: empty names, and {date}, {time} and {part} as short as they come. */
+const SHORTEST_VALUES: RunValues = { rule: '', datasource: '', runId: '', matchedAt: '2000-01-01T00:00:00.000Z', part: 1 };
+
+/** A key template that is too long for S3 before any value is filled in would fail every run: --validate says so. */
+function keyLengthIssues(config: S3SinkConfig): { key: string; message: string }[] {
+  const bytes = Buffer.byteLength(keyTemplate(config).render(SHORTEST_VALUES));
+  if (bytes <= MAX_KEY_BYTES) return [];
+  const prefixTooLong = Buffer.byteLength(config.prefix ?? '') > MAX_KEY_BYTES;
+  return [
+    {
+      key: prefixTooLong ? 'prefix' : 'key',
+      message: `the key is ${bytes} bytes of UTF-8 (prefix included) with every value empty, and S3 refuses keys over ${MAX_KEY_BYTES} bytes; shorten the ${prefixTooLong ? 'prefix' : 'key template'}`,
+    },
+  ];
+}
+
+/** Refused before any byte of the object is sent: S3 would refuse it only at the upload. */
+function keyTooLong(target: string, bucket: string, key: string, bytes: number): ConnectorError {
+  const start = [...key].slice(0, 60).join('');
+  return new ConnectorError(
+    `export target "${target}": the key s3://${bucket}/${start}… is ${bytes} bytes of UTF-8, and S3 refuses keys over ${MAX_KEY_BYTES} bytes; ` +
+      'shorten the key template (key, prefix) or the values filled into it (the rule and datasource names)',
+    { code: 'KEY_TOO_LONG', retryable: false, details: { bucket, key_start: start, key_bytes: bytes, max_key_bytes: MAX_KEY_BYTES } },
+  );
 }
 
 function compressionOf(config: S3SinkConfig): 'gzip' | 'snappy' | 'none' {
@@ -238,8 +268,9 @@ export class S3Sink implements Sink {
     const seriesKey = this.#key.render({ ...run, part: 0 });
     let series = this.#series.get(seriesKey);
     if (!series) {
-      this.claim(seriesKey, this.#key.render({ ...run, part: 1 }));
-      series = this.newSeries((part) => this.#key.render({ ...run, part }), ctx);
+      const keyOf = (part: number) => this.objectKey(run, part);
+      this.claim(seriesKey, keyOf(1));
+      series = this.newSeries(keyOf, ctx);
       this.#series.set(seriesKey, series);
     }
     try {
@@ -249,6 +280,14 @@ export class S3Sink implements Sink {
       // Requests were retried already; a failed upload cannot take the same records again.
       throw wrapError(`writing to bucket "${this.config.bucket}"`, err, { retryable: false });
     }
+  }
+
+  /** The key of one object of a series; checked when the object begins, before any of its bytes go up. */
+  private objectKey(run: RunValues, part: number): string {
+    const key = this.#key.render({ ...run, part });
+    const bytes = Buffer.byteLength(key);
+    if (bytes > MAX_KEY_BYTES) throw keyTooLong(this.ctx.name, this.config.bucket, key, bytes);
+    return key;
   }
 
   /**

@@ -15,11 +15,13 @@ export function safeSegment(value: string): string {
  * in both), except that control characters become "_" (they break logs, redis-cli output and
  * S3's XML listings), `/` becomes "_" so a value stays inside its one "folder" level of an S3
  * key, and a value that is exactly `.` or `..` is neutralised, since tools that copy S3 keys to
- * disk (aws s3 sync, rclone) read them as path segments.
+ * disk (aws s3 sync, rclone) read them as path segments. A lone surrogate becomes U+FFFD, as
+ * UTF-8 would write it anyway: the S3 SDK percent-encodes keys, and encodeURIComponent throws
+ * "URI malformed" on one, which would fail the object only when it is published.
  */
 export function safeKeyPart(value: string): string {
   // eslint-disable-next-line no-control-regex
-  const safe = value.replace(/[\u0000-\u001f\u007f-\u009f/]/g, '_');
+  const safe = toWellFormed(value).replace(/[\u0000-\u001f\u007f-\u009f/]/g, '_');
   return safe === '.' || safe === '..' ? safe.replace(/\./g, '_') : safe;
 }
 
@@ -37,7 +39,8 @@ export function jsonStringContent(value: string): string {
   return JSON.stringify(value).slice(1, -1);
 }
 
-function toWellFormed(value: string): string {
+/** The text with each lone surrogate (which UTF-8 cannot hold, and encodeURIComponent refuses) replaced by U+FFFD. */
+export function toWellFormed(value: string): string {
   const native = (value as { toWellFormed?: () => string }).toWellFormed;
   if (native) return native.call(value);
   return value.replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd');

@@ -171,6 +171,15 @@ describe('processor CLI with an S3 target (s3rver on loopback)', function () {
     expect(result.stderr).to.match(/c\.yaml:\d+:\d+: export_targets\.lake\.idle_timeout: must be more than 0/);
   });
 
+  it('--validate refuses a key template over 1,024 bytes of UTF-8 even before values are filled in, naming the limit', async () => {
+    const yaml = configYaml(server, bucket, `    key: "{rule}/${'é'.repeat(510)}-{part}.{ext}"\n`);
+    writeFiles(dir, { 'c.yaml': yaml, 'sensors.csv': CSV });
+    const result = await runCli(['--config', 'c.yaml', '--validate'], { cwd: dir, env: ENV });
+    expect(result.code, result.stderr).to.equal(2);
+    // "/" + 1,020 bytes + "-1.parquet", with an empty {rule}: 1,031 bytes.
+    expect(result.stderr).to.match(/c\.yaml:\d+:\d+: export_targets\.lake\.key: .*1031 bytes.* S3 refuses keys over 1024 bytes.*shorten/);
+  });
+
   it('the connection check (--check) reports the bucket reachable, and a missing bucket FAILED, without the secret', async () => {
     const yaml = configYaml(server, bucket).replace('  local:\n', `  missing:\n    type: s3\n    bucket: not-there\n    endpoint: ${server.endpoint}\n    force_path_style: true\n    secret_access_key: "\${S3_SECRET}"\n    access_key_id: S3RVER\n  local:\n`);
     writeFiles(dir, { 'c.yaml': yaml, 'sensors.csv': CSV });

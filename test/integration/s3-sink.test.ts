@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
-import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
+import { ListMultipartUploadsCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { expect } from 'chai';
 import { parse } from 'csv-parse/sync';
 import { parquetMetadata, parquetReadObjects } from 'hyparquet';
@@ -11,6 +11,7 @@ import { describeError } from '../../src/errors.js';
 import type { FieldDescriptor } from '../../src/records/fields.js';
 import { ColumnLayout, OBJECT_LAYOUT } from '../../src/records/layout.js';
 import { drive, memoryLogger, parseNdjson } from '../helpers.js';
+import { startAnswerLosingProxy, type AnswerLosingProxy } from '../support/answer-losing-proxy.js';
 import { S3RVER_CREDENTIALS, startS3Server, type TestS3Server } from '../support/s3-server.js';
 
 const RUN_ID = '20261124T120000Z-ab12';
@@ -317,6 +318,71 @@ describe('S3 export target against a real S3 server (s3rver)', function () {
       expect(decodeURIComponent(object.metadata.rule!)).to.equal('température élevée');
     });
 
+    it('an object of 200 rules lists as many as fit in S3\'s 2 KB of metadata, and says how many were left out', async () => {
+      const names = ids(1, 200).map((n) => `rule-${String(n).padStart(3, '0')}-${'threshold-breached-'.repeat(3)}`);
+      const sink = await sinkWith({ format: 'ndjson', key: 'all/{datasource}.{ext}' });
+      for (const [i, name] of names.entries()) await sink.write(csvBatch([i], name));
+      await sink.flush();
+      const { metadata } = await server.object(bucket, 'all/sensors.ndjson');
+      // AWS counts the UTF-8 bytes of every key and value; the header prefix is counted too, to be safe.
+      const total = Object.entries(metadata).reduce((sum, [k, v]) => sum + Buffer.byteLength(`x-amz-meta-${k}`) + Buffer.byteLength(v), 0);
+      expect(total).to.be.at.most(2048);
+      const listed = metadata.rule!.split(',').map(decodeURIComponent);
+      expect(listed.length).to.be.greaterThan(10);
+      expect(listed).to.deep.equal(names.slice(0, listed.length));
+      expect(metadata['rules-omitted']).to.equal(String(200 - listed.length));
+      expect(metadata).to.include({ datasource: 'sensors', 'run-id': RUN_ID, records: '200', format: 'ndjson' });
+    });
+
+    it('rule names with "," or "%" are percent-encoded within the list, so it reads back unambiguously; a short list has no omitted count', async () => {
+      const names = ['a,b%c', 'plain', 'température', '50%'];
+      const sink = await sinkWith({ format: 'ndjson', key: 'l/{datasource}.{ext}' });
+      for (const name of names) await sink.write(csvBatch([1], name));
+      await sink.flush();
+      const { metadata } = await server.object(bucket, 'l/sensors.ndjson');
+      expect(metadata.rule).to.equal('a%2Cb%25c,plain,temp%C3%A9rature,50%25');
+      expect(metadata.rule!.split(',').map(decodeURIComponent)).to.deep.equal(names);
+      expect(metadata).not.to.have.property('rules-omitted');
+    });
+
+    it('a rule name with a lone UTF-16 surrogate: the key and the metadata get U+FFFD in its place, and the object is published', async () => {
+      const sink = await sinkWith({ format: 'ndjson', key: 's/{rule}.{ext}' });
+      await sink.write(csvBatch(ids(1, 2), 'hot\ud800rule'));
+      await sink.flush();
+      expect(await server.keys(bucket)).to.deep.equal(['s/hot\ufffdrule.ndjson']);
+      const { metadata } = await server.object(bucket, 's/hot\ufffdrule.ndjson');
+      expect(decodeURIComponent(metadata.rule!)).to.equal('hot\ufffdrule');
+    });
+
+    it('a key over 1,024 bytes of UTF-8 is refused at the first write of its object, before any request, naming the target, the key and the fix', async () => {
+      // 520 two-byte characters: 1,040 bytes, though fewer than 1,024 characters.
+      const rule = 'é'.repeat(520);
+      const sink = await sinkWith({ format: 'ndjson', key: 'long/{rule}.{ext}' });
+      const before = server.requests.length;
+      const err = await sink.write(csvBatch(ids(1, 2), rule)).then(() => undefined, (e) => e);
+      expect(err?.code).to.equal('KEY_TOO_LONG');
+      expect(err.retryable).to.equal(false);
+      const message = describeError(err);
+      expect(message).to.include('export target "archive"').and.include(`s3://${bucket}/long/éééé`);
+      expect(message).to.include('1052 bytes').and.include('1024');
+      expect(message).to.match(/shorten the key template .* or the values filled into it/);
+      expect(server.requests.slice(before).filter((r) => r.url.includes(bucket))).to.deep.equal([]);
+      await sink.abort();
+      expect(await server.keys(bucket)).to.deep.equal([]);
+    });
+
+    it('a key that reaches 1,024 bytes only at {part} 10 is refused when part 10 begins, with nothing of the run published', async () => {
+      // 1,024 bytes with a one-digit part: the tenth object's key is one byte too long.
+      const sink = await sinkWith({ format: 'ndjson', key: `p/{rule}-{part}.{ext}`, max_records_per_object: 1, retry: { max_attempts: 1 } });
+      const rule = 'r'.repeat(1024 - 'p/-1.ndjson'.length);
+      const err = await sink.write(csvBatch(ids(1, 10), rule)).then(() => undefined, (e) => e);
+      expect(err?.code).to.equal('KEY_TOO_LONG');
+      expect(describeError(err)).to.include('1025 bytes');
+      await sink.abort();
+      expect(await server.keys(bucket)).to.deep.equal([]);
+      expect(server.pendingUploads(bucket)).to.deep.equal([]);
+    });
+
     it('two S3 targets whose keys resolve to one object: the second fails naming the first, the first delivers', async () => {
       const config = { format: 'ndjson' as const, key: 'same/{rule}.{ext}' };
       const first = await s3Sink.create({ type: 's3', bucket, endpoint: server.endpoint, force_path_style: true, ...config }, { name: 'first', configDir: '.', log: memoryLogger().log, signal: new AbortController().signal });
@@ -573,6 +639,90 @@ describe('S3 export target against a real S3 server (s3rver)', function () {
     });
   });
 
+  describe('a publish whose answer is lost (a proxy between the target and the server)', () => {
+    let proxy: AnswerLosingProxy;
+    beforeEach(async () => {
+      proxy = await startAnswerLosingProxy(server.endpoint);
+    });
+    afterEach(async () => {
+      await proxy.close();
+    });
+
+    const EARLIER_RUN = '20261123T120000Z-0000';
+
+    /**
+     * Three records with max_records_per_object 2: hot-1 is closed early and goes up as a multipart
+     * upload, completed at publish (POST ?uploadId=); a single record is one PutObject at publish.
+     */
+    const publishes = {
+      CompleteMultipartUpload: { records: 3, method: 'POST', url: () => new RegExp(`^/${bucket}/u/hot-1\\.ndjson\\?uploadId=`) },
+      PutObject: { records: 1, method: 'PUT', url: () => new RegExp(`^/${bucket}/u/hot-1\\.ndjson\\?x-id=PutObject`) },
+    } as const;
+
+    const throughProxy = (retry: { max_attempts: number }) =>
+      sinkWith({ endpoint: proxy.endpoint, format: 'ndjson', key: 'u/{rule}-{part}.{ext}', max_records_per_object: 2, retry: { ...retry, initial_backoff: '5ms', max_backoff: '10ms' } });
+
+    for (const [request, { records, method, url }] of Object.entries(publishes)) {
+      it(`${request} applied by the server, its answer lost on every attempt: the target finds the object there, complete, and the run succeeds`, async () => {
+        const { log, lines } = memoryLogger();
+        const sink = await sinkWith({ endpoint: proxy.endpoint, format: 'ndjson', key: 'u/{rule}-{part}.{ext}', max_records_per_object: 2, retry: { max_attempts: 3, initial_backoff: '5ms', max_backoff: '10ms' } }, log);
+        await sink.write(csvBatch(ids(1, records)));
+        if (request === 'CompleteMultipartUpload') expect(server.pendingUploads(bucket)).to.have.lengthOf(1);
+        proxy.loseNext({ method, url: url(), when: 'after the server', times: 3 });
+        await sink.flush();
+        expect(proxy.lost[0], 'the server applied it').to.include({ applied: true });
+        expect(proxy.lost).to.have.lengthOf(3);
+        const keys = await server.keys(bucket);
+        expect(keys).to.include('u/hot-1.ndjson');
+        const object = await server.object(bucket, 'u/hot-1.ndjson');
+        expect(object.metadata).to.include({ 'run-id': RUN_ID, records: String(Math.min(records, 2)) });
+        expect(parseNdjson(object.body.toString()).map((r) => r.id)).to.deep.equal(ids(1, Math.min(records, 2)).map((n) => `s${n}`));
+        expect(server.pendingUploads(bucket)).to.deep.equal([]);
+        expect(lines().some((l) => l.level === 40 && /answer to publishing the object was lost/.test(String(l.msg)))).to.equal(true);
+      });
+
+      it(`${request} cut before the server on every attempt: an earlier run's object at the same key is kept, nothing pending`, async () => {
+        const earlier = await sinkWith({ format: 'ndjson', key: 'u/{rule}-{part}.{ext}' });
+        await earlier.write({ ...csvBatch(ids(100, 1)), runId: EARLIER_RUN });
+        await earlier.flush();
+        const sink = await throughProxy({ max_attempts: 2 });
+        await sink.write(csvBatch(ids(1, records)));
+        proxy.loseNext({ method, url: url(), when: 'before the server', times: 2 });
+        const err = await sink.flush().then(() => undefined, (e) => e);
+        expect(describeError(err)).to.include(`publishing s3://${bucket}/u/hot-1.ndjson`).and.include('no object of this run was made visible');
+        expect(proxy.lost.map((l) => l.applied)).to.deep.equal([false, false]);
+        expect(await server.keys(bucket)).to.deep.equal(['u/hot-1.ndjson']);
+        const object = await server.object(bucket, 'u/hot-1.ndjson');
+        expect(object.metadata).to.include({ 'run-id': EARLIER_RUN, records: '1' });
+        expect(parseNdjson(object.body.toString()).map((r) => r.id)).to.deep.equal(['s100']);
+        expect(server.pendingUploads(bucket)).to.deep.equal([]);
+      });
+    }
+
+    it('CompleteMultipartUpload applied, its answer lost once, its retries finding the upload gone: the object is there once, complete, and the run succeeds', async () => {
+      const sink = await throughProxy({ max_attempts: 3 });
+      await sink.write(csvBatch(ids(1, 3)));
+      proxy.loseNext({ method: 'POST', url: publishes.CompleteMultipartUpload.url(), when: 'after the server' });
+      // The lost attempt completed the upload: s3rver answers the retries 500 (other servers may answer otherwise).
+      await sink.flush();
+      expect(proxy.lost).to.have.lengthOf(1);
+      expect(await server.keys(bucket)).to.deep.equal(['u/hot-1.ndjson', 'u/hot-2.ndjson']);
+      expect(parseNdjson((await body('u/hot-1.ndjson')).toString()).map((r) => r.id)).to.deep.equal(['s1', 's2']);
+      expect(server.pendingUploads(bucket)).to.deep.equal([]);
+    });
+
+    it('an object at the key with this run\'s id but another size is not taken for this one: the run fails', async () => {
+      const sink = await throughProxy({ max_attempts: 2 });
+      await sink.write(csvBatch(ids(1, 1)));
+      // Another writer of the same run id puts different bytes at the key, and the put is cut every time.
+      await server.client.send(new PutObjectCommand({ Bucket: bucket, Key: 'u/hot-1.ndjson', Body: 'not this object', Metadata: { 'run-id': RUN_ID } }));
+      proxy.loseNext({ method: 'PUT', url: publishes.PutObject.url(), when: 'before the server', times: 2 });
+      const err = await sink.flush().then(() => undefined, (e) => e);
+      expect(describeError(err)).to.include(`publishing s3://${bucket}/u/hot-1.ndjson`);
+      expect(proxy.lost.map((l) => l.applied)).to.deep.equal([false, false]);
+    });
+  });
+
   describe('checksums and check()', () => {
     for (const setting of ['when_supported', 'when_required'] as const) {
       it(`request_checksum_calculation: ${setting}: s3rver takes the upload, single and multipart`, async () => {
@@ -598,6 +748,30 @@ describe('S3 export target against a real S3 server (s3rver)', function () {
       const uploads = server.requests.filter((r) => r.method === 'PUT' && r.url.includes(`/${bucket}/d/`));
       expect(uploads).to.have.lengthOf(1);
       expect(Object.keys(uploads[0]!.headers).filter((h) => h.startsWith('x-amz-checksum') || h === 'content-encoding')).to.deep.equal([]);
+    });
+
+    it('check(): a HeadBucket answered 403 (no body, so no S3 code) says Forbidden, the credentials or their permission, and what to check', async () => {
+      const sink = await sinkWith({});
+      server.failNext({ method: 'HEAD', url: new RegExp(`^/${bucket}/?$`), status: 403, code: 'Forbidden', body: false });
+      const err = await Promise.resolve(sink.check()).then(() => undefined, (e) => e);
+      expect(err?.code).to.equal('Forbidden');
+      const message = describeError(err);
+      expect(message).to.match(new RegExp(`^checking bucket s3://${bucket}/: Forbidden \\(HTTP 403\\); the credentials were refused or lack permission`));
+      expect(message).to.include('s3:ListBucket').and.include('region').and.include('endpoint');
+      expect(message).not.to.match(/Unknown/);
+      expect(err.details).to.include({ status: 403, s3_code: 'Forbidden' });
+    });
+
+    it('an upload answered 403 without a body says Forbidden and names s3:PutObject', async () => {
+      const sink = await sinkWith({ format: 'ndjson', key: 'f/{rule}.{ext}' });
+      await sink.write(csvBatch(ids(1, 2)));
+      server.failNext({ method: 'PUT', url: new RegExp(`^/${bucket}/f/`), status: 403, code: 'Forbidden', body: false });
+      const err = await sink.flush().then(() => undefined, (e) => e);
+      expect(err?.code).to.equal('Forbidden');
+      const message = describeError(err);
+      expect(message).to.include(`uploading s3://${bucket}/f/hot.ndjson: Forbidden (HTTP 403)`).and.include('s3:PutObject');
+      expect(message).not.to.match(/Unknown/);
+      expect(await server.keys(bucket)).to.deep.equal([]);
     });
 
     it('check() does a HeadBucket and says what it found; a missing bucket is named', async () => {

@@ -7,7 +7,8 @@
  * answers NotImplemented. Both are added here, over s3rver's own on-disk store (an upload is a
  * folder of parts under `<bucket>/._S3rver_uploads/<id>`), so an abort really removes the parts
  * and a listing shows what is really pending. `failNext` makes the server answer the next
- * matching requests with an S3 error (500 InternalError, 503 SlowDown...), as a troubled S3 would.
+ * matching requests with an S3 error (500 InternalError, 503 SlowDown...), as a troubled S3 would,
+ * or with a status and no body (`body: false`), as S3 answers a HEAD.
  */
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
@@ -27,6 +28,8 @@ export interface Fault {
   readonly message?: string;
   /** How many matching requests fail; default 1. */
   times?: number;
+  /** false: the answer has no body, so no S3 code (as S3 answers a HEAD, and some proxies any request). */
+  readonly body?: false;
 }
 
 export interface ReceivedRequest {
@@ -63,6 +66,8 @@ interface KoaContext {
   url: string;
   headers: Record<string, string | string[] | undefined>;
   req: import('node:http').IncomingMessage;
+  res: import('node:http').ServerResponse;
+  respond?: boolean;
   status: number;
   body: unknown;
   set(name: string, value: string): void;
@@ -85,6 +90,11 @@ export async function startS3Server(): Promise<TestS3Server> {
       if (--fault.times! <= 0) faults.splice(faults.indexOf(fault), 1);
       // Read the body first, as S3 does, so the client sees the error rather than a reset connection.
       if (!ctx.req.complete) await new Promise((resolve) => ctx.req.on('end', resolve).on('error', resolve).resume());
+      if (fault.body === false) {
+        ctx.respond = false;
+        ctx.res.writeHead(fault.status, { 'Content-Length': '0' }).end();
+        return;
+      }
       ctx.status = fault.status;
       ctx.set('Content-Type', 'application/xml');
       ctx.body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${fault.code}</Code><Message>${fault.message ?? fault.code}</Message><RequestId>test</RequestId></Error>`;

@@ -132,6 +132,13 @@ describe('templates', () => {
       expect(render('k:{v}', 'key', { v: 'x\ny\rz\u0000\u007f' })).to.equal('k:x_y_z__');
     });
 
+    it('key: a lone UTF-16 surrogate in a value or a default becomes U+FFFD, so the key is well-formed text (encodeURIComponent takes it)', () => {
+      const key = render('k:{v}:{w:-\udc00}', 'key', { v: 'a\ud800b' });
+      expect(key).to.equal('k:a\ufffdb:\ufffd');
+      expect(() => encodeURIComponent(key)).not.to.throw();
+      expect(render('k:{v}', 'key', { v: '\ud83d\ude00' })).to.equal('k:\ud83d\ude00');
+    });
+
     it('url: each value is percent-encoded, so it cannot add a segment, a parameter or change the host', () => {
       expect(render('https://api.example.com/items/{v}?q={w}', 'url', { v: '../../admin', w: 'a?b=c&d#e' })).to.equal(
         'https://api.example.com/items/..%2F..%2Fadmin?q=a%3Fb%3Dc%26d%23e',
