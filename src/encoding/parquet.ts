@@ -55,6 +55,19 @@ export interface RawColumns {
   readonly values: ReadonlyMap<string, readonly unknown[]>;
   /** Fields whose type was only inferred from the batch's values (records without descriptors). */
   readonly inferred: ReadonlySet<string>;
+  /**
+   * CSV `timestamp` columns whose every cell parsed: their epoch milliseconds (null for an empty
+   * cell), read from the text once. Their `values` (the text the CSV path exports) are made only
+   * if the column is not written as TIMESTAMP: parsing each cell for that text, then again for
+   * the column, was a tenth of a Parquet export's time.
+   */
+  readonly millis: ReadonlyMap<string, readonly (number | null)[]>;
+  readonly valuesLater: ReadonlyMap<string, () => readonly unknown[]>;
+}
+
+/** The values of a field as the batch exports them. */
+function valuesOf(raw: RawColumns, name: string): readonly unknown[] | undefined {
+  return raw.values.get(name) ?? raw.valuesLater.get(name)?.();
 }
 
 /** Converted values ready for a row group, one array per column of the object's schema. */
@@ -81,6 +94,8 @@ export function rawColumns(batch: MatchBatch, includeMetadata: boolean): RawColu
   const { layout, rows } = batch;
   const typesInferred = batch.fields === undefined && !(layout instanceof ColumnLayout);
   const values = new Map<string, unknown[]>();
+  const millis = new Map<string, (number | null)[]>();
+  const valuesLater = new Map<string, () => unknown[]>();
   const types = new Map<string, FieldType>();
   for (const field of fields) {
     types.set(field.name, field.type);
@@ -89,10 +104,15 @@ export function rawColumns(batch: MatchBatch, includeMetadata: boolean): RawColu
     } else if (layout instanceof ColumnLayout) {
       const index = layout.indexOf(field.name);
       const convert = layout.converters[index]!;
-      values.set(
-        field.name,
-        rows.map((row) => convert((row as readonly string[])[index] ?? '')),
-      );
+      const cells = rows as readonly (readonly string[])[];
+      const converted = () => cells.map((row) => convert(row[index] ?? ''));
+      const parsed = layout.types[index] === 'timestamp' ? millisOf(cells, index) : undefined;
+      if (parsed) {
+        millis.set(field.name, parsed);
+        valuesLater.set(field.name, converted);
+      } else {
+        values.set(field.name, converted());
+      }
     } else {
       values.set(
         field.name,
@@ -104,7 +124,23 @@ export function rawColumns(batch: MatchBatch, includeMetadata: boolean): RawColu
     }
   }
   const inferred = new Set(typesInferred ? fields.filter((f) => !Object.hasOwn(meta, f.name)).map((f) => f.name) : []);
-  return { rows: rows.length, names: fields.map((f) => f.name), types, values, inferred };
+  return { rows: rows.length, names: fields.map((f) => f.name), types, values, inferred, millis, valuesLater };
+}
+
+/** Epoch milliseconds of a CSV timestamp column's cells (null when empty), or undefined as soon as one does not parse. */
+function millisOf(rows: readonly (readonly string[])[], index: number): (number | null)[] | undefined {
+  const out = new Array<number | null>(rows.length);
+  for (let i = 0; i < rows.length; i++) {
+    const text = rows[i]![index] ?? '';
+    if (text === '') {
+      out[i] = null;
+      continue;
+    }
+    const ms = toEpochMillis(text);
+    if (ms === undefined) return undefined;
+    out[i] = ms;
+  }
+  return out;
 }
 
 /**
@@ -115,13 +151,12 @@ export function prepareNew(raw: RawColumns): PreparedColumns {
   const columns: ParquetColumn[] = [];
   const data: unknown[][] = [];
   for (const name of raw.names) {
-    const values = raw.values.get(name)!;
-    if (raw.inferred.has(name) && values.every(isNull)) {
+    if (raw.inferred.has(name) && valuesOf(raw, name)!.every(isNull)) {
       columns.push({ name, kind: 'STRING', open: true });
-      data.push(values.map(() => null));
+      data.push(new Array(raw.rows).fill(null));
       continue;
     }
-    const { kind, converted } = bestKind(values, PREFERRED_KIND[raw.types.get(name)!]);
+    const { kind, converted } = bestKind(raw, name);
     columns.push({ name, kind });
     data.push(converted);
   }
@@ -129,10 +164,11 @@ export function prepareNew(raw: RawColumns): PreparedColumns {
 }
 
 /** The preferred kind, or the nearest that holds every value exactly (INT64 -> DOUBLE -> STRING), with the values converted. */
-function bestKind(values: readonly unknown[], preferred: ParquetKind): { kind: ParquetKind; converted: unknown[] } {
+function bestKind(raw: RawColumns, name: string): { kind: ParquetKind; converted: unknown[] } {
+  const preferred = PREFERRED_KIND[raw.types.get(name)!];
   const fallbacks: ParquetKind[] = preferred === 'INT64' ? ['INT64', 'DOUBLE', 'STRING'] : [preferred, 'STRING'];
   for (const kind of fallbacks) {
-    const converted = convertAll(values, kind);
+    const converted = convertColumn(raw, name, kind);
     if (converted) return { kind, converted };
   }
   // STRING holds every value.
@@ -140,6 +176,13 @@ function bestKind(values: readonly unknown[], preferred: ParquetKind): { kind: P
 }
 
 const isNull = (v: unknown) => v === null || v === undefined;
+
+/** The field's values converted to the kind, or undefined when one cannot be held exactly. */
+function convertColumn(raw: RawColumns, name: string, kind: ParquetKind): unknown[] | undefined {
+  const millis = raw.millis.get(name);
+  if (millis && kind === 'TIMESTAMP') return millis as unknown[];
+  return convertAll(valuesOf(raw, name)!, kind);
+}
 
 /**
  * The batch converted to an existing schema, or undefined when it does not fit: a field the
@@ -150,23 +193,22 @@ const isNull = (v: unknown) => v === null || v === undefined;
 export function prepareFor(columns: readonly ParquetColumn[], raw: RawColumns): PreparedColumns | undefined {
   const known = new Set(columns.map((c) => c.name));
   for (const name of raw.names) {
-    if (!known.has(name) && raw.values.get(name)!.some((v) => v !== null && v !== undefined)) return undefined;
+    if (!known.has(name) && valuesOf(raw, name)!.some((v) => v !== null && v !== undefined)) return undefined;
   }
   const data: unknown[][] = [];
   const decided: { column: ParquetColumn; kind: ParquetKind }[] = [];
   for (const column of columns) {
-    const values = raw.values.get(column.name);
-    if (!values) {
+    if (!raw.types.has(column.name)) {
       data.push(new Array(raw.rows).fill(null));
       continue;
     }
-    if (column.open && !values.every(isNull)) {
-      const { kind, converted } = bestKind(values, PREFERRED_KIND[raw.types.get(column.name)!]);
+    if (column.open && !valuesOf(raw, column.name)!.every(isNull)) {
+      const { kind, converted } = bestKind(raw, column.name);
       decided.push({ column, kind });
       data.push(converted);
       continue;
     }
-    const converted = convertAll(values, column.kind);
+    const converted = convertColumn(raw, column.name, column.kind);
     if (!converted) return undefined;
     data.push(converted);
   }
@@ -284,6 +326,8 @@ export class ParquetEncoder {
   #writer: HyparquetWriter | undefined;
   #buffered: unknown[][];
   #bufferedRows = 0;
+  /** Whether #buffered holds the arrays allocated once for every full row group. */
+  #reusing = false;
   #rows = 0;
 
   private constructor(
@@ -295,10 +339,12 @@ export class ParquetEncoder {
   }
 
   /**
-   * Column arrays for the next row group of an object that has filled one, allocated at their
-   * size: grown a value at a time, they were copied as they grew, as garbage.
+   * Column arrays for the row groups after the first full one, allocated once at their size and
+   * reused: grown a value at a time, they were copied as they grew; and new ones for every group
+   * (large objects, for V8, at 20,000 rows) stayed in the old generation as garbage until the
+   * next full collection.
    */
-  private nextRowGroup(): unknown[][] {
+  private reusableRowGroup(): unknown[][] {
     const size = Math.min(this.options.rowGroupRows, PREALLOCATED_ROWS_AT_MOST);
     return this.columns.map(() => new Array<unknown>(size));
   }
@@ -348,7 +394,10 @@ export class ParquetEncoder {
   async append(prepared: PreparedColumns): Promise<void> {
     for (let from = 0; from < prepared.rows; ) {
       // A new row group of an object that has filled one: it will likely fill this one too.
-      if (this.#bufferedRows === 0 && this.#rows >= this.options.rowGroupRows) this.#buffered = this.nextRowGroup();
+      if (this.#bufferedRows === 0 && this.#rows >= this.options.rowGroupRows && !this.#reusing) {
+        this.#buffered = this.reusableRowGroup();
+        this.#reusing = true;
+      }
       const take = Math.min(prepared.rows - from, this.options.rowGroupRows - this.#bufferedRows);
       for (let c = 0; c < this.columns.length; c++) {
         const target = this.#buffered[c]!;
@@ -376,10 +425,15 @@ export class ParquetEncoder {
       values.length = rows;
       return { name: column.name, data: column.kind === 'STRING' ? utf8Interned(values) : values };
     });
-    this.#buffered = this.columns.map(() => []);
     this.#bufferedRows = 0;
     this.#writer ??= this.begin();
     await this.#writer.write({ columnData, rowGroupSize: Math.max(rows, 1) });
+    if (this.#reusing) {
+      // Emptied, not dropped: the written values die young instead of being kept alive by the arrays until overwritten.
+      for (const values of this.#buffered) values.fill(null);
+    } else {
+      this.#buffered = this.columns.map(() => []);
+    }
     heapGuard.afterRowGroup();
   }
 }
@@ -474,15 +528,21 @@ const heapGuard = new HeapGuard();
  */
 function utf8Interned(values: unknown[]): unknown[] {
   const seen = new Map<string, Uint8Array>();
+  // Runs of one value (the metadata columns hold one per batch) skip the lookup.
+  let last: string | undefined;
+  let lastBytes: Uint8Array | undefined;
   for (let i = 0; i < values.length; i++) {
     const value = values[i];
     if (typeof value !== 'string') continue;
-    let bytes = seen.get(value);
-    if (bytes === undefined) {
-      bytes = Buffer.from(value, "utf8");
-      seen.set(value, bytes);
+    if (value !== last) {
+      lastBytes = seen.get(value);
+      if (lastBytes === undefined) {
+        lastBytes = Buffer.from(value, 'utf8');
+        seen.set(value, lastBytes);
+      }
+      last = value;
     }
-    values[i] = bytes;
+    values[i] = lastBytes;
   }
   return values;
 }

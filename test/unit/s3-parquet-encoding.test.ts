@@ -4,7 +4,7 @@ import type { MatchBatch } from '../../connectors/types.js';
 import { runInNewContext } from 'node:vm';
 import { fetchCollector, HEAP_GROWTH_BEFORE_COLLECTION, HeapGuard, ParquetEncoder, prepareFor, prepareNew, rawColumns } from '../../src/encoding/parquet.js';
 import type { FieldDescriptor } from '../../src/records/fields.js';
-import { OBJECT_LAYOUT } from '../../src/records/layout.js';
+import { ColumnLayout, OBJECT_LAYOUT } from '../../src/records/layout.js';
 
 function batch(rows: Record<string, unknown>[], fields?: FieldDescriptor[]): MatchBatch {
   return { rule: 'r', datasource: 'd', runId: 'run', matchedAt: '2026-11-24T12:00:00.000Z', layout: OBJECT_LAYOUT, rows, ...(fields ? { fields } : {}) };
@@ -71,6 +71,26 @@ describe('Parquet encoding (src/encoding/parquet.ts)', () => {
     expect(prepareFor(columns, rawColumns(batch([{ a: 1.5, s: 'y' }]), false))).to.equal(undefined);
     // A field the schema lacks but that holds only nulls fits.
     expect(prepareFor(columns, rawColumns(batch([{ a: 3, s: 'z', extra: null }]), false))?.rows).to.equal(1);
+  });
+
+  describe('a CSV timestamp column (parsed once, straight from its text)', () => {
+    const layout = new ColumnLayout(['t'], { t: 'timestamp' });
+    const csv = (cells: string[]): MatchBatch => ({ ...batch([]), layout, rows: cells.map((c) => [c]) });
+
+    it('is TIMESTAMP in epoch milliseconds, empty cells null, other layouts of the same instant equal', () => {
+      const prepared = prepareNew(rawColumns(csv(['2026-11-24T08:00:00.000Z', '', '2026-11-24 09:00:00', '1764000000']), false));
+      expect(prepared.columns).to.deep.equal([{ name: 't', kind: 'TIMESTAMP' }]);
+      expect(prepared.data[0]).to.deep.equal([Date.UTC(2026, 10, 24, 8), null, Date.UTC(2026, 10, 24, 9), 1764000000 * 1000]);
+    });
+
+    it('with a cell that does not parse, is text holding exactly what the CSV path exports for each cell', () => {
+      const cells = ['2026-11-24 08:00:00', 'not a time', '', '2026-11-24T08:00:00Z'];
+      const prepared = prepareNew(rawColumns(csv(cells), false));
+      expect(prepared.columns).to.deep.equal([{ name: 't', kind: 'STRING' }]);
+      expect(prepared.data[0]).to.deep.equal(cells.map((c) => layout.converters[0]!(c)));
+      // A later batch of parseable cells goes into that text column the same way.
+      expect(prepareFor(prepared.columns, rawColumns(csv(['2026-11-24 10:00:00']), false))?.data[0]).to.deep.equal([layout.converters[0]!('2026-11-24 10:00:00')]);
+    });
   });
 
   describe('a field of untyped records with only nulls in the first batch', () => {
