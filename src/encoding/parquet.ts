@@ -137,11 +137,17 @@ function millisOf(rows: readonly (readonly string[])[], index: number): (number 
       continue;
     }
     const ms = toEpochMillis(text);
-    if (ms === undefined) return undefined;
-    out[i] = ms;
+    // Outside years 0000-9999 the text the CSV path exports is not a timestamp the column takes.
+    if (ms === undefined || !(ms >= FIRST_MILLIS && ms <= LAST_MILLIS)) return undefined;
+    // Whole milliseconds, as a Date keeps them: epoch text with a fraction (`1700000000.123456`).
+    out[i] = Math.trunc(ms);
   }
   return out;
 }
+
+/** 0000-01-01T00:00:00.000Z and 9999-12-31T23:59:59.999Z: the instants ISO text without a sign can hold. */
+const FIRST_MILLIS = -62_167_219_200_000;
+const LAST_MILLIS = 253_402_300_799_999;
 
 /**
  * The schema a new object takes from its first batch: each field's preferred kind, or the

@@ -83,6 +83,20 @@ describe('Parquet encoding (src/encoding/parquet.ts)', () => {
       expect(prepared.data[0]).to.deep.equal([Date.UTC(2026, 10, 24, 8), null, Date.UTC(2026, 10, 24, 9), 1764000000 * 1000]);
     });
 
+    it('epoch text with a fraction is whole milliseconds (as a Date keeps them), and the file is written', async () => {
+      const prepared = prepareNew(rawColumns(csv(['1700000000123.7', '1700000000.123456', '-1.5']), false));
+      expect(prepared.data[0]).to.deep.equal([1700000000123, 1700000000123, -1500]);
+      const { rows } = await roundTrip([csv(['1700000000123.7', '1700000000.123456'])]);
+      expect(rows.map((r) => (r.t as Date).toISOString())).to.deep.equal(['2023-11-14T22:13:20.123Z', '2023-11-14T22:13:20.123Z']);
+    });
+
+    it('an instant outside years 0000-9999 makes the column text, as the CSV path exports it', () => {
+      const cells = ['2026-11-24T08:00:00.000Z', '253402300800000'];
+      const prepared = prepareNew(rawColumns(csv(cells), false));
+      expect(prepared.columns).to.deep.equal([{ name: 't', kind: 'STRING' }]);
+      expect(prepared.data[0]).to.deep.equal(cells.map((c) => layout.converters[0]!(c)));
+    });
+
     it('with a cell that does not parse, is text holding exactly what the CSV path exports for each cell', () => {
       const cells = ['2026-11-24 08:00:00', 'not a time', '', '2026-11-24T08:00:00Z'];
       const prepared = prepareNew(rawColumns(csv(cells), false));
