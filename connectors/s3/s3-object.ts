@@ -13,6 +13,7 @@
  * cannot hold a finished object back until the end of the cycle without keeping its last part
  * in memory.
  */
+import { createHash } from 'node:crypto';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { ConnectorError, serializeError } from '../../src/errors.js';
 import { s3Call, s3Url, type S3CallOptions } from './s3-client.js';
@@ -137,22 +138,28 @@ export class PendingObject {
       const { PutObjectCommand } = await import('@aws-sdk/client-s3');
       const body = this.#part.take();
       this.#part = new PartBuffer();
-      await this.unlessItLanded(signal, () =>
-        s3Call('uploading', this, { ...this.call, signal }, (abortSignal) =>
-          this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.key, Body: body, ...this.objectHeaders(this.#metadata!) }), { abortSignal }),
-        ),
+      await this.unlessItLanded(
+        signal,
+        () =>
+          s3Call('uploading', this, { ...this.call, signal }, (abortSignal) =>
+            this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.key, Body: body, ...this.objectHeaders(this.#metadata!) }), { abortSignal }),
+          ),
+        () => this.holdsThisObject(signal, `"${createHash('md5').update(body).digest('hex')}"`),
       );
       return;
     }
     const { CompleteMultipartUploadCommand } = await import('@aws-sdk/client-s3');
     const uploadId = this.#uploadId;
-    await this.unlessItLanded(signal, () =>
-      s3Call('completing the upload of', this, { ...this.call, signal }, (abortSignal) =>
-        this.client.send(
-          new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: this.key, UploadId: uploadId, MultipartUpload: { Parts: this.#parts } }),
-          { abortSignal },
+    await this.unlessItLanded(
+      signal,
+      () =>
+        s3Call('completing the upload of', this, { ...this.call, signal }, (abortSignal) =>
+          this.client.send(
+            new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: this.key, UploadId: uploadId, MultipartUpload: { Parts: this.#parts } }),
+            { abortSignal },
+          ),
         ),
-      ),
+      () => this.uploadCompleted(signal, uploadId),
     );
     this.#uploadId = undefined;
     if (!this.#metadataComplete) await this.completeMetadata(signal);
@@ -206,27 +213,52 @@ export class PendingObject {
    * Runs the completion (or put) that makes the object visible; when it fails after its retries,
    * asks the server whether it landed anyway: an attempt whose answer was lost (a dropped
    * connection, a proxy timeout) may have completed the upload, and its retries then fail only
-   * because the upload is gone. An object at the key with this run's id and this object's size
-   * is this one, complete: the publish succeeded.
+   * because the upload is gone. Only proof that the key holds this very object counts.
    */
-  private async unlessItLanded(signal: AbortSignal, publish: () => Promise<unknown>): Promise<void> {
+  private async unlessItLanded(signal: AbortSignal, publish: () => Promise<unknown>, landed: () => Promise<boolean>): Promise<void> {
     try {
       await publish();
     } catch (err) {
-      if (signal.aborted || !(await this.landed(signal))) throw err;
+      if (signal.aborted || !(await landed().catch(() => false))) throw err;
       this.call.log.warn({ err: serializeError(err), bucket: this.bucket, key: this.key }, 'the answer to publishing the object was lost, but the object is there, complete: published');
     }
   }
 
-  /** Whether the key holds this object as this run wrote it (run id and size); false when that cannot be told. */
-  private async landed(signal: AbortSignal): Promise<boolean> {
+  /**
+   * Whether the multipart upload was completed: an abort is refused with NoSuchUpload once it
+   * has been (an upload still open is aborted here, so it was not), and the key then holds an
+   * object with this run's id and this object's size.
+   */
+  private async uploadCompleted(signal: AbortSignal, uploadId: string): Promise<boolean> {
+    const { AbortMultipartUploadCommand } = await import('@aws-sdk/client-s3');
+    try {
+      await s3Call('aborting the upload of', this, { ...this.call, signal }, (abortSignal) =>
+        this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.key, UploadId: uploadId }), { abortSignal }),
+      );
+      this.#uploadId = undefined;
+      return false;
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'NoSuchUpload') return false;
+    }
+    return this.holdsThisObject(signal);
+  }
+
+  /**
+   * Whether the key holds an object with this run's id and this object's size, and, when given,
+   * this ETag (a single put's is the MD5 of its bytes, unless the bucket encrypts with KMS: then
+   * it is not proof, and the publish stays failed).
+   */
+  private async holdsThisObject(signal: AbortSignal, etag?: string): Promise<boolean> {
     const { HeadObjectCommand } = await import('@aws-sdk/client-s3');
     try {
       const head = await s3Call('checking', this, { ...this.call, signal }, (abortSignal) =>
         this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.key }), { abortSignal }),
       );
-      return head.Metadata?.['run-id'] === this.earlyMetadata()['run-id'] && head.ContentLength === this.#bytes;
-    } catch {
+      return head.Metadata?.['run-id'] === this.earlyMetadata()['run-id'] && head.ContentLength === this.#bytes && (etag === undefined || head.ETag === etag);
+    } catch (err) {
+      if ((err as { code?: string }).code === 'Forbidden') {
+        this.call.log.warn({ err: serializeError(err), bucket: this.bucket, key: this.key }, 'whether the object landed cannot be checked: HeadObject needs s3:GetObject');
+      }
       return false;
     }
   }

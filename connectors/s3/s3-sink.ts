@@ -4,6 +4,7 @@ import { duration, retryPolicyOf, type DeliveryConfig, type RetryPolicy } from '
 import { CancelledError, ConnectorError, serializeError, wrapError } from '../../src/errors.js';
 import { parseDuration } from '../../src/rules/duration.js';
 import { redactUrl } from '../../src/util/redact.js';
+import { toWellFormed } from '../../src/template/escape.js';
 import { parseTemplate } from '../../src/template/parse.js';
 import { templateFor, templateIssues, type CompileOptions, type RunValues, type Template } from '../../src/template/template.js';
 import { checksumDefault, createS3Client, DEFAULT_CONNECT_TIMEOUT, DEFAULT_IDLE_TIMEOUT, s3Call, s3Url, type ChecksumSetting } from './s3-client.js';
@@ -284,7 +285,9 @@ export class S3Sink implements Sink {
 
   /** The key of one object of a series; checked when the object begins, before any of its bytes go up. */
   private objectKey(run: RunValues, part: number): string {
-    const key = this.#key.render({ ...run, part });
+    // Values are made well-formed as they are put in; the template's own text (a prefix, a YAML
+    // "\ud800" escape) is too, here: the SDK percent-encodes keys and would throw "URI malformed" at publish.
+    const key = toWellFormed(this.#key.render({ ...run, part }));
     const bytes = Buffer.byteLength(key);
     if (bytes > MAX_KEY_BYTES) throw keyTooLong(this.ctx.name, this.config.bucket, key, bytes);
     return key;

@@ -354,6 +354,13 @@ describe('S3 export target against a real S3 server (s3rver)', function () {
       expect(decodeURIComponent(metadata.rule!)).to.equal('hot\ufffdrule');
     });
 
+    it('a lone surrogate in the key template\'s own text (a prefix written "\\ud800" in YAML): U+FFFD in the key, and the object is published', async () => {
+      const sink = await sinkWith({ format: 'ndjson', prefix: 'exp\ud800/', key: 's/{rule}.{ext}' });
+      await sink.write(csvBatch(ids(1, 2)));
+      await sink.flush();
+      expect(await server.keys(bucket)).to.deep.equal(['exp\ufffd/s/hot.ndjson']);
+    });
+
     it('a key over 1,024 bytes of UTF-8 is refused at the first write of its object, before any request, naming the target, the key and the fix', async () => {
       // 520 two-byte characters: 1,040 bytes, though fewer than 1,024 characters.
       const rule = 'é'.repeat(520);
@@ -711,16 +718,24 @@ describe('S3 export target against a real S3 server (s3rver)', function () {
       expect(server.pendingUploads(bucket)).to.deep.equal([]);
     });
 
-    it('an object at the key with this run\'s id but another size is not taken for this one: the run fails', async () => {
-      const sink = await throughProxy({ max_attempts: 2 });
-      await sink.write(csvBatch(ids(1, 1)));
-      // Another writer of the same run id puts different bytes at the key, and the put is cut every time.
-      await server.client.send(new PutObjectCommand({ Bucket: bucket, Key: 'u/hot-1.ndjson', Body: 'not this object', Metadata: { 'run-id': RUN_ID } }));
-      proxy.loseNext({ method: 'PUT', url: publishes.PutObject.url(), when: 'before the server', times: 2 });
-      const err = await sink.flush().then(() => undefined, (e) => e);
-      expect(describeError(err)).to.include(`publishing s3://${bucket}/u/hot-1.ndjson`);
-      expect(proxy.lost.map((l) => l.applied)).to.deep.equal([false, false]);
-    });
+    for (const [request, { records, method, url }] of Object.entries(publishes)) {
+      it(`${request} cut every time, another object of this run with the same size at the key: not taken for this one, the run fails, nothing pending`, async () => {
+        // The same records shape with other ids: the same bytes count, other bytes.
+        const other = await sinkWith({ format: 'ndjson', key: 'other/{rule}-{part}.{ext}', max_records_per_object: 2 });
+        await other.write(csvBatch(ids(7, records)));
+        await other.flush();
+        const impostor = await body('other/hot-1.ndjson');
+        const sink = await throughProxy({ max_attempts: 2 });
+        await sink.write(csvBatch(ids(1, records)));
+        await server.client.send(new PutObjectCommand({ Bucket: bucket, Key: 'u/hot-1.ndjson', Body: impostor, Metadata: { 'run-id': RUN_ID } }));
+        proxy.loseNext({ method, url: url(), when: 'before the server', times: 2 });
+        const err = await sink.flush().then(() => undefined, (e) => e);
+        expect(err, 'the flush failed').to.be.instanceOf(Error);
+        expect(describeError(err)).to.include(`publishing s3://${bucket}/u/hot-1.ndjson`);
+        expect(proxy.lost.map((l) => l.applied)).to.deep.equal([false, false]);
+        expect(server.pendingUploads(bucket)).to.deep.equal([]);
+      });
+    }
   });
 
   describe('checksums and check()', () => {
