@@ -9,7 +9,7 @@ import type { MatchBatch } from '../types.js';
 import { CsvEncoder } from '../../src/encoding/csv.js';
 import { JsonArrayEncoder } from '../../src/encoding/json.js';
 import { toNdjsonPieces } from '../../src/encoding/ndjson.js';
-import { ParquetEncoder, prepareFor, prepareNew, rawColumns, type ParquetCompression, type PreparedColumns } from '../../src/encoding/parquet.js';
+import { mergeRaw, ParquetEncoder, prepareFor, prepareNew, rawColumns, type ParquetColumn, type ParquetCompression, type PreparedColumns, type RawColumns } from '../../src/encoding/parquet.js';
 import { exportColumns } from '../../src/records/export-record.js';
 
 export type S3Format = 'parquet' | 'csv' | 'json' | 'ndjson';
@@ -192,24 +192,40 @@ class CsvContent implements ObjectContent {
   }
 }
 
-/** Parquet takes its schema from the object's first batch (see src/encoding/parquet.ts). */
+/**
+ * Parquet takes its schema from the object's records (see src/encoding/parquet.ts). Until the
+ * first row group is written, a batch the schema cannot hold widens it: the object starts over
+ * with a schema derived from every record so far (kept as they came) and the batch. Once a row
+ * group is written, such a batch begins the next object.
+ */
 class ParquetContent implements ObjectContent {
   #encoder: Promise<ParquetEncoder> | undefined;
-  #columns: PreparedColumns['columns'] | undefined;
+  #columns: readonly ParquetColumn[] | undefined;
+  /** The raw columns of every batch so far, while the schema may still change; undefined once it cannot. */
+  #raws: RawColumns[] | undefined = [];
 
   constructor(
     private readonly options: ContentOptions,
     private readonly out: ByteOut,
   ) {}
 
-  prepare(batch: MatchBatch): PreparedColumns | undefined {
+  prepare(batch: MatchBatch): PreparedColumns | Rebuilt | undefined {
     const raw = rawColumns(batch, this.options.includeMetadata);
     if (this.#columns === undefined) {
       const prepared = prepareNew(raw);
       this.#columns = prepared.columns;
+      this.#raws?.push(raw);
       return prepared;
     }
-    return prepareFor(this.#columns, raw);
+    const fits = prepareFor(this.#columns, raw);
+    if (fits || this.#raws === undefined) {
+      if (fits) this.#raws?.push(raw);
+      return fits;
+    }
+    const rebuilt = prepareNew(mergeRaw([...this.#raws, raw]));
+    this.#raws.push(raw);
+    this.#columns = rebuilt.columns;
+    return { rebuilt };
   }
 
   async write(prepared: unknown): Promise<void> {
@@ -218,10 +234,19 @@ class ParquetContent implements ObjectContent {
       rowGroupRows: this.options.rowGroupRows,
       emit: (bytes) => this.out.bytes(bytes),
     });
-    await (await this.#encoder).append(prepared as PreparedColumns);
+    const encoder = await this.#encoder;
+    if ((prepared as Rebuilt).rebuilt) await encoder.restart((prepared as Rebuilt).rebuilt);
+    else await encoder.append(prepared as PreparedColumns);
+    // A row group is written: the schema is fixed, and the records kept for widening it can go.
+    if (encoder.begun) this.#raws = undefined;
   }
 
   async finish(metadata: Readonly<Record<string, string>>): Promise<void> {
     await (await this.#encoder!).finish(metadata);
   }
+}
+
+/** Every record of the object so far with the batch, under a wider schema. */
+interface Rebuilt {
+  readonly rebuilt: PreparedColumns;
 }

@@ -30,7 +30,7 @@ import { runInNewContext } from 'node:vm';
 import { gzipSync } from 'node:zlib';
 import type { MatchBatch } from '../../connectors/types.js';
 import { exportFields, metadataOf } from '../records/export-record.js';
-import type { FieldType } from '../records/fields.js';
+import { widenType, type FieldType } from '../records/fields.js';
 import { ColumnLayout } from '../records/layout.js';
 import { toEpochMillis } from '../rules/coerce.js';
 import { jsonValue } from './ndjson.js';
@@ -143,6 +143,43 @@ function millisOf(rows: readonly (readonly string[])[], index: number): (number 
     out[i] = Math.trunc(ms);
   }
   return out;
+}
+
+/**
+ * The batches' raw columns as one: every field in order of first appearance (null where a batch
+ * lacks it), each field's type widened over the batches that hold a value in it.
+ */
+export function mergeRaw(raws: readonly RawColumns[]): RawColumns {
+  const names: string[] = [];
+  const types = new Map<string, FieldType>();
+  const typed = new Map<string, FieldType | undefined>();
+  const declaredSomewhere = new Set<string>();
+  for (const raw of raws) {
+    for (const name of raw.names) {
+      if (!typed.has(name)) {
+        names.push(name);
+        typed.set(name, undefined);
+      }
+      if (!raw.inferred.has(name)) declaredSomewhere.add(name);
+      // An inferred field with only nulls in a batch says nothing about its type.
+      if (raw.inferred.has(name) && valuesOf(raw, name)!.every(isNull)) continue;
+      typed.set(name, widenType(typed.get(name), raw.types.get(name)));
+    }
+  }
+  const values = new Map<string, unknown[]>();
+  const millis = new Map<string, (number | null)[]>();
+  for (const name of names) {
+    types.set(name, typed.get(name) ?? 'string');
+    if (raws.every((raw) => raw.millis.has(name))) millis.set(name, raws.flatMap((raw) => raw.millis.get(name)!));
+  }
+  for (const name of names) {
+    if (millis.has(name)) continue;
+    values.set(name, raws.flatMap((raw) => (raw.types.has(name) ? [...valuesOf(raw, name)!] : new Array<unknown>(raw.rows).fill(null))));
+  }
+  const valuesLater = new Map<string, () => unknown[]>();
+  for (const name of millis.keys()) valuesLater.set(name, () => raws.flatMap((raw) => [...valuesOf(raw, name)!]));
+  const inferred = new Set(names.filter((name) => !declaredSomewhere.has(name)));
+  return { rows: raws.reduce((sum, raw) => sum + raw.rows, 0), names, types, values, inferred, millis, valuesLater };
 }
 
 /** 0000-01-01T00:00:00.000Z and 9999-12-31T23:59:59.999Z: the instants ISO text without a sign can hold. */
@@ -337,11 +374,36 @@ export class ParquetEncoder {
   #rows = 0;
 
   private constructor(
-    readonly columns: readonly ParquetColumn[],
+    columns: readonly ParquetColumn[],
     private readonly options: ParquetEncoderOptions,
   ) {
+    this.#columns = columns;
     // Small at first: most objects (a few alerts) never fill a row group.
     this.#buffered = columns.map(() => []);
+  }
+
+  #columns: readonly ParquetColumn[];
+
+  get columns(): readonly ParquetColumn[] {
+    return this.#columns;
+  }
+
+  /** Whether a row group has been written: from then on the schema is fixed. */
+  get begun(): boolean {
+    return this.#writer !== undefined;
+  }
+
+  /**
+   * Starts the object over with another schema and every record so far (`prepared`), before
+   * anything is written: a batch that did not fit the first schema widened it.
+   */
+  async restart(prepared: PreparedColumns): Promise<void> {
+    if (this.begun) throw new Error('the Parquet schema cannot change once a row group is written');
+    this.#columns = prepared.columns;
+    this.#buffered = prepared.columns.map(() => []);
+    this.#bufferedRows = 0;
+    this.#rows = 0;
+    await this.append(prepared);
   }
 
   /**

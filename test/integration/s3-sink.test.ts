@@ -244,12 +244,47 @@ describe('S3 export target against a real S3 server (s3rver)', function () {
       });
     }
 
-    it('parquet: a batch whose values do not fit the columns starts the next part, which has its own schema', async () => {
+    it('parquet: before a row group is written, a batch the columns cannot hold widens them: one object holds every record', async () => {
       const sink = await sinkWith({ format: 'parquet', key: 'out/{rule}-{part}.{ext}', include_metadata: false });
       const layout = new ColumnLayout(['id', 'value'], { value: 'number' });
       const batch = (rows: string[][]): MatchBatch => ({ rule: 'hot', datasource: 'sensors', runId: RUN_ID, matchedAt: MATCHED_AT, layout, rows });
       await sink.write(batch([['a', '1.5'], ['b', '']]));
-      // A number a double would round stays text, so that object needs a text column.
+      // A number a double would round stays text, so the column becomes text.
+      await sink.write(batch([['c', '12345678901234567891']]));
+      await sink.flush();
+      expect(await server.keys(bucket)).to.deep.equal(['out/hot-1.parquet']);
+      const file = toArrayBuffer(await body('out/hot-1.parquet'));
+      expect(parquetMetadata(file).schema[2]).to.include({ name: 'value', type: 'BYTE_ARRAY' });
+      expect(await parquetReadObjects({ file })).to.deep.equal([
+        { id: 'a', value: '1.5' },
+        { id: 'b', value: null },
+        { id: 'c', value: '12345678901234567891' },
+      ]);
+    });
+
+    it('parquet: records without types, null first, then integers, then a fraction, then a new field: one object (no {part} needed), a DOUBLE column', async () => {
+      const sink = await sinkWith({ format: 'parquet', key: 'out/{rule}/{run_id}.{ext}', include_metadata: false });
+      const rest = (rows: Record<string, unknown>[]): MatchBatch => ({ rule: 'hot', datasource: 'api', runId: RUN_ID, matchedAt: MATCHED_AT, layout: OBJECT_LAYOUT, rows });
+      await sink.write(rest([{ host: 'a', temp: null }]));
+      await sink.write(rest([{ host: 'b', temp: 21 }]));
+      await sink.write(rest([{ host: 'c', temp: 21.5 }]));
+      // A field the earlier records lacked: null for them.
+      await sink.write(rest([{ host: 'd', temp: 20, note: 'new' }]));
+      await sink.flush();
+      const keys = await server.keys(bucket);
+      expect(keys).to.have.lengthOf(1);
+      const file = toArrayBuffer(await body(keys[0]!));
+      expect(parquetMetadata(file).schema.find((e) => e.name === 'temp')).to.include({ type: 'DOUBLE' });
+      const rows = await parquetReadObjects({ file });
+      expect(rows.map((r) => r.temp)).to.deep.equal([null, 21, 21.5, 20]);
+      expect(rows.map((r) => r.note)).to.deep.equal([null, null, null, 'new']);
+    });
+
+    it('parquet: once a row group is written, a batch the columns cannot hold starts the next part, which has its own schema', async () => {
+      const sink = await sinkWith({ format: 'parquet', key: 'out/{rule}-{part}.{ext}', include_metadata: false, row_group_size: 2 });
+      const layout = new ColumnLayout(['id', 'value'], { value: 'number' });
+      const batch = (rows: string[][]): MatchBatch => ({ rule: 'hot', datasource: 'sensors', runId: RUN_ID, matchedAt: MATCHED_AT, layout, rows });
+      await sink.write(batch([['a', '1.5'], ['b', '']]));
       await sink.write(batch([['c', '12345678901234567891']]));
       await sink.flush();
       expect(await server.keys(bucket)).to.deep.equal(['out/hot-1.parquet', 'out/hot-2.parquet']);
