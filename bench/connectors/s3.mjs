@@ -22,7 +22,7 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const dist = (file) => pathToFileURL(join(ROOT, 'dist', file)).href;
 const ROWS = Number(process.env.BENCH_S3_ROWS ?? 1_000_000);
 const BIG_ROWS = Number(process.env.BENCH_S3_BIG_ROWS ?? 5_000_000);
-const RUNS = Number(process.env.BENCH_S3_RUNS ?? 3);
+const RUNS = Number(process.env.BENCH_S3_RUNS ?? 5);
 const BATCH = 10_000;
 const CREDENTIALS = { AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' };
 
