@@ -203,6 +203,8 @@ class ParquetContent implements ObjectContent {
   #columns: readonly ParquetColumn[] | undefined;
   /** The raw columns of every batch so far, while the schema may still change; undefined once it cannot. */
   #raws: RawColumns[] | undefined = [];
+  #keptRows = 0;
+  #restarts = 0;
 
   constructor(
     private readonly options: ContentOptions,
@@ -214,18 +216,33 @@ class ParquetContent implements ObjectContent {
     if (this.#columns === undefined) {
       const prepared = prepareNew(raw);
       this.#columns = prepared.columns;
-      this.#raws?.push(raw);
+      this.keep(raw);
       return prepared;
     }
     const fits = prepareFor(this.#columns, raw);
     if (fits || this.#raws === undefined) {
-      if (fits) this.#raws?.push(raw);
+      if (fits) this.keep(raw);
       return fits;
     }
-    const rebuilt = prepareNew(mergeRaw([...this.#raws, raw]));
-    this.#raws.push(raw);
+    const rebuilt = prepareNew(mergeRaw([...this.#raws, raw]), this.#columns);
+    this.#restarts++;
+    this.keep(raw);
     this.#columns = rebuilt.columns;
     return { rebuilt };
+  }
+
+  /**
+   * Keeps the batch's raw columns for widening, within bounds: not once its rows fill the first
+   * row group (writing it fixes the schema anyway), past WIDEN_ROWS_AT_MOST records (a large
+   * row_group_size would hold them twice), or past WIDEN_TIMES_AT_MOST restarts (each converts
+   * every record so far again: a field added batch after batch would cost quadratic time).
+   */
+  private keep(raw: RawColumns): void {
+    if (this.#raws === undefined) return;
+    this.#keptRows += raw.rows;
+    const full = this.#keptRows >= Math.min(this.options.rowGroupRows, WIDEN_ROWS_AT_MOST);
+    if (full || this.#restarts >= WIDEN_TIMES_AT_MOST) this.#raws = undefined;
+    else this.#raws.push(raw);
   }
 
   async write(prepared: unknown): Promise<void> {
@@ -245,6 +262,12 @@ class ParquetContent implements ObjectContent {
     await (await this.#encoder!).finish(metadata);
   }
 }
+
+/** Records kept to widen an object's schema: past this, a batch that does not fit begins the next object. */
+const WIDEN_ROWS_AT_MOST = 50_000;
+
+/** Times an object's schema may widen. */
+const WIDEN_TIMES_AT_MOST = 16;
 
 /** Every record of the object so far with the batch, under a wider schema. */
 interface Rebuilt {

@@ -144,7 +144,7 @@ export class PendingObject {
           s3Call('uploading', this, { ...this.call, signal }, (abortSignal) =>
             this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.key, Body: body, ...this.objectHeaders(this.#metadata!) }), { abortSignal }),
           ),
-        () => this.holdsThisObject(signal, `"${createHash('md5').update(body).digest('hex')}"`),
+        () => this.holdsThisObject(signal, (etag) => etag === `"${createHash('md5').update(body).digest('hex')}"`),
       );
       return;
     }
@@ -225,36 +225,47 @@ export class PendingObject {
   }
 
   /**
-   * Whether the multipart upload was completed: an abort is refused with NoSuchUpload once it
-   * has been (an upload still open is aborted here, so it was not), and the key then holds an
-   * object with this run's id and this object's size.
+   * Whether the multipart upload was completed: the server no longer lists its parts
+   * (NoSuchUpload; an upload still open was not completed, and is aborted by the caller), and the
+   * key holds an object with this run's id and size, whose ETag, where the server makes it as S3
+   * does (the MD5 of the parts' MD5s, "-" and their count), is this upload's. ListParts, not an
+   * abort, is the question: it changes nothing, so a lost answer is simply asked again, and some
+   * servers answer an abort of a finished upload with success.
    */
   private async uploadCompleted(signal: AbortSignal, uploadId: string): Promise<boolean> {
-    const { AbortMultipartUploadCommand } = await import('@aws-sdk/client-s3');
+    const { ListPartsCommand } = await import('@aws-sdk/client-s3');
     try {
-      await s3Call('aborting the upload of', this, { ...this.call, signal }, (abortSignal) =>
-        this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.key, UploadId: uploadId }), { abortSignal }),
+      await s3Call('listing the parts of', this, { ...this.call, signal }, (abortSignal) =>
+        this.client.send(new ListPartsCommand({ Bucket: this.bucket, Key: this.key, UploadId: uploadId, MaxParts: 1 }), { abortSignal }),
       );
-      this.#uploadId = undefined;
       return false;
     } catch (err) {
-      if ((err as { code?: string }).code !== 'NoSuchUpload') return false;
+      if ((err as { code?: string }).code !== 'NoSuchUpload') {
+        this.call.log.warn({ err: serializeError(err), bucket: this.bucket, key: this.key }, 'whether the upload was completed cannot be told: ListParts needs s3:ListMultipartUploadParts');
+        return false;
+      }
     }
-    return this.holdsThisObject(signal);
+    return this.holdsThisObject(signal, (etag) => !/-\d+"?$/.test(etag) || etag === this.multipartEtag());
+  }
+
+  /** The ETag S3 gives a completed multipart upload: the MD5 of the parts' binary MD5s, then "-" and the count. */
+  private multipartEtag(): string {
+    const digests = this.#parts.map((p) => Buffer.from(p.ETag.replace(/"/g, ''), 'hex'));
+    return `"${createHash('md5').update(Buffer.concat(digests)).digest('hex')}-${this.#parts.length}"`;
   }
 
   /**
-   * Whether the key holds an object with this run's id and this object's size, and, when given,
-   * this ETag (a single put's is the MD5 of its bytes, unless the bucket encrypts with KMS: then
-   * it is not proof, and the publish stays failed).
+   * Whether the key holds an object with this run's id and this object's size, and an ETag
+   * `etagMatches` accepts (a single put's is the MD5 of its bytes, unless the bucket encrypts
+   * with KMS: then it is not proof, and the publish stays failed).
    */
-  private async holdsThisObject(signal: AbortSignal, etag?: string): Promise<boolean> {
+  private async holdsThisObject(signal: AbortSignal, etagMatches: (etag: string) => boolean): Promise<boolean> {
     const { HeadObjectCommand } = await import('@aws-sdk/client-s3');
     try {
       const head = await s3Call('checking', this, { ...this.call, signal }, (abortSignal) =>
         this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.key }), { abortSignal }),
       );
-      return head.Metadata?.['run-id'] === this.earlyMetadata()['run-id'] && head.ContentLength === this.#bytes && (etag === undefined || head.ETag === etag);
+      return head.Metadata?.['run-id'] === this.earlyMetadata()['run-id'] && head.ContentLength === this.#bytes && etagMatches(head.ETag ?? '');
     } catch (err) {
       if ((err as { code?: string }).code === 'Forbidden') {
         this.call.log.warn({ err: serializeError(err), bucket: this.bucket, key: this.key }, 'whether the object landed cannot be checked: HeadObject needs s3:GetObject');
@@ -269,7 +280,12 @@ export class PendingObject {
    * it is this run's (its run-id metadata says so; an earlier run's object at the key is kept).
    */
   async undoFailedPublish(signal: AbortSignal): Promise<void> {
-    await this.discard(signal).catch(() => undefined);
+    await this.discard(signal).catch((err: unknown) =>
+      this.call.log.warn(
+        { err: serializeError(err), bucket: this.bucket, key: this.key },
+        'the upload could not be aborted: its parts stay on the server until removed (a lifecycle rule with AbortIncompleteMultipartUpload does it)',
+      ),
+    );
     const { HeadObjectCommand } = await import('@aws-sdk/client-s3');
     let runId: string | undefined;
     try {

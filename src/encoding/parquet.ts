@@ -188,20 +188,30 @@ const LAST_MILLIS = 253_402_300_799_999;
 
 /**
  * The schema a new object takes from its first batch: each field's preferred kind, or the
- * nearest kind that holds every value exactly (INT64 -> DOUBLE -> STRING).
+ * nearest kind that holds every value exactly (INT64 -> DOUBLE -> STRING). Given the `previous`
+ * columns of an object that starts over (a batch widened them), each keeps its kind where it can.
  */
-export function prepareNew(raw: RawColumns): PreparedColumns {
+export function prepareNew(raw: RawColumns, previous: readonly ParquetColumn[] = []): PreparedColumns {
   const columns: ParquetColumn[] = [];
   const data: unknown[][] = [];
+  const before = new Map(previous.map((c) => [c.name, c]));
   for (const name of raw.names) {
     if (raw.inferred.has(name) && valuesOf(raw, name)!.every(isNull)) {
       columns.push({ name, kind: 'STRING', open: true });
       data.push(new Array(raw.rows).fill(null));
       continue;
     }
-    const { kind, converted } = bestKind(raw, name);
-    columns.push({ name, kind });
-    data.push(converted);
+    // A column that held every value so far keeps its kind if it holds these too.
+    const kept = before.get(name);
+    const converted = kept && !kept.open ? convertColumn(raw, name, kept.kind) : undefined;
+    if (converted) {
+      columns.push({ name, kind: kept!.kind });
+      data.push(converted);
+      continue;
+    }
+    const best = bestKind(raw, name);
+    columns.push({ name, kind: best.kind });
+    data.push(best.converted);
   }
   return { columns, data, rows: raw.rows };
 }

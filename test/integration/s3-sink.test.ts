@@ -280,6 +280,36 @@ describe('S3 export target against a real S3 server (s3rver)', function () {
       expect(rows.map((r) => r.note)).to.deep.equal([null, null, null, 'new']);
     });
 
+    it('parquet: a widening keeps the kind of every column that still holds its values (a CSV timestamp column stays TIMESTAMP)', async () => {
+      const sink = await sinkWith({ format: 'parquet', key: 'w/{rule}-{part}.{ext}', include_metadata: false });
+      const layout = new ColumnLayout(['id', 'seen'], { seen: 'timestamp' });
+      await sink.write({ rule: 'hot', datasource: 'csv', runId: RUN_ID, matchedAt: MATCHED_AT, layout, rows: [['a', '2026-11-24 08:00:00']] });
+      const rest = (rows: Record<string, unknown>[]): MatchBatch => ({ rule: 'hot', datasource: 'api', runId: RUN_ID, matchedAt: MATCHED_AT, layout: OBJECT_LAYOUT, rows });
+      await sink.write(rest([{ id: 'b', seen: '2026-11-24T09:00:00Z' }]));
+      await sink.write(rest([{ id: 'c', seen: '2026-11-24T10:00:00Z', note: 'new field' }]));
+      await sink.flush();
+      expect(await server.keys(bucket)).to.deep.equal(['w/hot-1.parquet']);
+      const file = toArrayBuffer(await body('w/hot-1.parquet'));
+      expect(parquetMetadata(file).schema.find((e) => e.name === 'seen')).to.include({ type: 'INT64', converted_type: 'TIMESTAMP_MILLIS' });
+      const rows = await parquetReadObjects({ file });
+      expect(rows.map((r) => (r.seen as Date).toISOString())).to.deep.equal(['2026-11-24T08:00:00.000Z', '2026-11-24T09:00:00.000Z', '2026-11-24T10:00:00.000Z']);
+      expect(rows.map((r) => r.note)).to.deep.equal([null, null, 'new field']);
+    });
+
+    it('parquet: an object widens at most 16 times; a field added batch after batch then begins the next part', async () => {
+      const sink = await sinkWith({ format: 'parquet', key: 'many/{rule}-{part}.{ext}', include_metadata: false });
+      for (let i = 0; i < 20; i++) {
+        await sink.write({ rule: 'hot', datasource: 'api', runId: RUN_ID, matchedAt: MATCHED_AT, layout: OBJECT_LAYOUT, rows: [{ id: i, [`f${i}`]: i }] });
+      }
+      await sink.flush();
+      expect(await server.keys(bucket)).to.deep.equal(['many/hot-1.parquet', 'many/hot-2.parquet']);
+      const first = await parquetReadObjects({ file: toArrayBuffer(await body('many/hot-1.parquet')) });
+      const second = await parquetReadObjects({ file: toArrayBuffer(await body('many/hot-2.parquet')) });
+      expect(first.map((r) => r.id)).to.deep.equal(ids(0, 17).map(BigInt));
+      expect(second.map((r) => r.id)).to.deep.equal([17n, 18n, 19n]);
+      expect(first[16]).to.include({ f16: 16n });
+    });
+
     it('parquet: once a row group is written, a batch the columns cannot hold starts the next part, which has its own schema', async () => {
       const sink = await sinkWith({ format: 'parquet', key: 'out/{rule}-{part}.{ext}', include_metadata: false, row_group_size: 2 });
       const layout = new ColumnLayout(['id', 'value'], { value: 'number' });

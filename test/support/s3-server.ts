@@ -2,9 +2,10 @@
  * A real S3-protocol server for the tests: s3rver (Koa, files in a temp folder) on 127.0.0.1
  * and an ephemeral port, reached through the real @aws-sdk/client-s3.
  *
- * s3rver 3.7 does not implement two calls the S3 target relies on: AbortMultipartUpload
- * (`DELETE /bucket/key?uploadId=`) answers 405, and ListMultipartUploads (`GET /bucket?uploads`)
- * answers NotImplemented. Both are added here, over s3rver's own on-disk store (an upload is a
+ * s3rver 3.7 does not implement three calls the S3 target relies on: AbortMultipartUpload
+ * (`DELETE /bucket/key?uploadId=`) answers 405, ListMultipartUploads (`GET /bucket?uploads`)
+ * answers NotImplemented, and ListParts (`GET /bucket/key?uploadId=`) is taken for a GetObject.
+ * They are added here, over s3rver's own on-disk store (an upload is a
  * folder of parts under `<bucket>/._S3rver_uploads/<id>`), so an abort really removes the parts
  * and a listing shows what is really pending. `failNext` makes the server answer the next
  * matching requests with an S3 error (500 InternalError, 503 SlowDown...), as a troubled S3 would,
@@ -112,6 +113,18 @@ export async function startS3Server(): Promise<TestS3Server> {
       rmSync(upload, { recursive: true, force: true });
       ctx.status = 204;
       ctx.body = '';
+      return;
+    }
+    if (ctx.method === 'GET' && bucket && key && ctx.query.uploadId !== undefined) {
+      // ListParts: the parts of an upload still open, NoSuchUpload once it is completed or aborted.
+      const upload = path.join(uploadsDir(bucket), path.basename(ctx.query.uploadId));
+      if (!existsSync(upload)) {
+        ctx.status = 404;
+        ctx.body = { Error: { Code: 'NoSuchUpload', Message: 'The specified upload does not exist.' } };
+        return;
+      }
+      const numbers = readdirSync(upload).filter((f) => /^\d+$/.test(f)).map(Number).sort((a, b) => a - b);
+      ctx.body = { ListPartsResult: { Bucket: bucket, Key: key, UploadId: ctx.query.uploadId, Part: numbers.map((n) => ({ PartNumber: n })) } };
       return;
     }
     if (ctx.method === 'GET' && bucket && !key && ctx.query.uploads !== undefined) {
