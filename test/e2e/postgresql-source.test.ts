@@ -278,7 +278,9 @@ export_targets:
     expect(summary!.rules.rare).to.include({ read: 1_000_000, matched: 1000, exported: 1000 });
     expect(ndjson(dir, 'out.ndjson')).to.have.lengthOf(1000);
     const peakKb = Number(/PEAK_RSS_KB (\d+)/.exec(result.stderr)?.[1]);
-    expect(peakKb, 'peak RSS in KiB').to.be.greaterThan(0).and.lessThan(150 * 1024);
+    // Measured 103-132 MiB, and up to 155 MiB in loaded CI runs (when V8 collects depends on the
+    // load); 1,000,000 rows held at once would take several times the bound.
+    expect(peakKb, 'peak RSS in KiB').to.be.greaterThan(0).and.lessThan(192 * 1024);
   });
 
   const failures: [string, (s: string) => string, RegExp[]][] = [
