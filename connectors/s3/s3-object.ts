@@ -14,7 +14,7 @@
  * in memory.
  */
 import { createHash } from 'node:crypto';
-import type { S3Client } from '@aws-sdk/client-s3';
+import type { HeadObjectCommandOutput, S3Client } from '@aws-sdk/client-s3';
 import { ConnectorError, serializeError } from '../../src/errors.js';
 import { s3Call, s3Url, type S3CallOptions } from './s3-client.js';
 
@@ -260,12 +260,9 @@ export class PendingObject {
    * with KMS: then it is not proof, and the publish stays failed).
    */
   private async holdsThisObject(signal: AbortSignal, etagMatches: (etag: string) => boolean): Promise<boolean> {
-    const { HeadObjectCommand } = await import('@aws-sdk/client-s3');
     try {
-      const head = await s3Call('checking', this, { ...this.call, signal }, (abortSignal) =>
-        this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.key }), { abortSignal }),
-      );
-      return head.Metadata?.['run-id'] === this.earlyMetadata()['run-id'] && head.ContentLength === this.#bytes && etagMatches(head.ETag ?? '');
+      const head = await this.head(signal);
+      return head !== undefined && head.Metadata?.['run-id'] === this.earlyMetadata()['run-id'] && head.ContentLength === this.#bytes && etagMatches(head.ETag ?? '');
     } catch (err) {
       if ((err as { code?: string }).code === 'Forbidden') {
         this.call.log.warn({ err: serializeError(err), bucket: this.bucket, key: this.key }, 'whether the object landed cannot be checked: HeadObject needs s3:GetObject');
@@ -286,18 +283,21 @@ export class PendingObject {
         'the upload could not be aborted: its parts stay on the server until removed (a lifecycle rule with AbortIncompleteMultipartUpload does it)',
       ),
     );
+    const runId = (await this.head(signal))?.Metadata?.['run-id'];
+    if (runId !== undefined && runId === this.earlyMetadata()['run-id']) await this.remove(signal);
+  }
+
+  /** What the server holds at the key; undefined when it holds nothing. */
+  private async head(signal: AbortSignal): Promise<HeadObjectCommandOutput | undefined> {
     const { HeadObjectCommand } = await import('@aws-sdk/client-s3');
-    let runId: string | undefined;
     try {
-      const head = await s3Call('checking', this, { ...this.call, signal }, (abortSignal) =>
+      return await s3Call('checking', this, { ...this.call, signal }, (abortSignal) =>
         this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.key }), { abortSignal }),
       );
-      runId = head.Metadata?.['run-id'];
     } catch (err) {
-      if ((err as { details?: { status?: number } }).details?.status === 404) return;
+      if ((err as { details?: { status?: number } }).details?.status === 404) return undefined;
       throw err;
     }
-    if (runId !== undefined && runId === this.earlyMetadata()['run-id']) await this.remove(signal);
   }
 
   /** Removes the published object again: a later object of the same cycle failed to publish. */

@@ -151,7 +151,6 @@ function millisOf(rows: readonly (readonly string[])[], index: number): (number 
  */
 export function mergeRaw(raws: readonly RawColumns[]): RawColumns {
   const names: string[] = [];
-  const types = new Map<string, FieldType>();
   const typed = new Map<string, FieldType | undefined>();
   const declaredSomewhere = new Set<string>();
   for (const raw of raws) {
@@ -166,18 +165,19 @@ export function mergeRaw(raws: readonly RawColumns[]): RawColumns {
       typed.set(name, widenType(typed.get(name), raw.types.get(name)));
     }
   }
+  const types = new Map(names.map((name) => [name, typed.get(name) ?? 'string'] as const));
+  const valuesOfAll = (name: string) => raws.flatMap((raw) => (raw.types.has(name) ? [...valuesOf(raw, name)!] : new Array<unknown>(raw.rows).fill(null)));
   const values = new Map<string, unknown[]>();
   const millis = new Map<string, (number | null)[]>();
-  for (const name of names) {
-    types.set(name, typed.get(name) ?? 'string');
-    if (raws.every((raw) => raw.millis.has(name))) millis.set(name, raws.flatMap((raw) => raw.millis.get(name)!));
-  }
-  for (const name of names) {
-    if (millis.has(name)) continue;
-    values.set(name, raws.flatMap((raw) => (raw.types.has(name) ? [...valuesOf(raw, name)!] : new Array<unknown>(raw.rows).fill(null))));
-  }
   const valuesLater = new Map<string, () => unknown[]>();
-  for (const name of millis.keys()) valuesLater.set(name, () => raws.flatMap((raw) => [...valuesOf(raw, name)!]));
+  for (const name of names) {
+    if (raws.every((raw) => raw.millis.has(name))) {
+      millis.set(name, raws.flatMap((raw) => raw.millis.get(name)!));
+      valuesLater.set(name, () => valuesOfAll(name));
+    } else {
+      values.set(name, valuesOfAll(name));
+    }
+  }
   const inferred = new Set(names.filter((name) => !declaredSomewhere.has(name)));
   return { rows: raws.reduce((sum, raw) => sum + raw.rows, 0), names, types, values, inferred, millis, valuesLater };
 }
@@ -375,6 +375,7 @@ const PREALLOCATED_ROWS_AT_MOST = 100_000;
 
 /** One Parquet file being written: rows are gathered into row groups, each encoded and emitted when full. */
 export class ParquetEncoder {
+  #columns: readonly ParquetColumn[];
   #library: typeof import('hyparquet-writer') | undefined;
   #writer: HyparquetWriter | undefined;
   #buffered: unknown[][];
@@ -391,8 +392,6 @@ export class ParquetEncoder {
     // Small at first: most objects (a few alerts) never fill a row group.
     this.#buffered = columns.map(() => []);
   }
-
-  #columns: readonly ParquetColumn[];
 
   get columns(): readonly ParquetColumn[] {
     return this.#columns;

@@ -103,28 +103,20 @@ export async function startS3Server(): Promise<TestS3Server> {
     }
     const [, bucket, ...keyParts] = ctx.path.split('/');
     const key = decodeURIComponent(keyParts.join('/'));
-    if (ctx.method === 'DELETE' && bucket && key && ctx.query.uploadId !== undefined) {
+    if (bucket && key && ctx.query.uploadId !== undefined && (ctx.method === 'DELETE' || ctx.method === 'GET')) {
+      // AbortMultipartUpload and ListParts: NoSuchUpload once the upload is completed or aborted.
       const upload = path.join(uploadsDir(bucket), path.basename(ctx.query.uploadId));
       if (!existsSync(upload)) {
         ctx.status = 404;
         ctx.body = { Error: { Code: 'NoSuchUpload', Message: 'The specified upload does not exist.' } };
-        return;
+      } else if (ctx.method === 'DELETE') {
+        rmSync(upload, { recursive: true, force: true });
+        ctx.status = 204;
+        ctx.body = '';
+      } else {
+        const numbers = readdirSync(upload).filter((f) => /^\d+$/.test(f)).map(Number).sort((a, b) => a - b);
+        ctx.body = { ListPartsResult: { Bucket: bucket, Key: key, UploadId: ctx.query.uploadId, Part: numbers.map((n) => ({ PartNumber: n })) } };
       }
-      rmSync(upload, { recursive: true, force: true });
-      ctx.status = 204;
-      ctx.body = '';
-      return;
-    }
-    if (ctx.method === 'GET' && bucket && key && ctx.query.uploadId !== undefined) {
-      // ListParts: the parts of an upload still open, NoSuchUpload once it is completed or aborted.
-      const upload = path.join(uploadsDir(bucket), path.basename(ctx.query.uploadId));
-      if (!existsSync(upload)) {
-        ctx.status = 404;
-        ctx.body = { Error: { Code: 'NoSuchUpload', Message: 'The specified upload does not exist.' } };
-        return;
-      }
-      const numbers = readdirSync(upload).filter((f) => /^\d+$/.test(f)).map(Number).sort((a, b) => a - b);
-      ctx.body = { ListPartsResult: { Bucket: bucket, Key: key, UploadId: ctx.query.uploadId, Part: numbers.map((n) => ({ PartNumber: n })) } };
       return;
     }
     if (ctx.method === 'GET' && bucket && !key && ctx.query.uploads !== undefined) {
