@@ -15,6 +15,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { HeadObjectCommandOutput, S3Client } from '@aws-sdk/client-s3';
+import { sleep } from '../../src/delivery/retry.js';
 import { ConnectorError, serializeError } from '../../src/errors.js';
 import { s3Call, s3Url, type S3CallOptions } from './s3-client.js';
 
@@ -38,6 +39,13 @@ const PARTS_IN_FLIGHT = 1;
  * each 8 MiB part then took ~250 ms instead of ~110 ms, and the upload did not overlap encoding.
  */
 const YIELD_EVERY_BYTES = 512 * 1024;
+
+/**
+ * After an abort that followed a part cut off in flight: when to ask whether a part landed
+ * anyway (ms after the abort, then after that). A cut request that reached the server is stored
+ * within moments; the two checks add at most a second and a half to a cancelled run's cleanup.
+ */
+const LATE_PART_CHECKS_MS = [250, 1_250];
 
 export interface ObjectHeaders {
   readonly contentType: string;
@@ -198,15 +206,45 @@ export class PendingObject {
   async discard(signal: AbortSignal): Promise<void> {
     this.#part = new PartBuffer();
     this.#spare = [];
-    await Promise.allSettled(this.#inFlight);
+    const settled = await Promise.allSettled(this.#inFlight);
     this.#inFlight = [];
     const uploadId = this.#uploadId;
     if (uploadId === undefined) return;
     this.#uploadId = undefined;
+    await this.abortUpload(uploadId, signal);
+    if (settled.some((r) => r.status === 'rejected' && !answeredByServer(r.reason))) await this.abortAgainIfPartsLanded(uploadId, signal);
+  }
+
+  private async abortUpload(uploadId: string, signal: AbortSignal): Promise<void> {
     const { AbortMultipartUploadCommand } = await import('@aws-sdk/client-s3');
     await s3Call('aborting the upload of', this, { ...this.call, signal }, (abortSignal) =>
       this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.key, UploadId: uploadId }), { abortSignal }),
     );
+  }
+
+  /**
+   * A part whose request was cut off (the run was cancelled, the connection dropped) may still be
+   * stored by the server after the abort, and its storage then stays: S3 documents that an abort
+   * may have to be repeated while parts upload, and that ListParts tells whether any are left. So
+   * after such a cut, the upload is asked about a little later, twice, and aborted again while it
+   * holds parts.
+   */
+  private async abortAgainIfPartsLanded(uploadId: string, signal: AbortSignal): Promise<void> {
+    const { ListPartsCommand } = await import('@aws-sdk/client-s3');
+    for (const wait of LATE_PART_CHECKS_MS) {
+      await sleep(wait, signal, 'waiting for parts cut off in flight');
+      let parts: number;
+      try {
+        const listed = await s3Call('listing the parts of', this, { ...this.call, signal }, (abortSignal) =>
+          this.client.send(new ListPartsCommand({ Bucket: this.bucket, Key: this.key, UploadId: uploadId }), { abortSignal }),
+        );
+        parts = listed.Parts?.length ?? 0;
+      } catch (err) {
+        if ((err as { code?: string }).code === 'NoSuchUpload') continue;
+        throw err;
+      }
+      if (parts > 0) await this.abortUpload(uploadId, signal);
+    }
   }
 
   /**
@@ -359,6 +397,11 @@ export class PendingObject {
     );
     this.#uploadId = created.UploadId!;
   }
+}
+
+/** Whether a failed request got the server's answer (an S3 error), rather than being cut off with its fate unknown. */
+function answeredByServer(err: unknown): boolean {
+  return (err as { details?: { status?: number } } | undefined)?.details?.status !== undefined;
 }
 
 /**

@@ -580,6 +580,30 @@ describe('S3 export target against a real S3 server (s3rver)', function () {
       expect(listed.Uploads ?? []).to.deep.equal([]);
     });
 
+    it('a part cut off in flight that the server stores after the abort: the upload is aborted again, nothing is left', async () => {
+      const { log, lines } = memoryLogger();
+      const sink = await sinkWith({ format: 'ndjson', key: 'big/{rule}.{ext}', part_size_mib: 5 }, log);
+      const run = new AbortController();
+      const held = server.holdPartUntilAborted(/[?&]partNumber=2(&|$)/);
+      // Ten batches of ~1.2 MiB: the fifth sends part 1, the ninth part 2, which the server holds.
+      const writing = (async () => {
+        for (const batch of ids(0, 10).map((b) => csvBatch(ids(b * 10_000, 10_000)))) await sink.sink.write(deliveryBatch('test', [batch]), { signal: run.signal, log });
+      })();
+      writing.catch(() => undefined);
+      await held;
+      // The run is cancelled (a signal, a deadline): the part's request is cut off, its fate unknown to the target.
+      run.abort();
+      await writing.catch(() => undefined);
+      await sink.abort();
+      const ours = server.requests.filter((r) => r.url.startsWith(`/${bucket}/`));
+      const aborts = ours.filter((r) => r.method === 'DELETE' && /[?&]uploadId=/.test(r.url));
+      expect(aborts, 'aborted, then aborted again once the late part was listed').to.have.lengthOf(2);
+      expect(ours.some((r) => r.method === 'GET' && /[?&]uploadId=/.test(r.url)), 'asked with ListParts').to.equal(true);
+      expect(server.pendingUploads(bucket)).to.deep.equal([]);
+      expect(await server.keys(bucket)).to.deep.equal([]);
+      expect(lines().filter((l) => Number(l.level) >= 40).map((l) => l.msg)).to.deep.equal([]);
+    });
+
     it('parquet larger than one part, several row groups: reads back whole', async () => {
       const sink = await sinkWith({ format: 'parquet', compression: 'none', key: 'big/{rule}.{ext}', part_size_mib: 5, row_group_size: 20_000 });
       for (const batch of bigBatches()) await sink.write(batch);

@@ -11,7 +11,7 @@
  * matching requests with an S3 error (500 InternalError, 503 SlowDown...), as a troubled S3 would,
  * or with a status and no body (`body: false`), as S3 answers a HEAD.
  */
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { S3Client, CreateBucketCommand, ListObjectsV2Command, GetObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
 import S3rver from 's3rver';
@@ -49,6 +49,13 @@ export interface TestS3Server {
   /** Every request the server received, in order. */
   readonly requests: ReceivedRequest[];
   failNext(fault: Fault): void;
+  /**
+   * The next UploadPart matching `url` is received whole and never answered; its part is stored
+   * only once its upload has been aborted, as a server may store a part whose request the client
+   * cut off (S3 documents that an abort may then have to be repeated). Resolves when the part's
+   * bytes have all arrived.
+   */
+  holdPartUntilAborted(url: RegExp): Promise<void>;
   /** Forgets the faults not yet used. */
   clearFaults(): void;
   createBucket(name: string): Promise<void>;
@@ -83,6 +90,9 @@ export async function startS3Server(): Promise<TestS3Server> {
   const requests: ReceivedRequest[] = [];
   const server = new S3rver({ address: '127.0.0.1', port: 0, directory: dir, silent: true }) as unknown as S3rver & { middleware: Middleware[] };
   const uploadsDir = (bucket: string) => path.join(dir, bucket, '._S3rver_uploads');
+  const holds: { url: RegExp; received: () => void }[] = [];
+  /** Parts held back, by upload folder, stored when their upload is aborted. */
+  const lateParts = new Map<string, { partNumber: string; bytes: Buffer }[]>();
 
   const extra: Middleware = async (ctx, next) => {
     requests.push({ method: ctx.method, url: ctx.url, headers: { ...ctx.headers } });
@@ -103,6 +113,17 @@ export async function startS3Server(): Promise<TestS3Server> {
     }
     const [, bucket, ...keyParts] = ctx.path.split('/');
     const key = decodeURIComponent(keyParts.join('/'));
+    const hold = ctx.method === 'PUT' && ctx.query.partNumber !== undefined ? holds.find((h) => h.url.test(ctx.url)) : undefined;
+    if (hold && bucket) {
+      holds.splice(holds.indexOf(hold), 1);
+      const chunks: Buffer[] = [];
+      await new Promise((resolve) => ctx.req.on('data', (c: Buffer) => chunks.push(c)).on('end', resolve).on('error', resolve));
+      const upload = path.join(uploadsDir(bucket), path.basename(ctx.query.uploadId!));
+      lateParts.set(upload, [...(lateParts.get(upload) ?? []), { partNumber: ctx.query.partNumber!, bytes: Buffer.concat(chunks) }]);
+      hold.received();
+      ctx.respond = false;
+      return;
+    }
     if (bucket && key && ctx.query.uploadId !== undefined && (ctx.method === 'DELETE' || ctx.method === 'GET')) {
       // AbortMultipartUpload and ListParts: NoSuchUpload once the upload is completed or aborted.
       const upload = path.join(uploadsDir(bucket), path.basename(ctx.query.uploadId));
@@ -111,6 +132,12 @@ export async function startS3Server(): Promise<TestS3Server> {
         ctx.body = { Error: { Code: 'NoSuchUpload', Message: 'The specified upload does not exist.' } };
       } else if (ctx.method === 'DELETE') {
         rmSync(upload, { recursive: true, force: true });
+        // A held part lands now, after the abort: the upload is back, holding that part.
+        for (const late of lateParts.get(upload) ?? []) {
+          mkdirSync(upload, { recursive: true });
+          writeFileSync(path.join(upload, late.partNumber), late.bytes);
+        }
+        lateParts.delete(upload);
         ctx.status = 204;
         ctx.body = '';
       } else {
@@ -167,8 +194,13 @@ export async function startS3Server(): Promise<TestS3Server> {
     failNext(fault) {
       faults.push({ times: 1, ...fault });
     },
+    holdPartUntilAborted(url) {
+      return new Promise<void>((received) => holds.push({ url, received }));
+    },
     clearFaults() {
       faults.length = 0;
+      holds.length = 0;
+      lateParts.clear();
     },
     async createBucket(name) {
       await client.send(new CreateBucketCommand({ Bucket: name }));
