@@ -1,6 +1,6 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
-import { ListMultipartUploadsCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, ListMultipartUploadsCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { expect } from 'chai';
 import { parse } from 'csv-parse/sync';
 import { parquetMetadata, parquetReadObjects } from 'hyparquet';
@@ -794,6 +794,34 @@ describe('S3 export target against a real S3 server (s3rver)', function () {
         expect(server.pendingUploads(bucket)).to.deep.equal([]);
       });
     }
+
+    it("CompleteMultipartUpload applied, its answer lost on every attempt, a server with S3's multipart ETags: the ETag is this upload's, the run succeeds", async () => {
+      server.multipartEtags('s3');
+      const { log, lines } = memoryLogger();
+      const sink = await sinkWith({ endpoint: proxy.endpoint, format: 'ndjson', key: 'u/{rule}-{part}.{ext}', max_records_per_object: 2, retry: { max_attempts: 2, initial_backoff: '5ms', max_backoff: '10ms' } }, log);
+      await sink.write(csvBatch(ids(1, 3)));
+      proxy.loseNext({ method: 'POST', url: publishes.CompleteMultipartUpload.url(), when: 'after the server', times: 2 });
+      await sink.flush();
+      const head = await server.client.send(new HeadObjectCommand({ Bucket: bucket, Key: 'u/hot-1.ndjson' }));
+      const partMd5 = createHash('md5').update(await body('u/hot-1.ndjson')).digest();
+      expect(head.ETag, 'one part: MD5 of its MD5, -1').to.equal(`"${createHash('md5').update(partMd5).digest('hex')}-1"`);
+      expect(parseNdjson((await body('u/hot-1.ndjson')).toString()).map((r) => r.id)).to.deep.equal(['s1', 's2']);
+      expect(server.pendingUploads(bucket)).to.deep.equal([]);
+      expect(lines().some((l) => l.level === 40 && /answer to publishing the object was lost/.test(String(l.msg)))).to.equal(true);
+    });
+
+    it('CompleteMultipartUpload applied, its answer lost on every attempt, the key holding a multipart object of other parts (same run, same size): not taken, the run fails, nothing left', async () => {
+      server.multipartEtags('other');
+      const sink = await throughProxy({ max_attempts: 2 });
+      await sink.write(csvBatch(ids(1, 3)));
+      proxy.loseNext({ method: 'POST', url: publishes.CompleteMultipartUpload.url(), when: 'after the server', times: 2 });
+      const err = await sink.flush().then(() => undefined, (e) => e);
+      expect(err, 'the flush failed').to.be.instanceOf(Error);
+      expect(describeError(err)).to.include(`publishing s3://${bucket}/u/hot-1.ndjson`).and.include('no object of this run was made visible');
+      expect(proxy.lost, 'both attempts reached the server').to.have.lengthOf(2);
+      expect(await server.keys(bucket), "this run's object at the key is removed again").to.deep.equal([]);
+      expect(server.pendingUploads(bucket)).to.deep.equal([]);
+    });
 
     it('CompleteMultipartUpload applied, its answer lost once, its retries finding the upload gone: the object is there once, complete, and the run succeeds', async () => {
       const sink = await throughProxy({ max_attempts: 3 });

@@ -11,6 +11,7 @@
  * matching requests with an S3 error (500 InternalError, 503 SlowDown...), as a troubled S3 would,
  * or with a status and no body (`body: false`), as S3 answers a HEAD.
  */
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { S3Client, CreateBucketCommand, ListObjectsV2Command, GetObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
@@ -56,7 +57,13 @@ export interface TestS3Server {
    * bytes have all arrived.
    */
   holdPartUntilAborted(url: RegExp): Promise<void>;
-  /** Forgets the faults not yet used. */
+  /**
+   * The ETag a completed multipart upload gets: s3rver's MD5 of the whole body ('md5', the
+   * default), S3's MD5 of the parts' MD5s with "-" and their count ('s3'), or an S3-style ETag of
+   * other parts ('other': the key holds another multipart object than the one just completed).
+   */
+  multipartEtags(style: 'md5' | 's3' | 'other'): void;
+  /** Forgets the faults and held parts not yet used, and goes back to s3rver's own ETags. */
   clearFaults(): void;
   createBucket(name: string): Promise<void>;
   /** Keys of the bucket (under a prefix), sorted. */
@@ -88,7 +95,11 @@ export async function startS3Server(): Promise<TestS3Server> {
   const { dir, cleanup } = makeTempDir('tp-s3rver-');
   const faults: Fault[] = [];
   const requests: ReceivedRequest[] = [];
-  const server = new S3rver({ address: '127.0.0.1', port: 0, directory: dir, silent: true }) as unknown as S3rver & { middleware: Middleware[] };
+  const server = new S3rver({ address: '127.0.0.1', port: 0, directory: dir, silent: true }) as unknown as S3rver & {
+    middleware: Middleware[];
+    store: { getResourcePath(bucket: string, key: string, resource: string): string };
+  };
+  let etagStyle: 'md5' | 's3' | 'other' = 'md5';
   const uploadsDir = (bucket: string) => path.join(dir, bucket, '._S3rver_uploads');
   const holds: { url: RegExp; received: () => void }[] = [];
   /** Parts held back, by upload folder, stored when their upload is aborted. */
@@ -146,6 +157,24 @@ export async function startS3Server(): Promise<TestS3Server> {
       }
       return;
     }
+    if (ctx.method === 'POST' && bucket && key && ctx.query.uploadId !== undefined && etagStyle !== 'md5') {
+      // CompleteMultipartUpload, then the object's ETag made as S3 makes it: read the parts' MD5s
+      // before s3rver removes them, and write the ETag where s3rver keeps the object's.
+      const upload = path.join(uploadsDir(bucket), path.basename(ctx.query.uploadId));
+      const partMd5s = existsSync(upload)
+        ? readdirSync(upload)
+            .filter((f) => /^\d+\.md5$/.test(f))
+            .sort((a, b) => parseInt(a, 10) - parseInt(b, 10))
+            .map((f) => Buffer.from(readFileSync(path.join(upload, f), 'utf8'), 'hex'))
+        : [];
+      await next();
+      if (ctx.status === 200 && partMd5s.length > 0) {
+        if (etagStyle === 'other') partMd5s.reverse().push(Buffer.alloc(16));
+        const etag = `${createHash('md5').update(Buffer.concat(partMd5s)).digest('hex')}-${partMd5s.length}`;
+        writeFileSync(server.store.getResourcePath(bucket, key, 'object.md5'), etag);
+      }
+      return;
+    }
     if (ctx.method === 'GET' && bucket && !key && ctx.query.uploads !== undefined) {
       ctx.body = {
         ListMultipartUploadsResult: {
@@ -194,6 +223,9 @@ export async function startS3Server(): Promise<TestS3Server> {
     failNext(fault) {
       faults.push({ times: 1, ...fault });
     },
+    multipartEtags(style) {
+      etagStyle = style;
+    },
     holdPartUntilAborted(url) {
       return new Promise<void>((received) => holds.push({ url, received }));
     },
@@ -201,6 +233,7 @@ export async function startS3Server(): Promise<TestS3Server> {
       faults.length = 0;
       holds.length = 0;
       lateParts.clear();
+      etagStyle = 'md5';
     },
     async createBucket(name) {
       await client.send(new CreateBucketCommand({ Bucket: name }));
