@@ -6,19 +6,23 @@
 //   - NDJSON: records/s against the file target's NDJSON path on the same records, and the time
 //     against a bare multipart upload of the same bytes to the same server (what the server
 //     alone costs), alternated round by round;
+//   - the same NDJSON comparison through the whole CLI (a CSV read, every row matched and
+//     exported), to S3 and to the file target, as a user's run sees it;
 //   - peak RSS of a 5,000,000-record export (Parquet and NDJSON), in its own child.
 // BENCH_S3_ROWS (default 1,000,000) and BENCH_S3_BIG_ROWS (default 5,000,000) set the sizes;
 // BENCH_S3_ROW_GROUP sets the Parquet row_group_size, BENCH_S3_PART_MIB the part_size_mib; BENCH_S3_NODE_FLAGS passes flags to the target's node
 // (e.g. --max-old-space-size=64, to see what a heap limit does to peak RSS).
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { ensureDataset } from '../generate.mjs';
 
 export const name = 's3';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const DATA_DIR = join(ROOT, 'bench', 'data');
 const dist = (file) => pathToFileURL(join(ROOT, 'dist', file)).href;
 const ROWS = Number(process.env.BENCH_S3_ROWS ?? 1_000_000);
 const BIG_ROWS = Number(process.env.BENCH_S3_BIG_ROWS ?? 5_000_000);
@@ -141,6 +145,43 @@ function runChild(params) {
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
+/** A config reading the CSV, matching every row, exporting to S3 (NDJSON) or to the file target. */
+function cliConfig(dir, csv, target, endpoint, bucket) {
+  const out =
+    target === 's3'
+      ? { type: 's3', bucket, endpoint, force_path_style: true, format: 'ndjson', key: 'cli/{rule}/{run_id}.{ext}' }
+      : { type: 'file', path: join(dir, 'cli-out', '{rule}.ndjson'), mode: 'overwrite' };
+  const config = {
+    datasources: { sensors: { type: 'csv', path: csv, columns: { value: 'number', created_at: 'timestamp' } } },
+    processing_rules: [{ name: 'every_reading', threshold_field: 'value', threshold_type: 'greater_than_or_equal', threshold_value: 0, export_targets: ['out'] }],
+    export_targets: { out },
+  };
+  const path = join(dir, `cli-${target}.yaml`);
+  writeFileSync(path, JSON.stringify(config));
+  return path;
+}
+
+/** Wall seconds of one CLI run on the config, with a state folder of its own; fails unless it exits 0. */
+function runCli(config) {
+  const state = mkdtempSync(join(tmpdir(), 'tp-bench-state-'));
+  return new Promise((resolve, reject) => {
+    const started = process.hrtime.bigint();
+    const proc = spawn(process.execPath, [join(ROOT, 'dist', 'processor.js'), '--config', config, '--state-dir', state], {
+      cwd: ROOT,
+      env: { ...process.env, ...CREDENTIALS },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let err = '';
+    proc.stderr.on('data', (d) => (err = (err + d).slice(-4000)));
+    proc.on('error', reject);
+    proc.on('close', (code) => {
+      rmSync(state, { recursive: true, force: true });
+      if (code === 0) resolve(Number(process.hrtime.bigint() - started) / 1e9);
+      else reject(new Error(`processor exited ${code}: ${err}`));
+    });
+  });
+}
+
 async function medianOf(runs, params) {
   const results = [];
   for (let i = 0; i < runs; i++) results.push(await runChild(params));
@@ -225,6 +266,24 @@ export async function run({ progress }) {
       floor: ndjsonFile.cpuSeconds,
       ratio: ndjsonFile.cpuSeconds / ndjsonS3.cpuSeconds,
       note: 'what the target itself costs, apart from waiting on the server: encoding, signing, sending',
+    });
+
+    // The same comparison through the whole CLI: a run reading a CSV of ROWS rows, matching every
+    // record and exporting it as NDJSON, to S3 or to the file target (each run with fresh state,
+    // so each exports every record), alternated round by round.
+    progress(`s3: the CLI end to end, CSV to ndjson on s3rver and to the file target, ${ROWS.toLocaleString('en-US')} records, ${RUNS} rounds`);
+    const cli = { s3: [], file: [] };
+    const csv = ensureDataset({ path: join(DATA_DIR, `sensors-${ROWS}.csv`), rows: ROWS }).path;
+    for (let i = 0; i < RUNS; i++) {
+      for (const target of ['s3', 'file']) cli[target].push(await runCli(cliConfig(fileDir, csv, target, endpoint, bucket)));
+    }
+    rows.push({
+      case: 'the CLI end to end: CSV to ndjson on s3rver vs to the file target',
+      figure: median(cli.s3),
+      unit: 's',
+      floor: median(cli.file),
+      ratio: median(cli.file) / median(cli.s3),
+      note: `a run reading ${ROWS.toLocaleString('en-US')} CSV rows, every one matched and exported; s3 ${cli.s3.map((x) => x.toFixed(2)).join(', ')} s, file ${cli.file.map((x) => x.toFixed(2)).join(', ')} s`,
     });
 
     for (const format of ['parquet', 'ndjson']) {
