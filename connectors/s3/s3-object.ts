@@ -63,6 +63,13 @@ export class PendingObject {
   readonly #parts: { PartNumber: number; ETag: string }[] = [];
   /** Part uploads in flight, oldest first: a failure surfaces at a later append or at seal. */
   #inFlight: Promise<void>[] = [];
+  /** Stops the part uploads in flight when the object is discarded: there is no point finishing them. */
+  readonly #partUploads = new AbortController();
+  /**
+   * A part request ended without a definite answer (cut off, timed out, a 5xx): the server may
+   * still store that part, after an abort too (see abortAgainIfPartsLanded).
+   */
+  #partMayLand = false;
   #bytes = 0;
   /** Metadata given when the object is created; set at seal, or earlier (without the record count) if a part had to go first. */
   #metadata: Record<string, string> | undefined;
@@ -202,24 +209,42 @@ export class PendingObject {
     }
   }
 
-  /** Drops what was uploaded and not published: the multipart upload is aborted, so no part is left on the server. */
+  /**
+   * Drops what was uploaded and not published: parts still uploading are stopped, and the
+   * multipart upload is aborted, so no part is left on the server.
+   */
   async discard(signal: AbortSignal): Promise<void> {
     this.#part = new PartBuffer();
     this.#spare = [];
-    const settled = await Promise.allSettled(this.#inFlight);
+    this.stopUploads();
+    await Promise.allSettled(this.#inFlight);
     this.#inFlight = [];
     const uploadId = this.#uploadId;
     if (uploadId === undefined) return;
     this.#uploadId = undefined;
     await this.abortUpload(uploadId, signal);
-    if (settled.some((r) => r.status === 'rejected' && !answeredByServer(r.reason))) await this.abortAgainIfPartsLanded(uploadId, signal);
+    if (this.#partMayLand) await this.abortAgainIfPartsLanded(uploadId, signal);
   }
 
+  /**
+   * Stops the part uploads in flight: the object is being discarded, and waiting for a stalled
+   * part could use the whole cleanup time (idle_timeout on each attempt) before the abort is even
+   * sent. A part cut off so may still land: #partMayLand says so, and discard checks.
+   */
+  stopUploads(): void {
+    this.#partUploads.abort();
+  }
+
+  /** Aborts the multipart upload; one already gone (NoSuchUpload: an earlier attempt's answer was lost) counts as aborted. */
   private async abortUpload(uploadId: string, signal: AbortSignal): Promise<void> {
     const { AbortMultipartUploadCommand } = await import('@aws-sdk/client-s3');
-    await s3Call('aborting the upload of', this, { ...this.call, signal }, (abortSignal) =>
-      this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.key, UploadId: uploadId }), { abortSignal }),
-    );
+    try {
+      await s3Call('aborting the upload of', this, { ...this.call, signal }, (abortSignal) =>
+        this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.key, UploadId: uploadId }), { abortSignal }),
+      );
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'NoSuchUpload') throw err;
+    }
   }
 
   /**
@@ -227,13 +252,14 @@ export class PendingObject {
    * stored by the server after the abort, and its storage then stays: S3 documents that an abort
    * may have to be repeated while parts upload, and that ListParts tells whether any are left. So
    * after such a cut, the upload is asked about a little later, twice, and aborted again while it
-   * holds parts.
+   * holds parts; where ListParts is refused (no s3:ListMultipartUploadParts), it is aborted again
+   * without asking.
    */
   private async abortAgainIfPartsLanded(uploadId: string, signal: AbortSignal): Promise<void> {
     const { ListPartsCommand } = await import('@aws-sdk/client-s3');
     for (const wait of LATE_PART_CHECKS_MS) {
       await sleep(wait, signal, 'waiting for parts cut off in flight');
-      let parts: number;
+      let parts = 1;
       try {
         const listed = await s3Call('listing the parts of', this, { ...this.call, signal }, (abortSignal) =>
           this.client.send(new ListPartsCommand({ Bucket: this.bucket, Key: this.key, UploadId: uploadId }), { abortSignal }),
@@ -241,7 +267,8 @@ export class PendingObject {
         parts = listed.Parts?.length ?? 0;
       } catch (err) {
         if ((err as { code?: string }).code === 'NoSuchUpload') continue;
-        throw err;
+        if (signal.aborted) throw err;
+        this.call.log.debug({ err: serializeError(err), bucket: this.bucket, key: this.key }, 'the parts of an aborted upload cannot be listed; aborting it again without asking');
       }
       if (parts > 0) await this.abortUpload(uploadId, signal);
     }
@@ -375,11 +402,15 @@ export class PendingObject {
     this.#parts.push({ PartNumber: partNumber, ETag: '' });
     const uploadId = this.#uploadId!;
     const { UploadPartCommand } = await import('@aws-sdk/client-s3');
-    const upload = s3Call(`uploading part ${partNumber} of`, this, { ...this.call, signal }, (abortSignal) =>
-      this.client.send(new UploadPartCommand({ Bucket: this.bucket, Key: this.key, UploadId: uploadId, PartNumber: partNumber, Body: body }), {
-        abortSignal,
-      }),
-    ).then((result) => {
+    const partSignal = AbortSignal.any([signal, this.#partUploads.signal]);
+    const upload = s3Call(`uploading part ${partNumber} of`, this, { ...this.call, signal: partSignal }, async (abortSignal) => {
+      try {
+        return await this.client.send(new UploadPartCommand({ Bucket: this.bucket, Key: this.key, UploadId: uploadId, PartNumber: partNumber, Body: body }), { abortSignal });
+      } catch (err) {
+        if (!refusedByServer(err)) this.#partMayLand = true;
+        throw err;
+      }
+    }).then((result) => {
       this.#parts[partNumber - 1]!.ETag = result.ETag!;
       if (body.buffer.byteLength >= this.partSize && body.byteOffset === 0) this.#spare.push(Buffer.from(body.buffer, 0, body.buffer.byteLength));
     });
@@ -399,9 +430,13 @@ export class PendingObject {
   }
 }
 
-/** Whether a failed request got the server's answer (an S3 error), rather than being cut off with its fate unknown. */
-function answeredByServer(err: unknown): boolean {
-  return (err as { details?: { status?: number } } | undefined)?.details?.status !== undefined;
+/**
+ * Whether the server answered a request with a refusal (4xx), which stores nothing. A request
+ * cut off, timed out or answered 5xx may have been stored all the same.
+ */
+function refusedByServer(err: unknown): boolean {
+  const status = (err as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode;
+  return status !== undefined && status >= 400 && status < 500;
 }
 
 /**

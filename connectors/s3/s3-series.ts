@@ -64,14 +64,20 @@ export class ObjectSeries {
 
   /** Aborts every upload of the series; none of its objects becomes visible. */
   async discard(signal: AbortSignal): Promise<void> {
+    // A write waiting for a stalled part would hold the discard up to idle_timeout per attempt: the parts stop first.
+    for (const object of this.objects()) object.stopUploads();
     await this.#chain.catch(() => undefined);
-    const objects = [...new Set([...this.#sealed.map((s) => s.object), ...this.#closing, ...(this.#open ? [this.#open.object] : [])])];
+    const objects = this.objects();
     this.#open = undefined;
     this.#sealed.length = 0;
     this.#closing.clear();
     const results = await Promise.allSettled(objects.map((o) => o.discard(signal)));
     const failed = results.find((r) => r.status === 'rejected');
     if (failed) throw (failed as PromiseRejectedResult).reason;
+  }
+
+  private objects(): PendingObject[] {
+    return [...new Set([...this.#sealed.map((s) => s.object), ...this.#closing, ...(this.#open ? [this.#open.object] : [])])];
   }
 
   private async writeNow(batch: MatchBatch, ctx: OperationContext): Promise<void> {

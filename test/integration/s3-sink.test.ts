@@ -537,7 +537,7 @@ describe('S3 export target against a real S3 server (s3rver)', function () {
     it('while a part uploads, encoding the next batch lets the event loop turn, so the upload moves on meanwhile', async () => {
       const sink = await sinkWith({ format: 'ndjson', key: 'big/{rule}.{ext}', part_size_mib: 5 });
       const batches = bigBatches();
-      // About 1.2 MiB each: the fifth fills the first part, which then goes up.
+      // About 2 MiB of NDJSON each: the third fills the first part, which then goes up.
       for (const batch of batches.slice(0, 5)) await sink.write(batch);
       expect(server.pendingUploads(bucket), 'the first part has gone').to.have.lengthOf(1);
       let turns = 0;
@@ -550,7 +550,7 @@ describe('S3 export target against a real S3 server (s3rver)', function () {
       await sink.write(batches[5]!);
       counting = false;
       // Without a turn, the request writes only what the socket took at once until the next part is due.
-      expect(turns, 'event-loop turns while encoding ~1.2 MiB').to.be.at.least(2);
+      expect(turns, 'event-loop turns while encoding ~2 MiB').to.be.at.least(2);
       await sink.flush();
       expect(parseNdjson((await body('big/hot.ndjson')).toString('utf8'))).to.have.lengthOf(60_000);
     });
@@ -580,28 +580,75 @@ describe('S3 export target against a real S3 server (s3rver)', function () {
       expect(listed.Uploads ?? []).to.deep.equal([]);
     });
 
-    it('a part cut off in flight that the server stores after the abort: the upload is aborted again, nothing is left', async () => {
-      const { log, lines } = memoryLogger();
-      const sink = await sinkWith({ format: 'ndjson', key: 'big/{rule}.{ext}', part_size_mib: 5 }, log);
+    /** Batches of ~2 MiB of NDJSON: with 5 MiB parts the third sends part 1, the fifth part 2, the eighth fills part 3 (which waits for part 2). */
+    const manyBatches = (count: number) => ids(0, count).map((b) => csvBatch(ids(b * 10_000, 10_000)));
+
+    /** Writes the batches in the background under the run's signal; the promise never rejects (a cancelled write is expected). */
+    function writeInBackground(sink: { sink: Sink }, batches: MatchBatch[], signal: AbortSignal, log: ReturnType<typeof memoryLogger>['log']) {
+      return (async () => {
+        for (const batch of batches) await sink.sink.write(deliveryBatch('test', [batch]), { signal, log });
+      })().catch(() => undefined);
+    }
+
+    const requestsOf = (method: string, test: RegExp) => server.requests.filter((r) => r.url.startsWith(`/${bucket}/`) && r.method === method && test.test(r.url));
+
+    for (const waiting of [false, true]) {
+      it(`a part cut off in flight that the server stores after the abort (the writer ${waiting ? 'waiting on that part' : 'done'}): the upload is aborted again, nothing is left`, async () => {
+        const { log, lines } = memoryLogger();
+        const sink = await sinkWith({ format: 'ndjson', key: 'big/{rule}.{ext}', part_size_mib: 5 }, log);
+        const run = new AbortController();
+        const held = server.holdPartUntilAborted(/[?&]partNumber=2(&|$)/);
+        const writing = writeInBackground(sink, manyBatches(waiting ? 10 : 6), run.signal, log);
+        await held;
+        // Waiting: part 3 fills meanwhile, and the writer waits for part 2 before sending it.
+        if (waiting) await new Promise((resolve) => setTimeout(resolve, 500));
+        // The run is cancelled (a signal, a deadline): the part's request is cut off, its fate unknown to the target.
+        run.abort();
+        await writing;
+        await sink.abort();
+        expect(requestsOf('PUT', /[?&]partNumber=3(&|$)/), 'part 3 was never sent').to.deep.equal([]);
+        expect(requestsOf('DELETE', /[?&]uploadId=/), 'aborted, then aborted again once the late part was listed').to.have.lengthOf(2);
+        expect(requestsOf('GET', /[?&]uploadId=/), 'asked with ListParts').to.not.deep.equal([]);
+        expect(server.pendingUploads(bucket)).to.deep.equal([]);
+        expect(await server.keys(bucket)).to.deep.equal([]);
+        expect(lines().filter((l) => Number(l.level) >= 40).map((l) => l.msg)).to.deep.equal([]);
+      });
+    }
+
+    for (const waiting of [false, true]) {
+      it(`abort() while a part stalls (the writer ${waiting ? 'waiting on it' : 'done'}): the part is stopped at once, not after idle_timeout, and the upload aborted, the late part too`, async function () {
+        // Without stopping the part, abort() waited idle_timeout (40 s here) and its 30 s cleanup budget was gone before the abort was sent.
+        this.timeout(20_000);
+        const { log, lines } = memoryLogger();
+        const sink = await sinkWith({ format: 'ndjson', key: 'big/{rule}.{ext}', part_size_mib: 5, idle_timeout: '40s', retry: { max_attempts: 1 } }, log);
+        const held = server.holdPartUntilAborted(/[?&]partNumber=1(&|$)/);
+        // Four batches: part 1 goes up, part 2 is not full; six: part 2 is full and waits for part 1.
+        const writing = writeInBackground(sink, manyBatches(waiting ? 6 : 4), new AbortController().signal, log);
+        await held;
+        if (waiting) await new Promise((resolve) => setTimeout(resolve, 300));
+        await sink.abort();
+        await writing;
+        expect(requestsOf('PUT', /[?&]partNumber=2(&|$)/), 'part 2 was never sent').to.deep.equal([]);
+        expect(requestsOf('DELETE', /[?&]uploadId=/)).to.have.lengthOf(2);
+        expect(server.pendingUploads(bucket)).to.deep.equal([]);
+        expect(lines().filter((l) => Number(l.level) >= 40).map((l) => l.msg)).to.deep.equal([]);
+      });
+    }
+
+    it('ListParts refused after a part was cut off: the upload is aborted again without asking, nothing is left', async () => {
+      const { log } = memoryLogger();
+      const sink = await sinkWith({ format: 'ndjson', key: 'big/{rule}.{ext}', part_size_mib: 5, retry: { max_attempts: 1 } }, log);
       const run = new AbortController();
       const held = server.holdPartUntilAborted(/[?&]partNumber=2(&|$)/);
-      // Ten batches of ~1.2 MiB: the fifth sends part 1, the ninth part 2, which the server holds.
-      const writing = (async () => {
-        for (const batch of ids(0, 10).map((b) => csvBatch(ids(b * 10_000, 10_000)))) await sink.sink.write(deliveryBatch('test', [batch]), { signal: run.signal, log });
-      })();
-      writing.catch(() => undefined);
+      const writing = writeInBackground(sink, manyBatches(6), run.signal, log);
       await held;
-      // The run is cancelled (a signal, a deadline): the part's request is cut off, its fate unknown to the target.
+      server.failNext({ method: 'GET', url: /[?&]uploadId=/, status: 403, code: 'AccessDenied', times: 2 });
       run.abort();
-      await writing.catch(() => undefined);
+      await writing;
       await sink.abort();
-      const ours = server.requests.filter((r) => r.url.startsWith(`/${bucket}/`));
-      const aborts = ours.filter((r) => r.method === 'DELETE' && /[?&]uploadId=/.test(r.url));
-      expect(aborts, 'aborted, then aborted again once the late part was listed').to.have.lengthOf(2);
-      expect(ours.some((r) => r.method === 'GET' && /[?&]uploadId=/.test(r.url)), 'asked with ListParts').to.equal(true);
+      expect(requestsOf('GET', /[?&]uploadId=/), 'both ListParts refused').to.have.lengthOf(2);
+      expect(requestsOf('DELETE', /[?&]uploadId=/), 'the first abort and one after each refused ListParts').to.have.lengthOf(3);
       expect(server.pendingUploads(bucket)).to.deep.equal([]);
-      expect(await server.keys(bucket)).to.deep.equal([]);
-      expect(lines().filter((l) => Number(l.level) >= 40).map((l) => l.msg)).to.deep.equal([]);
     });
 
     it('parquet larger than one part, several row groups: reads back whole', async () => {
@@ -794,6 +841,21 @@ describe('S3 export target against a real S3 server (s3rver)', function () {
         expect(server.pendingUploads(bucket)).to.deep.equal([]);
       });
     }
+
+    it("AbortMultipartUpload applied, its answer lost: the retry's NoSuchUpload counts as aborted, without a warning, nothing pending", async () => {
+      const { log, lines } = memoryLogger();
+      const sink = await sinkWith({ endpoint: proxy.endpoint, format: 'ndjson', key: 'u/{rule}-{part}.{ext}', max_records_per_object: 2, retry: { max_attempts: 3, initial_backoff: '5ms', max_backoff: '10ms' } }, log);
+      await sink.write(csvBatch(ids(1, 3)));
+      expect(server.pendingUploads(bucket), 'hot-1 went up as a multipart upload').to.have.lengthOf(1);
+      proxy.loseNext({ method: 'DELETE', url: new RegExp(`^/${bucket}/u/hot-1\\.ndjson\\?uploadId=`), when: 'after the server' });
+      await sink.abort();
+      expect(proxy.lost).to.have.lengthOf(1);
+      expect(proxy.lost[0]).to.include({ applied: true });
+      expect(server.pendingUploads(bucket)).to.deep.equal([]);
+      expect(await server.keys(bucket)).to.deep.equal([]);
+      // The lost attempt is retried with a warning, as any; the abort itself did not fail.
+      expect(lines().filter((l) => Number(l.level) >= 40).map((l) => l.msg)).to.deep.equal([`aborting the upload of s3://${bucket}/u/hot-1.ndjson failed; trying again`]);
+    });
 
     it("CompleteMultipartUpload applied, its answer lost on every attempt, a server with S3's multipart ETags: the ETag is this upload's, the run succeeds", async () => {
       server.multipartEtags('s3');
