@@ -95,7 +95,7 @@ function jsonText(value: unknown): string {
 
 /** An element of a PostgreSQL array literal: always double-quoted, so commas, braces and spaces stay data. */
 function arrayElement(value: unknown): string {
-  if (value === null || value === undefined) return 'NULL';
+  if (value === null || value === undefined || (value instanceof Date && Number.isNaN(value.getTime()))) return 'NULL';
   if (Array.isArray(value)) return arrayLiteral(value);
   const text =
     typeof value === 'string' ? value : value instanceof Date ? value.toISOString() : typeof value === 'object' ? jsonText(value) : String(value);

@@ -1,6 +1,6 @@
 import type { MatchBatch } from '../../connectors/types.js';
 import { exportColumns, exportRecords } from '../records/export-record.js';
-import { jsonValue, OUTPUT_PIECE } from './ndjson.js';
+import { dateText, jsonValue, OUTPUT_PIECE } from './ndjson.js';
 
 /** One CSV cell as RFC 4180 writes it: quoted when it holds the delimiter, a quote, a line break or edge spaces. */
 export function csvCell(value: unknown, delimiter = ','): string {
@@ -9,7 +9,7 @@ export function csvCell(value: unknown, delimiter = ','): string {
     typeof value === 'string'
       ? value
       : value instanceof Date
-        ? value.toISOString()
+        ? (dateText(value) ?? '')
         : typeof value === 'object'
           ? jsonValue(value)
           : String(value);

@@ -82,6 +82,14 @@ export function jsonString(text: string): string {
   return NEEDS_ESCAPE.test(text) ? JSON.stringify(text) : '"' + text + '"';
 }
 
+/**
+ * A Date as ISO text, or null for an invalid one (new Date('garbage')), which JSON writes as
+ * null too: toISOString would throw and fail the whole export for one bad value.
+ */
+export function dateText(date: Date): string | null {
+  return Number.isNaN(date.getTime()) ? null : date.toISOString();
+}
+
 /** JSON of any record value: big integers (bigint) as exact numbers, never rounded, never a thrown TypeError. */
 export function jsonValue(value: unknown): string {
   try {

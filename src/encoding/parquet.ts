@@ -33,7 +33,7 @@ import { exportFields, metadataOf } from '../records/export-record.js';
 import { widenType, type FieldType } from '../records/fields.js';
 import { ColumnLayout } from '../records/layout.js';
 import { toEpochMillis } from '../rules/coerce.js';
-import { jsonValue } from './ndjson.js';
+import { dateText, jsonValue } from './ndjson.js';
 
 export type ParquetCompression = 'snappy' | 'gzip' | 'none';
 
@@ -320,7 +320,8 @@ const CONVERTERS: Record<ParquetKind, (v: unknown) => unknown> = {
   // Milliseconds as a number: the writer makes the INT64 when it encodes the row group, so the
   // buffered row group holds no BigInt per cell.
   TIMESTAMP(v) {
-    if (v instanceof Date) return Number.isNaN(v.getTime()) ? undefined : v.getTime();
+    // An invalid Date is null, as the text formats write it, not a reason to make the column text.
+    if (v instanceof Date) return Number.isNaN(v.getTime()) ? null : v.getTime();
     if (typeof v === 'string') {
       const ms = toEpochMillis(v);
       // A bare number is read as epoch seconds or milliseconds by the rules, but as a column value it stays a number.
@@ -333,7 +334,7 @@ const CONVERTERS: Record<ParquetKind, (v: unknown) => unknown> = {
   },
   STRING(v) {
     if (typeof v === 'string') return v;
-    if (v instanceof Date) return v.toISOString();
+    if (v instanceof Date) return dateText(v);
     if (typeof v === 'object') return jsonValue(v);
     return String(v);
   },

@@ -65,6 +65,8 @@ describe('postgresql identifiers and values', () => {
     expect(valueText({ a: [1, 2n] }, false)).to.equal('{"a":[1,"2"]}');
     expect(valueText(['a', null, 'b,c', 'd"e\\f'], true)).to.equal('{"a",NULL,"b,c","d\\"e\\\\f"}');
     expect(arrayLiteral([[1, 2], [3, null]])).to.equal('{{"1","2"},{"3",NULL}}');
+    // An invalid Date is NULL, as JSON writes it, not a RangeError that fails the batch.
+    expect(arrayLiteral([new Date(0), new Date(Number.NaN)])).to.equal('{"1970-01-01T00:00:00.000Z",NULL}');
     expect(valueText(Infinity, false)).to.equal('Infinity');
   });
 });

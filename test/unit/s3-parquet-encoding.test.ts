@@ -3,6 +3,7 @@ import { parquetMetadata, parquetReadObjects } from 'hyparquet';
 import type { MatchBatch } from '../../connectors/types.js';
 import { runInNewContext } from 'node:vm';
 import { fetchCollector, HEAP_GROWTH_BEFORE_COLLECTION, HeapGuard, ParquetEncoder, prepareFor, prepareNew, rawColumns } from '../../src/encoding/parquet.js';
+import { csvLine } from '../../src/encoding/csv.js';
 import type { FieldDescriptor } from '../../src/records/fields.js';
 import { ColumnLayout, OBJECT_LAYOUT } from '../../src/records/layout.js';
 
@@ -167,6 +168,24 @@ describe('Parquet encoding (src/encoding/parquet.ts)', () => {
           : { id: BigInt(n), status: n % 2 ? 'active' : 'offline', label: `l-${n}-é`, at: new Date(Date.UTC(2026, 0, 1) + n * 1000), meta: { n, tags: ['a'] } },
       );
     }
+  });
+
+  it('an invalid Date is null, in a timestamp column (which stays TIMESTAMP) and in a text one, as the text formats write it', async () => {
+    const fields: FieldDescriptor[] = [
+      { name: 't', type: 'timestamp', nullable: true },
+      { name: 's', type: 'string', nullable: true },
+    ];
+    const records = [
+      { t: new Date(Number.NaN), s: new Date(Number.NaN) },
+      { t: new Date(1000), s: 'x' },
+    ];
+    expect(kinds(batch(records, fields))).to.deep.equal(['t:TIMESTAMP', 's:STRING']);
+    const { rows } = await roundTrip([batch(records, fields)]);
+    expect(rows).to.deep.equal([
+      { t: null, s: null },
+      { t: new Date(1000), s: 'x' },
+    ]);
+    expect(csvLine([new Date(Number.NaN), new Date(0)])).to.equal(',1970-01-01T00:00:00.000Z\n');
   });
 
   it('a batch larger than a row group is split at the boundaries: every record and every type kept', async () => {
