@@ -228,6 +228,9 @@ function compressionOf(config: S3SinkConfig): 'gzip' | 'snappy' | 'none' {
 /** Objects being written in this process, by endpoint, bucket and key (with {part} as 0): the target writing each. */
 const objectOwners = new Map<string, string>();
 
+/** Keys of the objects begun in this process's current runs, by endpoint, bucket and key: the target and series writing each. */
+const keyOwners = new Map<string, { target: string; series: string }>();
+
 /** Cleaning up after a failed or cancelled cycle must not hang on a dead server, nor be cut short by the cancellation that caused it. */
 const CLEANUP_TIMEOUT_MS = 30_000;
 
@@ -236,6 +239,8 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 export class S3Sink implements Sink {
   readonly delivery = 'atomic' as const;
   #series = new Map<string, ObjectSeries>();
+  /** Ids (keyOwners) of the object keys this target claimed in the current run. */
+  readonly #claimedKeys = new Set<string>();
   readonly #key: Template;
   readonly #retry: RetryPolicy;
   readonly #format: S3Format;
@@ -290,7 +295,29 @@ export class S3Sink implements Sink {
     const key = toWellFormed(this.#key.render({ ...run, part }));
     const bytes = Buffer.byteLength(key);
     if (bytes > MAX_KEY_BYTES) throw keyTooLong(this.ctx.name, this.config.bucket, key, bytes);
+    this.claimKey(key, this.#key.render({ ...run, part: 0 }));
     return key;
+  }
+
+  /**
+   * Two objects of a run must not share a key, or the second completed replaces the first and
+   * its records are lost. Series are told apart by their key without the part, but rendered keys
+   * can still meet: `{rule}{part}` gives rule "hot1" part 1 and rule "hot" part 11 the same one.
+   * So each object's key is claimed when it begins.
+   */
+  private claimKey(key: string, seriesKey: string): void {
+    const id = this.objectId(key);
+    const owner = keyOwners.get(id);
+    if (owner !== undefined && (owner.target !== this.ctx.name || owner.series !== seriesKey)) {
+      const who = owner.target === this.ctx.name ? 'this target writes this object for another rule, datasource or part too' : `export target "${owner.target}" writes this object too`;
+      const fix = owner.target === this.ctx.name ? 'separate the names in the key template (a "/" or "-" between {rule} and {part}, say)' : 'give each S3 target its own key or bucket';
+      throw new ConnectorError(`s3://${this.config.bucket}/${key}: ${who}; ${fix}`, {
+        code: 'KEY_IN_USE',
+        details: { bucket: this.config.bucket, key, other_target: owner.target },
+      });
+    }
+    keyOwners.set(id, { target: this.ctx.name, series: seriesKey });
+    this.#claimedKeys.add(id);
   }
 
   /**
@@ -375,6 +402,10 @@ export class S3Sink implements Sink {
       const id = this.objectId(seriesKey);
       if (objectOwners.get(id) === this.ctx.name) objectOwners.delete(id);
     }
+    for (const id of this.#claimedKeys) {
+      if (keyOwners.get(id)?.target === this.ctx.name) keyOwners.delete(id);
+    }
+    this.#claimedKeys.clear();
   }
 
   private objectId(seriesKey: string): string {

@@ -474,6 +474,34 @@ describe('S3 export target against a real S3 server (s3rver)', function () {
       expect(parseNdjson((await body('same/hot.ndjson')).toString()).map((r) => r.id)).to.deep.equal(['s5']);
     });
 
+    it('two objects of one target whose keys meet ({rule}{part}: "hot1" part 1, "hot" part 11): the second fails naming the key, nothing is overwritten', async () => {
+      const sink = await sinkWith({ format: 'ndjson', key: 'k/{rule}{part}.{ext}', max_records_per_object: 1, retry: { max_attempts: 1 } });
+      await sink.write(csvBatch(ids(0, 1), 'hot1'));
+      const err = await sink.write(csvBatch(ids(100, 11), 'hot')).then(() => undefined, (e) => e);
+      expect(err?.code).to.equal('KEY_IN_USE');
+      expect(describeError(err)).to.include(`s3://${bucket}/k/hot11.ndjson: this target writes this object for another rule, datasource or part too`);
+      await sink.abort();
+      expect(await server.keys(bucket)).to.deep.equal([]);
+      expect(server.pendingUploads(bucket)).to.deep.equal([]);
+    });
+
+    it('two S3 targets with different key templates that render one key: the second fails naming the first', async () => {
+      const create = (name: string, key: string) =>
+        s3Sink.create({ type: 's3', bucket, endpoint: server.endpoint, force_path_style: true, format: 'ndjson', key, max_records_per_object: 1 }, { name, configDir: '.', log: memoryLogger().log, signal: new AbortController().signal });
+      const first = await create('first', 'x/{rule}-{part}.{ext}');
+      const second = await create('second', 'x/{rule}-2.{ext}');
+      sinks.push(first, second);
+      const a = drive(first);
+      const b = drive(second);
+      await a.write(csvBatch(ids(1, 2)));
+      const err = await b.write(csvBatch(ids(3, 1))).then(() => undefined, (e) => e);
+      expect(describeError(err)).to.include(`s3://${bucket}/x/hot-2.ndjson: export target "first" writes this object too`);
+      await b.abort();
+      await a.flush();
+      expect(await server.keys(bucket)).to.deep.equal(['x/hot-1.ndjson', 'x/hot-2.ndjson']);
+      expect(parseNdjson((await body('x/hot-2.ndjson')).toString()).map((r) => r.id)).to.deep.equal(['s2']);
+    });
+
     it('max_records_per_object splits an export into numbered parts', async () => {
       const sink = await sinkWith({ format: 'ndjson', key: 'out/{rule}/{part}.{ext}', max_records_per_object: 10 });
       await sink.write(csvBatch(ids(1, 7)));
