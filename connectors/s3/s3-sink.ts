@@ -1,6 +1,7 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { CreateContext, DeliveryBatch, OperationContext, Sink, SinkSpec } from '../types.js';
 import { duration, retryPolicyOf, type DeliveryConfig, type RetryPolicy } from '../../src/delivery/policy.js';
+import { whileExitHeld } from '../../src/delivery/exit-hold.js';
 import { CancelledError, ConnectorError, serializeError, wrapError } from '../../src/errors.js';
 import { parseDuration } from '../../src/rules/duration.js';
 import { redactUrl } from '../../src/util/redact.js';
@@ -337,13 +338,22 @@ export class S3Sink implements Sink {
       throw wrapError(`writing to bucket "${this.config.bucket}"; no object of this run was made visible`, failed.reason, { retryable: false });
     }
     const objects = sealed.flatMap((r) => (r as PromiseFulfilledResult<{ object: PendingObject; records: number }[]>).value);
-    // From here on the objects are published even if a signal arrives: half a set is worse. A
-    // stalled request ends at idle_timeout and is retried; the deadline is only a backstop.
-    const publishing = AbortSignal.timeout(this.publishDeadlineMs(objects.length));
+    // From here on the objects are published even if a signal arrives, and the process waits for
+    // it before a cancelled run's exit: half a set is worse.
+    await whileExitHeld(() => this.publishAll(objects));
+  }
+
+  /**
+   * Makes the sealed objects visible one by one; if one fails, those already visible are removed
+   * again and the rest aborted. A stalled request ends at idle_timeout and is retried; the
+   * deadline is only a backstop.
+   */
+  private async publishAll(objects: readonly { object: PendingObject; records: number }[]): Promise<void> {
+    const deadline = AbortSignal.timeout(this.publishDeadlineMs(objects.length));
     const published: PendingObject[] = [];
     for (const { object, records } of objects) {
       try {
-        await object.publish(publishing);
+        await object.publish(deadline);
         published.push(object);
         this.ctx.log.debug({ bucket: object.bucket, key: object.key, records, bytes: object.bytes }, 'object uploaded');
       } catch (err) {
@@ -434,7 +444,8 @@ export class S3Sink implements Sink {
 
   private async discardAll(series: readonly ObjectSeries[]): Promise<void> {
     const signal = AbortSignal.timeout(CLEANUP_TIMEOUT_MS);
-    const results = await Promise.allSettled(series.map((s) => s.discard(signal)));
+    // Cut off by the process exiting, the aborts would leave the parts stored.
+    const results = await whileExitHeld(() => Promise.allSettled(series.map((s) => s.discard(signal))));
     for (const r of results) {
       if (r.status === 'rejected') {
         this.ctx.log.warn({ err: serializeError(r.reason) }, 'could not abort a multipart upload; a bucket lifecycle rule (AbortIncompleteMultipartUpload) removes such parts');

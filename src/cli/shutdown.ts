@@ -1,4 +1,5 @@
 import { setMaxListeners } from 'node:events';
+import { exitHeldNow } from '../delivery/exit-hold.js';
 import type { Logger } from '../log.js';
 
 /**
@@ -9,21 +10,44 @@ import type { Logger } from '../log.js';
  */
 export const CANCEL_GRACE_MS = 10_000;
 
-/** Ends the process with `code` if it is still running `ms` from now; the timer does not keep it alive. */
-export function exitAfter(ms: number, code: number, log: Logger, reason: string): NodeJS.Timeout {
-  const timer = setTimeout(() => {
-    log.error({ waited_ms: ms, exit_code: code }, `${reason}; exiting now`);
+/**
+ * How long past the grace the deadline waits for output being made visible or undone
+ * (src/delivery/exit-hold.ts): exiting in the middle would leave half of a run's objects visible,
+ * or parts stored. With the default shutdown_timeout (60 s) and the grace it stays under the
+ * 90 s systemd gives the unit to stop (deploy/threshold-processor.service).
+ */
+export const EXIT_HOLD_MS = 15_000;
+
+/**
+ * Ends the process with `code` if it is still running `ms` from now, or, while output is being
+ * made visible or undone, when that ends (at most `holdMs` later); the timer does not keep it alive.
+ */
+export function exitAfter(ms: number, code: number, log: Logger, reason: string, holdMs = 0): NodeJS.Timeout {
+  let waited = ms;
+  let told = false;
+  const fire = () => {
+    if (exitHeldNow() > 0 && waited < ms + holdMs) {
+      if (!told) log.warn({ waited_ms: waited, hold_ms: holdMs }, 'waiting for output being made visible or undone before exiting (exiting now would leave part of it)');
+      told = true;
+      waited += HOLD_POLL_MS;
+      setTimeout(fire, HOLD_POLL_MS).unref();
+      return;
+    }
+    log.error({ waited_ms: waited, exit_code: code }, `${reason}; exiting now`);
     process.exit(code);
-  }, ms);
+  };
+  const timer = setTimeout(fire, ms);
   timer.unref();
   return timer;
 }
 
-/** Aborts `controller` and arms the deadline: the run stops within CANCEL_GRACE_MS whatever is stuck. */
-export function cancelRun(controller: AbortController, log: Logger, graceMs = CANCEL_GRACE_MS): void {
+const HOLD_POLL_MS = 100;
+
+/** Aborts `controller` and arms the deadline: the run stops within CANCEL_GRACE_MS whatever is stuck (and publishing or undoing it within EXIT_HOLD_MS more). */
+export function cancelRun(controller: AbortController, log: Logger, graceMs = CANCEL_GRACE_MS, holdMs = EXIT_HOLD_MS): void {
   if (controller.signal.aborted) return;
   controller.abort();
-  exitAfter(graceMs, 130, log, 'the cancelled run did not stop in time (a call that cannot be interrupted)');
+  exitAfter(graceMs, 130, log, 'the cancelled run did not stop in time (a call that cannot be interrupted)', holdMs);
 }
 
 /**

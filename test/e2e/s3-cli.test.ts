@@ -152,6 +152,25 @@ describe('processor CLI with an S3 target (s3rver on loopback)', function () {
     expect(server.pendingUploads(bucket)).to.deep.equal([]);
   });
 
+  it('Ctrl-C while the objects are being made visible: the process waits past the 10 s grace until all are, never leaving half the set', async function () {
+    this.timeout(60_000);
+    const yaml = configYaml(server, bucket, "    max_records_per_object: 1\n    key: 'o/{rule}-{part}.{ext}'\n").replace('format: parquet', 'format: ndjson');
+    writeFiles(dir, { 'c.yaml': yaml, 'sensors.csv': CSV });
+    // Three objects: the first two go up as multipart uploads as they fill, the third is put at publish, on a server taking 11 s over it.
+    const slowPut = server.delayNext('PUT', new RegExp(`^/${bucket}/o/high-3\\.ndjson\\?x-id=PutObject`), 11_000);
+    const cli = startCli(['--config', 'c.yaml'], { cwd: dir, env: ENV });
+    await slowPut;
+    cli.child.kill('SIGINT');
+    const result = await cli.done;
+    expect(result.code, result.stderr.slice(-2000)).to.equal(130);
+    expect(await server.keys(bucket)).to.deep.equal(['o/high-1.ndjson', 'o/high-2.ndjson', 'o/high-3.ndjson']);
+    expect(server.pendingUploads(bucket)).to.deep.equal([]);
+    const lines = logLines(result.stderr);
+    expect(lines.some((l) => /waiting for output being made visible or undone/.test(l.msg))).to.equal(true);
+    const summary = lines.find((l) => l.msg === 'run summary');
+    expect(summary?.targets?.lake, result.stderr.slice(-2000)).to.deep.include({ ok: true, records: 3 });
+  });
+
   it('credentials from the environment only (no keys in the YAML) work', async () => {
     const yaml = configYaml(server, bucket).replace(/    access_key_id:.*\n    secret_access_key:.*\n/, '');
     expect(yaml).not.to.include('access_key_id');

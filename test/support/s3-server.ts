@@ -57,6 +57,8 @@ export interface TestS3Server {
    * bytes have all arrived.
    */
   holdPartUntilAborted(url: RegExp): Promise<void>;
+  /** The next request matching `method` and `url` is served only after `ms` (a slow server); resolves when it arrives. */
+  delayNext(method: string, url: RegExp, ms: number): Promise<void>;
   /**
    * The ETag a completed multipart upload gets: s3rver's MD5 of the whole body ('md5', the
    * default), S3's MD5 of the parts' MD5s with "-" and their count ('s3'), or an S3-style ETag of
@@ -102,6 +104,7 @@ export async function startS3Server(): Promise<TestS3Server> {
   let etagStyle: 'md5' | 's3' | 'other' = 'md5';
   const uploadsDir = (bucket: string) => path.join(dir, bucket, '._S3rver_uploads');
   const holds: { url: RegExp; received: () => void }[] = [];
+  const delays: { method: string; url: RegExp; ms: number; arrived: () => void }[] = [];
   /** Parts held back, by upload folder, stored when their upload is aborted. */
   const lateParts = new Map<string, { partNumber: string; bytes: Buffer }[]>();
 
@@ -121,6 +124,12 @@ export async function startS3Server(): Promise<TestS3Server> {
       ctx.set('Content-Type', 'application/xml');
       ctx.body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${fault.code}</Code><Message>${fault.message ?? fault.code}</Message><RequestId>test</RequestId></Error>`;
       return;
+    }
+    const delay = delays.find((d) => d.method === ctx.method && d.url.test(ctx.url));
+    if (delay) {
+      delays.splice(delays.indexOf(delay), 1);
+      delay.arrived();
+      await new Promise((resolve) => setTimeout(resolve, delay.ms));
     }
     const [, bucket, ...keyParts] = ctx.path.split('/');
     const key = decodeURIComponent(keyParts.join('/'));
@@ -226,12 +235,16 @@ export async function startS3Server(): Promise<TestS3Server> {
     multipartEtags(style) {
       etagStyle = style;
     },
+    delayNext(method, url, ms) {
+      return new Promise<void>((arrived) => delays.push({ method, url, ms, arrived }));
+    },
     holdPartUntilAborted(url) {
       return new Promise<void>((received) => holds.push({ url, received }));
     },
     clearFaults() {
       faults.length = 0;
       holds.length = 0;
+      delays.length = 0;
       lateParts.clear();
       etagStyle = 'md5';
     },

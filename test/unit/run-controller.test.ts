@@ -1,5 +1,23 @@
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { runController } from '../../src/cli/shutdown.js';
+
+/**
+ * Runs a script in a node process of its own with exitAfter armed (the deadline ends the
+ * process, so it cannot run in this one); returns its exit code and its JSON log lines.
+ */
+function underDeadline(body: string): { code: number | null; lines: Record<string, unknown>[] } {
+  const module = (file: string) => JSON.stringify(new URL(`../../src/${file}`, import.meta.url).href);
+  const script = `
+    import { exitAfter } from ${module('cli/shutdown.js')};
+    import { whileExitHeld } from ${module('delivery/exit-hold.js')};
+    const log = { warn: (o, m) => console.log(JSON.stringify({ ...o, msg: m })), error: (o, m) => console.log(JSON.stringify({ ...o, msg: m })) };
+    setInterval(() => {}, 1000);
+    ${body}`;
+  const run = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', cwd: fileURLToPath(new URL('.', import.meta.url)) });
+  return { code: run.status, lines: run.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)) };
+}
 
 describe('the run controller', () => {
   it('takes one abort listener per in-flight operation of dozens of targets without a leak warning', async () => {
@@ -30,5 +48,30 @@ describe('the run controller', () => {
     } finally {
       process.off('warning', onWarning);
     }
+  });
+
+  describe('the cancel deadline (exitAfter) and output being made visible or undone', () => {
+    it('ends the process at the deadline when nothing is being published', () => {
+      const { code, lines } = underDeadline(`exitAfter(50, 7, log, 'stuck', 1000);`);
+      expect(code).to.equal(7);
+      expect(lines.map((l) => l.msg)).to.deep.equal(['stuck; exiting now']);
+    });
+
+    it('waits past the deadline while publishing, and exits when it ends', () => {
+      const { code, lines } = underDeadline(`
+        whileExitHeld(() => new Promise((resolve) => setTimeout(resolve, 400))).then(() => console.log(JSON.stringify({ msg: 'published' })));
+        exitAfter(50, 7, log, 'stuck', 5000);`);
+      expect(code).to.equal(7);
+      expect(lines.map((l) => l.msg)).to.deep.equal(['waiting for output being made visible or undone before exiting (exiting now would leave part of it)', 'published', 'stuck; exiting now']);
+    });
+
+    it('waits at most the hold for a publishing that never ends', () => {
+      const { code, lines } = underDeadline(`
+        whileExitHeld(() => new Promise(() => {}));
+        exitAfter(50, 7, log, 'stuck', 300);`);
+      expect(code).to.equal(7);
+      expect(lines.at(-1)).to.include({ msg: 'stuck; exiting now' });
+      expect(lines.at(-1)!.waited_ms).to.be.at.least(350);
+    });
   });
 });
