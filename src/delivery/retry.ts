@@ -32,7 +32,7 @@ export function backoffDelay(attempt: number, policy: RetryPolicy, random: () =>
 export async function withRetry<T>(operation: (attempt: number) => Promise<T>, options: RetryOptions): Promise<T> {
   const { policy, signal, log, what } = options;
   for (let attempt = 1; ; attempt++) {
-    if (signal.aborted) throw new CancelledError(what, signal.reason);
+    if (signal.aborted) throw stoppedBy(signal, what);
     try {
       return await operation(attempt);
     } catch (err) {
@@ -52,6 +52,16 @@ export async function withRetry<T>(operation: (attempt: number) => Promise<T>, o
       await sleep(delay, signal, what);
     }
   }
+}
+
+/**
+ * Why a request could not start: a deadline that passed (AbortSignal.timeout, code TIMEOUT)
+ * is not a cancel, and is not reported as one.
+ */
+function stoppedBy(signal: AbortSignal, what: string): Error {
+  const reason = signal.reason as { name?: string } | undefined;
+  if (reason?.name === 'TimeoutError') return new ConnectorError(`${what}: not started before its deadline`, { code: 'TIMEOUT', cause: signal.reason });
+  return new CancelledError(what, signal.reason);
 }
 
 /** Waits, or throws CancelledError as soon as the signal is aborted. */

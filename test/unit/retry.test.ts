@@ -1,0 +1,29 @@
+import { expect } from 'chai';
+import { withRetry } from '../../src/delivery/retry.js';
+import { memoryLogger } from '../helpers.js';
+
+const policy = { maxAttempts: 3, initialBackoffMs: 1, maxBackoffMs: 2 };
+
+describe('withRetry (src/delivery/retry.ts)', () => {
+  it('a deadline already passed is TIMEOUT, not a cancel, and nothing is tried', async () => {
+    let tried = 0;
+    const signal = AbortSignal.timeout(1);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const err = await withRetry(async () => void tried++, { policy, signal, log: memoryLogger().log, what: 'aborting the upload of s3://b/k' }).then(
+      () => undefined,
+      (e: { code?: string; message?: string }) => e,
+    );
+    expect(err).to.include({ code: 'TIMEOUT', message: 'aborting the upload of s3://b/k: not started before its deadline' });
+    expect(tried).to.equal(0);
+  });
+
+  it('a signal aborted by a cancel is CANCELLED', async () => {
+    const controller = new AbortController();
+    controller.abort();
+    const err = await withRetry(async () => 1, { policy, signal: controller.signal, log: memoryLogger().log, what: 'writing' }).then(
+      () => undefined,
+      (e: { code?: string }) => e,
+    );
+    expect(err).to.include({ code: 'CANCELLED' });
+  });
+});
