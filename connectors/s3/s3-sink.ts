@@ -226,9 +226,6 @@ function compressionOf(config: S3SinkConfig): 'gzip' | 'snappy' | 'none' {
   return config.compression ?? (config.format === 'parquet' ? 'snappy' : 'none');
 }
 
-/** Objects being written in this process, by endpoint, bucket and key (with {part} as 0): the target writing each. */
-const objectOwners = new Map<string, string>();
-
 /** Keys of the objects begun in this process's current runs, by endpoint, bucket and key: the target and series writing each. */
 const keyOwners = new Map<string, { target: string; series: string }>();
 
@@ -276,7 +273,6 @@ export class S3Sink implements Sink {
     let series = this.#series.get(seriesKey);
     if (!series) {
       const keyOf = (part: number) => this.objectKey(run, part);
-      this.claim(seriesKey, keyOf(1));
       series = this.newSeries(keyOf, ctx);
       this.#series.set(seriesKey, series);
     }
@@ -302,9 +298,10 @@ export class S3Sink implements Sink {
 
   /**
    * Two objects of a run must not share a key, or the second completed replaces the first and
-   * its records are lost. Series are told apart by their key without the part, but rendered keys
-   * can still meet: `{rule}{part}` gives rule "hot1" part 1 and rule "hot" part 11 the same one.
-   * So each object's key is claimed when it begins.
+   * its records are lost: two targets left on the same default key, or keys of one target that
+   * meet once rendered (`{rule}{part}` gives rule "hot1" part 1 and rule "hot" part 11 the same
+   * one). So each object's key is claimed when it begins, until the run is published or aborted;
+   * the second fails, naming the first.
    */
   private claimKey(key: string, seriesKey: string): void {
     const id = this.objectId(key);
@@ -328,8 +325,16 @@ export class S3Sink implements Sink {
    */
   async flush(ctx: OperationContext): Promise<void> {
     const series = [...this.#series.values()];
-    this.releaseAll();
     this.#series = new Map();
+    try {
+      await this.sealAndPublish(series, ctx);
+    } finally {
+      // Kept until the objects are visible or gone: another target's write meanwhile must not take a key.
+      this.releaseAll();
+    }
+  }
+
+  private async sealAndPublish(series: readonly ObjectSeries[], ctx: OperationContext): Promise<void> {
     const sealed = await Promise.allSettled(series.map((s) => s.seal(ctx)));
     const failed = sealed.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined;
     if (failed || ctx.signal.aborted) {
@@ -367,9 +372,12 @@ export class S3Sink implements Sink {
 
   async abort(): Promise<void> {
     const series = [...this.#series.values()];
-    this.releaseAll();
     this.#series = new Map();
-    await this.discardAll(series);
+    try {
+      await this.discardAll(series);
+    } finally {
+      this.releaseAll();
+    }
   }
 
   /** HeadBucket: the endpoint answers, the credentials are accepted, and the bucket exists. */
@@ -390,36 +398,15 @@ export class S3Sink implements Sink {
     this.client.destroy();
   }
 
-  /**
-   * Two targets whose keys resolve to one object in a run (the same bucket and default key, say)
-   * would each complete an upload over it and one target's records would be lost: the second
-   * fails instead, naming the first.
-   */
-  private claim(seriesKey: string, key: string): void {
-    const id = this.objectId(seriesKey);
-    const owner = objectOwners.get(id);
-    if (owner !== undefined && owner !== this.ctx.name) {
-      throw new ConnectorError(`s3://${this.config.bucket}/${key}: export target "${owner}" writes this object too; give each S3 target its own key or bucket`, {
-        code: 'KEY_IN_USE',
-        details: { bucket: this.config.bucket, other_target: owner },
-      });
-    }
-    objectOwners.set(id, this.ctx.name);
-  }
-
   private releaseAll(): void {
-    for (const seriesKey of this.#series.keys()) {
-      const id = this.objectId(seriesKey);
-      if (objectOwners.get(id) === this.ctx.name) objectOwners.delete(id);
-    }
     for (const id of this.#claimedKeys) {
       if (keyOwners.get(id)?.target === this.ctx.name) keyOwners.delete(id);
     }
     this.#claimedKeys.clear();
   }
 
-  private objectId(seriesKey: string): string {
-    return `${this.config.endpoint ?? 'aws'}\u0000${this.config.bucket}\u0000${seriesKey}`;
+  private objectId(key: string): string {
+    return `${this.config.endpoint ?? 'aws'}\u0000${this.config.bucket}\u0000${key}`;
   }
 
   private newSeries(keyOf: (part: number) => string, ctx: OperationContext): ObjectSeries {

@@ -502,6 +502,31 @@ describe('S3 export target against a real S3 server (s3rver)', function () {
       expect(parseNdjson((await body('x/hot-2.ndjson')).toString()).map((r) => r.id)).to.deep.equal(['s2']);
     });
 
+    it('a key taken only while its run lasts: a second target writing it while the first publishes fails; keys that meet only with {part} as 0 do not clash', async () => {
+      const create = (name: string, key: string) =>
+        s3Sink.create({ type: 's3', bucket, endpoint: server.endpoint, force_path_style: true, format: 'ndjson', key }, { name, configDir: '.', log: memoryLogger().log, signal: new AbortController().signal });
+      const first = await create('first', 'k/{rule}.{ext}');
+      const second = await create('second', 'k/{rule}.{ext}');
+      const third = await create('third', 'k/{rule}-0.{ext}');
+      const fourth = await create('fourth', 'k/{rule}-{part}.{ext}');
+      sinks.push(first, second, third, fourth);
+      const [a, b, c, d] = [first, second, third, fourth].map((sink) => drive(sink));
+      await a!.write(csvBatch(ids(1, 1)));
+      const slowPut = server.delayNext('PUT', new RegExp(`^/${bucket}/k/hot\\.ndjson\\?x-id=PutObject`), 500);
+      const publishing = a!.flush();
+      await slowPut;
+      const err = await b!.write(csvBatch(ids(2, 1))).then(() => undefined, (e) => e);
+      expect(describeError(err)).to.include(`s3://${bucket}/k/hot.ndjson: export target "first" writes this object too`);
+      await publishing;
+      await b!.abort();
+      // "k/hot-0.ndjson" is what {part} as 0 would give the fourth target, which writes k/hot-1.ndjson.
+      await c!.write(csvBatch(ids(3, 1)));
+      await d!.write(csvBatch(ids(4, 1)));
+      await c!.flush();
+      await d!.flush();
+      expect(await server.keys(bucket)).to.deep.equal(['k/hot-0.ndjson', 'k/hot-1.ndjson', 'k/hot.ndjson']);
+    });
+
     it('max_records_per_object splits an export into numbered parts', async () => {
       const sink = await sinkWith({ format: 'ndjson', key: 'out/{rule}/{part}.{ext}', max_records_per_object: 10 });
       await sink.write(csvBatch(ids(1, 7)));
