@@ -17,6 +17,7 @@ import { createHash } from 'node:crypto';
 import type { HeadObjectCommandOutput, S3Client } from '@aws-sdk/client-s3';
 import { sleep } from '../../src/delivery/retry.js';
 import { ConnectorError, serializeError } from '../../src/errors.js';
+import { linkedSignal } from '../../src/util/linked-signal.js';
 import { s3Call, s3Url, type S3CallOptions } from './s3-client.js';
 
 /** The largest object S3 copies in one CopyObject. */
@@ -402,18 +403,20 @@ export class PendingObject {
     this.#parts.push({ PartNumber: partNumber, ETag: '' });
     const uploadId = this.#uploadId!;
     const { UploadPartCommand } = await import('@aws-sdk/client-s3');
-    const partSignal = AbortSignal.any([signal, this.#partUploads.signal]);
-    const upload = s3Call(`uploading part ${partNumber} of`, this, { ...this.call, signal: partSignal }, async (abortSignal) => {
+    const partSignal = linkedSignal(signal, this.#partUploads.signal);
+    const upload = s3Call(`uploading part ${partNumber} of`, this, { ...this.call, signal: partSignal.signal }, async (abortSignal) => {
       try {
         return await this.client.send(new UploadPartCommand({ Bucket: this.bucket, Key: this.key, UploadId: uploadId, PartNumber: partNumber, Body: body }), { abortSignal });
       } catch (err) {
         if (!refusedByServer(err)) this.#partMayLand = true;
         throw err;
       }
-    }).then((result) => {
-      this.#parts[partNumber - 1]!.ETag = result.ETag!;
-      if (body.buffer.byteLength >= this.partSize && body.byteOffset === 0) this.#spare.push(Buffer.from(body.buffer, 0, body.buffer.byteLength));
-    });
+    })
+      .then((result) => {
+        this.#parts[partNumber - 1]!.ETag = result.ETag!;
+        if (body.buffer.byteLength >= this.partSize && body.byteOffset === 0) this.#spare.push(Buffer.from(body.buffer, 0, body.buffer.byteLength));
+      })
+      .finally(() => partSignal.release());
     // Keep no unhandled rejection: the failure is awaited at the next part or at seal.
     upload.catch(() => undefined);
     this.#inFlight.push(upload);

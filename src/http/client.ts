@@ -8,6 +8,7 @@ import { CancelledError, causeChain, codeOf, ConnectorError, isRetryable } from 
 import { acquireAgent, releaseAgent } from './dispatcher.js';
 import { headerRedactor, redactRequestUrl } from './redact.js';
 import { userAgent } from './version.js';
+import { linkedSignal } from '../util/linked-signal.js';
 
 export interface HttpClientOptions {
   /** Sent with every request (e.g. Authorization); their values never appear in error messages. */
@@ -172,6 +173,7 @@ export class HttpClient {
 class Exchange {
   readonly signal: AbortSignal;
   readonly #controller = new AbortController();
+  readonly #linked: ReturnType<typeof linkedSignal> | undefined;
   readonly #timer: NodeJS.Timeout | undefined;
   #deadlinePassed = false;
 
@@ -182,7 +184,8 @@ class Exchange {
     readonly deadlineMs: number | undefined,
     readonly timeoutMs: number,
   ) {
-    this.signal = callerSignal ? AbortSignal.any([callerSignal, this.#controller.signal]) : this.#controller.signal;
+    this.#linked = callerSignal ? linkedSignal(callerSignal, this.#controller.signal) : undefined;
+    this.signal = this.#linked?.signal ?? this.#controller.signal;
     if (deadlineMs !== undefined && Number.isFinite(deadlineMs)) {
       this.#timer = setTimeout(() => {
         this.#deadlinePassed = true;
@@ -194,6 +197,7 @@ class Exchange {
 
   done(): void {
     if (this.#timer) clearTimeout(this.#timer);
+    this.#linked?.release();
   }
 
   failure(err: unknown): ConnectorError {
