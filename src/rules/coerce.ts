@@ -277,11 +277,11 @@ export function isAbsent(value: unknown): boolean {
   return value === undefined || value === null || value === '';
 }
 
-/** The text a string operator sees: numbers and booleans as JSON writes them, Dates as ISO. */
+/** The text a string operator sees: numbers and booleans as JSON writes them, Dates as ISO (an invalid one has none). */
 export function toText(value: unknown): string | undefined {
   if (typeof value === 'string') return value;
   if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);
-  if (value instanceof Date) return value.toISOString();
+  if (value instanceof Date) return Number.isNaN(value.getTime()) ? undefined : value.toISOString();
   return undefined;
 }
 

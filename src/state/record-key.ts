@@ -26,6 +26,7 @@ export function dedupKeyOf(fields: readonly string[] | undefined, datasource: st
 function normalizeKeyValue(value: unknown): unknown {
   if (value === undefined) return null;
   if (typeof value === 'number' || typeof value === 'bigint') return String(value);
-  if (value instanceof Date) return value.toISOString();
+  // An invalid Date (pg-types gives one for a year past 275760) is null, as JSON writes it.
+  if (value instanceof Date) return Number.isNaN(value.getTime()) ? null : value.toISOString();
   return value;
 }

@@ -1,8 +1,9 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { ColumnLayout } from '../../src/records/layout.js';
+import { ColumnLayout, OBJECT_LAYOUT } from '../../src/records/layout.js';
 import { toNdjsonPieces } from '../../src/encoding/ndjson.js';
-import { exactNumber, toEpochMillis, toNumber } from '../../src/rules/coerce.js';
+import { exactNumber, toEpochMillis, toNumber, toText } from '../../src/rules/coerce.js';
+import { dedupKeyOf } from '../../src/state/record-key.js';
 
 /** The instant of a UTC calendar date, built without Date.UTC (which reads years 0-99 as 1900-1999). */
 function utc(year: number, month: number, day: number, hour = 0, minute = 0, second = 0, millis = 0): number {
@@ -126,5 +127,14 @@ describe('numbers', () => {
       const batch = { rule: 'r', datasource: 'd', runId: 'x', matchedAt: '2026-01-01T00:00:00Z', layout, rows: [[cell, cell]] };
       expect(JSON.parse(toNdjsonPieces(batch, false).join('')), cell).to.deep.equal({ id: exported, amount: exported });
     }
+  });
+});
+
+describe('an invalid Date (pg-types gives one for a timestamp past year 275760)', () => {
+  it('has no text for a string operator, and keys deduplication as null, without throwing', () => {
+    expect(toText(new Date(Number.NaN))).to.equal(undefined);
+    expect(toText(new Date(0))).to.equal('1970-01-01T00:00:00.000Z');
+    const key = dedupKeyOf(['at'], 'db', OBJECT_LAYOUT);
+    expect(key({ at: new Date(Number.NaN) })).to.equal(key({ at: null }));
   });
 });
