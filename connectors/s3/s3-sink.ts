@@ -226,8 +226,32 @@ function compressionOf(config: S3SinkConfig): 'gzip' | 'snappy' | 'none' {
   return config.compression ?? (config.format === 'parquet' ? 'snappy' : 'none');
 }
 
-/** Keys of the objects begun in this process's current runs, by endpoint, bucket and key: the target and series writing each. */
-const keyOwners = new Map<string, { target: string; series: string }>();
+interface KeyOwner {
+  readonly target: string;
+  readonly series: string;
+}
+
+/**
+ * Keys of the objects of this process's recent runs, by run id, then by endpoint, bucket and key:
+ * the target and series writing each. A key stays taken for the whole run, after its object is
+ * published too: targets finish side by side, and another target of the same run taking the key
+ * later would replace the published object. Runs follow one another, so a few are kept.
+ */
+const keyOwnersByRun = new Map<string, Map<string, KeyOwner>>();
+const RUNS_KEPT = 4;
+
+function keyOwnersOf(runId: string): Map<string, KeyOwner> {
+  let owners = keyOwnersByRun.get(runId);
+  if (owners === undefined) {
+    owners = new Map();
+    keyOwnersByRun.set(runId, owners);
+    for (const old of keyOwnersByRun.keys()) {
+      if (keyOwnersByRun.size <= RUNS_KEPT) break;
+      keyOwnersByRun.delete(old);
+    }
+  }
+  return owners;
+}
 
 /** Cleaning up after a failed or cancelled cycle must not hang on a dead server, nor be cut short by the cancellation that caused it. */
 const CLEANUP_TIMEOUT_MS = 30_000;
@@ -237,8 +261,8 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 export class S3Sink implements Sink {
   readonly delivery = 'atomic' as const;
   #series = new Map<string, ObjectSeries>();
-  /** Ids (keyOwners) of the object keys this target claimed in the current run. */
-  readonly #claimedKeys = new Set<string>();
+  /** The object keys this target claimed and has not published: given back if the run fails or is cancelled. */
+  #claimedKeys: { owners: Map<string, KeyOwner>; id: string }[] = [];
   readonly #key: Template;
   readonly #retry: RetryPolicy;
   readonly #format: S3Format;
@@ -292,7 +316,7 @@ export class S3Sink implements Sink {
     const key = toWellFormed(this.#key.render({ ...run, part }));
     const bytes = Buffer.byteLength(key);
     if (bytes > MAX_KEY_BYTES) throw keyTooLong(this.ctx.name, this.config.bucket, key, bytes);
-    this.claimKey(key, this.#key.render({ ...run, part: 0 }));
+    this.claimKey(key, this.#key.render({ ...run, part: 0 }), run.runId);
     return key;
   }
 
@@ -300,12 +324,13 @@ export class S3Sink implements Sink {
    * Two objects of a run must not share a key, or the second completed replaces the first and
    * its records are lost: two targets left on the same default key, or keys of one target that
    * meet once rendered (`{rule}{part}` gives rule "hot1" part 1 and rule "hot" part 11 the same
-   * one). So each object's key is claimed when it begins, until the run is published or aborted;
-   * the second fails, naming the first.
+   * one). So each object's key is claimed when it begins, for the rest of the run (unless the
+   * target fails or is cancelled and publishes nothing); the second fails, naming the first.
    */
-  private claimKey(key: string, seriesKey: string): void {
+  private claimKey(key: string, seriesKey: string, runId: string): void {
     const id = this.objectId(key);
-    const owner = keyOwners.get(id);
+    const owners = keyOwnersOf(runId);
+    const owner = owners.get(id);
     if (owner !== undefined && (owner.target !== this.ctx.name || owner.series !== seriesKey)) {
       const who = owner.target === this.ctx.name ? 'this target writes this object for another rule, datasource or part too' : `export target "${owner.target}" writes this object too`;
       const fix = owner.target === this.ctx.name ? 'separate the names in the key template (a "/" or "-" between {rule} and {part}, say)' : 'give each S3 target its own key or bucket';
@@ -314,8 +339,10 @@ export class S3Sink implements Sink {
         details: { bucket: this.config.bucket, key, other_target: owner.target },
       });
     }
-    keyOwners.set(id, { target: this.ctx.name, series: seriesKey });
-    this.#claimedKeys.add(id);
+    if (owner === undefined) {
+      owners.set(id, { target: this.ctx.name, series: seriesKey });
+      this.#claimedKeys.push({ owners, id });
+    }
   }
 
   /**
@@ -328,10 +355,13 @@ export class S3Sink implements Sink {
     this.#series = new Map();
     try {
       await this.sealAndPublish(series, ctx);
-    } finally {
-      // Kept until the objects are visible or gone: another target's write meanwhile must not take a key.
-      this.releaseAll();
+    } catch (err) {
+      // Nothing of this run is visible: its keys are free for the rest of the run.
+      this.giveBackKeys();
+      throw err;
     }
+    // Published: the keys stay taken for the rest of the run (keyOwnersByRun).
+    this.#claimedKeys = [];
   }
 
   private async sealAndPublish(series: readonly ObjectSeries[], ctx: OperationContext): Promise<void> {
@@ -376,7 +406,7 @@ export class S3Sink implements Sink {
     try {
       await this.discardAll(series);
     } finally {
-      this.releaseAll();
+      this.giveBackKeys();
     }
   }
 
@@ -398,11 +428,11 @@ export class S3Sink implements Sink {
     this.client.destroy();
   }
 
-  private releaseAll(): void {
-    for (const id of this.#claimedKeys) {
-      if (keyOwners.get(id)?.target === this.ctx.name) keyOwners.delete(id);
+  private giveBackKeys(): void {
+    for (const { owners, id } of this.#claimedKeys) {
+      if (owners.get(id)?.target === this.ctx.name) owners.delete(id);
     }
-    this.#claimedKeys.clear();
+    this.#claimedKeys = [];
   }
 
   private objectId(key: string): string {

@@ -468,8 +468,11 @@ describe('S3 export target against a real S3 server (s3rver)', function () {
       await b.abort();
       await a.flush();
       expect(parseNdjson((await body('same/hot.ndjson')).toString()).map((r) => r.id)).to.deep.equal(['s1', 's2']);
-      // Released at the end of the run: the next run may use it.
-      await b.write(csvBatch(ids(5, 1)));
+      // Taken for the whole run, after it is published too; the next run may use it.
+      const again = await b.write(csvBatch(ids(5, 1))).then(() => undefined, (e) => e);
+      expect(again?.code, 'the same run').to.equal('KEY_IN_USE');
+      await b.abort();
+      await b.write({ ...csvBatch(ids(5, 1)), runId: '20261124T130000Z-cd34' });
       await b.flush();
       expect(parseNdjson((await body('same/hot.ndjson')).toString()).map((r) => r.id)).to.deep.equal(['s5']);
     });
@@ -502,29 +505,40 @@ describe('S3 export target against a real S3 server (s3rver)', function () {
       expect(parseNdjson((await body('x/hot-2.ndjson')).toString()).map((r) => r.id)).to.deep.equal(['s2']);
     });
 
-    it('a key taken only while its run lasts: a second target writing it while the first publishes fails; keys that meet only with {part} as 0 do not clash', async () => {
+    it('a key is taken for the whole run: a second target fails while the first publishes and after; a failed target gives its keys back; {part} as 0 clashes with nothing', async () => {
       const create = (name: string, key: string) =>
-        s3Sink.create({ type: 's3', bucket, endpoint: server.endpoint, force_path_style: true, format: 'ndjson', key }, { name, configDir: '.', log: memoryLogger().log, signal: new AbortController().signal });
+        s3Sink.create({ type: 's3', bucket, endpoint: server.endpoint, force_path_style: true, format: 'ndjson', key, retry: { max_attempts: 1 } }, { name, configDir: '.', log: memoryLogger().log, signal: new AbortController().signal });
       const first = await create('first', 'k/{rule}.{ext}');
       const second = await create('second', 'k/{rule}.{ext}');
       const third = await create('third', 'k/{rule}-0.{ext}');
       const fourth = await create('fourth', 'k/{rule}-{part}.{ext}');
-      sinks.push(first, second, third, fourth);
-      const [a, b, c, d] = [first, second, third, fourth].map((sink) => drive(sink));
+      const fifth = await create('fifth', 'k/{rule}-1.{ext}');
+      sinks.push(first, second, third, fourth, fifth);
+      const [a, b, c, d, e] = [first, second, third, fourth, fifth].map((sink) => drive(sink));
       await a!.write(csvBatch(ids(1, 1)));
       const slowPut = server.delayNext('PUT', new RegExp(`^/${bucket}/k/hot\\.ndjson\\?x-id=PutObject`), 500);
       const publishing = a!.flush();
       await slowPut;
-      const err = await b!.write(csvBatch(ids(2, 1))).then(() => undefined, (e) => e);
-      expect(describeError(err)).to.include(`s3://${bucket}/k/hot.ndjson: export target "first" writes this object too`);
+      const during = await b!.write(csvBatch(ids(2, 1))).then(() => undefined, (err) => err);
+      expect(describeError(during)).to.include(`s3://${bucket}/k/hot.ndjson: export target "first" writes this object too`);
       await publishing;
+      await b!.abort();
+      // Targets finish side by side: one still writing after the first has published must not replace its object.
+      const after = await b!.write(csvBatch(ids(2, 1))).then(() => undefined, (err) => err);
+      expect(after?.code, 'after the first published').to.equal('KEY_IN_USE');
       await b!.abort();
       // "k/hot-0.ndjson" is what {part} as 0 would give the fourth target, which writes k/hot-1.ndjson.
       await c!.write(csvBatch(ids(3, 1)));
       await d!.write(csvBatch(ids(4, 1)));
       await c!.flush();
-      await d!.flush();
+      // The fourth fails to publish: k/hot-1.ndjson is free again for the fifth, in the same run.
+      server.failNext({ method: 'PUT', url: new RegExp(`^/${bucket}/k/hot-1\\.ndjson\\?x-id=PutObject`), status: 403, code: 'AccessDenied' });
+      expect(await d!.flush().then(() => undefined, (err) => err)).to.be.instanceOf(Error);
+      await e!.write(csvBatch(ids(5, 1)));
+      await e!.flush();
       expect(await server.keys(bucket)).to.deep.equal(['k/hot-0.ndjson', 'k/hot-1.ndjson', 'k/hot.ndjson']);
+      expect(parseNdjson((await body('k/hot-1.ndjson')).toString()).map((r) => r.id)).to.deep.equal(['s5']);
+      expect(parseNdjson((await body('k/hot.ndjson')).toString()).map((r) => r.id)).to.deep.equal(['s1']);
     });
 
     it('max_records_per_object splits an export into numbered parts', async () => {
