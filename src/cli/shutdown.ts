@@ -16,25 +16,42 @@ export const CANCEL_GRACE_MS = 10_000;
  * or parts stored. With the default shutdown_timeout (60 s) and the grace it stays under the
  * 90 s systemd gives the unit to stop (deploy/threshold-processor.service).
  */
-export const EXIT_HOLD_MS = 15_000;
+export const EXIT_HOLD_MS = 12_000;
 
 /**
- * Ends the process with `code` if it is still running `ms` from now, or, while output is being
- * made visible or undone, when that ends (at most `holdMs` later); the timer does not keep it alive.
+ * Once held work ends, the run it belonged to finishes by itself (its summary, closing sockets,
+ * about 2 s): the deadline gives it this long before calling it stuck.
  */
-export function exitAfter(ms: number, code: number, log: Logger, reason: string, holdMs = 0): NodeJS.Timeout {
+export const AFTER_HOLD_MS = 3_000;
+
+/**
+ * Ends the process with `code` if it is still running `ms` from now. While output is being made
+ * visible or undone, it waits for that (at most `holdMs` more), then gives the run `afterHoldMs`
+ * to end by itself; the timers do not keep the process alive.
+ */
+export function exitAfter(ms: number, code: number, log: Logger, reason: string, holdMs = 0, afterHoldMs = AFTER_HOLD_MS): NodeJS.Timeout {
   let waited = ms;
-  let told = false;
+  let held = false;
+  const exit = () => {
+    log.error({ waited_ms: waited, exit_code: code }, `${reason}; exiting now`);
+    process.exit(code);
+  };
   const fire = () => {
     if (exitHeldNow() > 0 && waited < ms + holdMs) {
-      if (!told) log.warn({ waited_ms: waited, hold_ms: holdMs }, 'waiting for output being made visible or undone before exiting (exiting now would leave part of it)');
-      told = true;
+      if (!held) log.warn({ waited_ms: waited, hold_ms: holdMs }, 'waiting for output being made visible or undone before exiting (exiting now would leave part of it)');
+      held = true;
       waited += HOLD_POLL_MS;
       setTimeout(fire, HOLD_POLL_MS).unref();
       return;
     }
-    log.error({ waited_ms: waited, exit_code: code }, `${reason}; exiting now`);
-    process.exit(code);
+    // The held work ended (not the hold's time): its run is about to end by itself.
+    if (held && exitHeldNow() === 0) {
+      held = false;
+      waited += afterHoldMs;
+      setTimeout(exit, afterHoldMs).unref();
+      return;
+    }
+    exit();
   };
   const timer = setTimeout(fire, ms);
   timer.unref();

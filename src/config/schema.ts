@@ -150,7 +150,7 @@ const settingsSchema: JsonSchema = {
     },
     log_level: { type: 'string', enum: [...LOG_LEVELS], default: SETTINGS_DEFAULTS.log_level, description: 'Least severe log level written (the --log-level flag wins).' },
     shutdown_timeout: duration(
-      "In --continuous mode, how long the running cycle may go on after SIGTERM before it is cancelled; keep it below the service manager's stop timeout (systemd: TimeoutStopSec)",
+      "In --continuous mode, how long the running cycle may go on after SIGTERM before it is cancelled; keep it 25s below the service manager's stop timeout (systemd: TimeoutStopSec), which covers the cancelled cycle's 10s grace and the wait for an S3 target making its objects visible",
       '60s',
       SETTINGS_DEFAULTS.shutdown_timeout,
     ),

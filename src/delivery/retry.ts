@@ -37,7 +37,7 @@ export async function withRetry<T>(operation: (attempt: number) => Promise<T>, o
       return await operation(attempt);
     } catch (err) {
       // A deadline that passed (code TIMEOUT) is not a cancel: its error says so itself.
-      if (signal.aborted) throw err instanceof CancelledError || codeOf(err) === 'TIMEOUT' ? err : new CancelledError(what, err);
+      if (signal.aborted) throw err instanceof CancelledError || codeOf(err) === 'TIMEOUT' ? err : stoppedBy(signal, what, err);
       if (!isRetryable(err)) throw err;
       if (attempt >= policy.maxAttempts) {
         throw wrapError(`${what}: gave up after ${attempt} attempt${attempt === 1 ? '' : 's'}`, err);
@@ -58,19 +58,19 @@ export async function withRetry<T>(operation: (attempt: number) => Promise<T>, o
  * Why a request could not start: a deadline that passed (AbortSignal.timeout, code TIMEOUT)
  * is not a cancel, and is not reported as one.
  */
-function stoppedBy(signal: AbortSignal, what: string): Error {
+function stoppedBy(signal: AbortSignal, what: string, cause: unknown = signal.reason): Error {
   const reason = signal.reason as { name?: string } | undefined;
-  if (reason?.name === 'TimeoutError') return new ConnectorError(`${what}: not started before its deadline`, { code: 'TIMEOUT', cause: signal.reason });
-  return new CancelledError(what, signal.reason);
+  if (reason?.name === 'TimeoutError') return new ConnectorError(`${what}: not finished before its deadline`, { code: 'TIMEOUT', cause });
+  return new CancelledError(what, cause);
 }
 
 /** Waits, or throws CancelledError as soon as the signal is aborted. */
 export function sleep(ms: number, signal: AbortSignal, what = 'waiting'): Promise<void> {
   return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(new CancelledError(what, signal.reason));
+    if (signal.aborted) return reject(stoppedBy(signal, what));
     const onAbort = () => {
       clearTimeout(timer);
-      reject(new CancelledError(what, signal.reason));
+      reject(stoppedBy(signal, what));
     };
     const timer = setTimeout(() => {
       signal.removeEventListener('abort', onAbort);

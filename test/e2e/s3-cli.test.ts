@@ -167,6 +167,8 @@ describe('processor CLI with an S3 target (s3rver on loopback)', function () {
     expect(server.pendingUploads(bucket)).to.deep.equal([]);
     const lines = logLines(result.stderr);
     expect(lines.some((l) => /waiting for output being made visible or undone/.test(l.msg))).to.equal(true);
+    // The run ended by itself once its objects were visible: not called stuck.
+    expect(lines.filter((l) => /did not stop in time/.test(l.msg))).to.deep.equal([]);
     const summary = lines.find((l) => l.msg === 'run summary');
     expect(summary?.targets?.lake, result.stderr.slice(-2000)).to.deep.include({ ok: true, records: 3 });
   });

@@ -13,8 +13,20 @@ describe('withRetry (src/delivery/retry.ts)', () => {
       () => undefined,
       (e: { code?: string; message?: string }) => e,
     );
-    expect(err).to.include({ code: 'TIMEOUT', message: 'aborting the upload of s3://b/k: not started before its deadline' });
+    expect(err).to.include({ code: 'TIMEOUT', message: 'aborting the upload of s3://b/k: not finished before its deadline' });
     expect(tried).to.equal(0);
+  });
+
+  it('a deadline passing during the wait between attempts is TIMEOUT too', async () => {
+    const signal = AbortSignal.timeout(30);
+    const failing = async () => {
+      throw Object.assign(new Error('reset'), { code: 'ECONNRESET', retryable: true });
+    };
+    const err = await withRetry(failing, { policy: { maxAttempts: 3, initialBackoffMs: 400, maxBackoffMs: 400 }, signal, log: memoryLogger().log, what: 'aborting the upload of s3://b/k' }).then(
+      () => undefined,
+      (e: { code?: string }) => e,
+    );
+    expect(err).to.include({ code: 'TIMEOUT' });
   });
 
   it('a signal aborted by a cancel is CANCELLED', async () => {

@@ -57,12 +57,20 @@ describe('the run controller', () => {
       expect(lines.map((l) => l.msg)).to.deep.equal(['stuck; exiting now']);
     });
 
-    it('waits past the deadline while publishing, and exits when it ends', () => {
+    it('waits past the deadline while publishing, then gives the run a moment to end by itself before calling it stuck', () => {
       const { code, lines } = underDeadline(`
         whileExitHeld(() => new Promise((resolve) => setTimeout(resolve, 400))).then(() => console.log(JSON.stringify({ msg: 'published' })));
-        exitAfter(50, 7, log, 'stuck', 5000);`);
+        exitAfter(50, 7, log, 'stuck', 5000, 200);`);
       expect(code).to.equal(7);
       expect(lines.map((l) => l.msg)).to.deep.equal(['waiting for output being made visible or undone before exiting (exiting now would leave part of it)', 'published', 'stuck; exiting now']);
+    });
+
+    it('a run that ends by itself after the hold exits as it would, without a "did not stop" error', () => {
+      const { code, lines } = underDeadline(`
+        whileExitHeld(() => new Promise((resolve) => setTimeout(resolve, 300))).then(() => setTimeout(() => process.exit(0), 150));
+        exitAfter(50, 7, log, 'stuck', 5000, 1000);`);
+      expect(code).to.equal(0);
+      expect(lines.map((l) => l.msg)).to.deep.equal(['waiting for output being made visible or undone before exiting (exiting now would leave part of it)']);
     });
 
     it('waits at most the hold for a publishing that never ends', () => {
