@@ -21,6 +21,11 @@ export interface OperationContext {
   /** Aborted by a second Ctrl-C or a shutdown deadline: a hung request, commit or upload is abandoned. */
   readonly signal: AbortSignal;
   readonly log: Logger;
+  /**
+   * The id of the run doing the operation. A batch replayed from the dead-letter spool keeps the
+   * run id it was matched in, so `batch.runId` does not tell which run is writing it.
+   */
+  readonly cycle?: string;
 }
 
 export interface ReadContext extends OperationContext {

@@ -232,19 +232,20 @@ interface KeyOwner {
 }
 
 /**
- * Keys of the objects of this process's recent runs, by run id, then by endpoint, bucket and key:
- * the target and series writing each. A key stays taken for the whole run, after its object is
- * published too: targets finish side by side, and another target of the same run taking the key
- * later would replace the published object. Runs follow one another, so a few are kept.
+ * Keys of the objects of this process's recent runs, by the id of the run writing them
+ * (OperationContext.cycle), then by endpoint, bucket and key: the target and series writing each.
+ * A key stays taken for the whole run, after its object is published too: targets finish side by
+ * side, and another target of the same run taking the key later would replace the published
+ * object. Runs follow one another and the newest is the one writing, so a few are kept.
  */
 const keyOwnersByRun = new Map<string, Map<string, KeyOwner>>();
 const RUNS_KEPT = 4;
 
-function keyOwnersOf(runId: string): Map<string, KeyOwner> {
-  let owners = keyOwnersByRun.get(runId);
+function keyOwnersOf(cycle: string): Map<string, KeyOwner> {
+  let owners = keyOwnersByRun.get(cycle);
   if (owners === undefined) {
     owners = new Map();
-    keyOwnersByRun.set(runId, owners);
+    keyOwnersByRun.set(cycle, owners);
     for (const old of keyOwnersByRun.keys()) {
       if (keyOwnersByRun.size <= RUNS_KEPT) break;
       keyOwnersByRun.delete(old);
@@ -296,7 +297,9 @@ export class S3Sink implements Sink {
     const seriesKey = this.#key.render({ ...run, part: 0 });
     let series = this.#series.get(seriesKey);
     if (!series) {
-      const keyOf = (part: number) => this.objectKey(run, part);
+      // Claims belong to the run writing (a replayed batch keeps the run id it was matched in).
+      const cycle = ctx.cycle ?? batch.runId;
+      const keyOf = (part: number) => this.objectKey(run, part, cycle);
       series = this.newSeries(keyOf, ctx);
       this.#series.set(seriesKey, series);
     }
@@ -310,13 +313,13 @@ export class S3Sink implements Sink {
   }
 
   /** The key of one object of a series; checked when the object begins, before any of its bytes go up. */
-  private objectKey(run: RunValues, part: number): string {
+  private objectKey(run: RunValues, part: number, cycle: string): string {
     // Values are made well-formed as they are put in; the template's own text (a prefix, a YAML
     // "\ud800" escape) is too, here: the SDK percent-encodes keys and would throw "URI malformed" at publish.
     const key = toWellFormed(this.#key.render({ ...run, part }));
     const bytes = Buffer.byteLength(key);
     if (bytes > MAX_KEY_BYTES) throw keyTooLong(this.ctx.name, this.config.bucket, key, bytes);
-    this.claimKey(key, this.#key.render({ ...run, part: 0 }), run.runId);
+    this.claimKey(key, this.#key.render({ ...run, part: 0 }), cycle);
     return key;
   }
 
@@ -327,9 +330,9 @@ export class S3Sink implements Sink {
    * one). So each object's key is claimed when it begins, for the rest of the run (unless the
    * target fails or is cancelled and publishes nothing); the second fails, naming the first.
    */
-  private claimKey(key: string, seriesKey: string, runId: string): void {
+  private claimKey(key: string, seriesKey: string, cycle: string): void {
     const id = this.objectId(key);
-    const owners = keyOwnersOf(runId);
+    const owners = keyOwnersOf(cycle);
     const owner = owners.get(id);
     if (owner !== undefined && (owner.target !== this.ctx.name || owner.series !== seriesKey)) {
       const who = owner.target === this.ctx.name ? 'this target writes this object for another rule, datasource or part too' : `export target "${owner.target}" writes this object too`;

@@ -16,13 +16,13 @@ export const CANCEL_GRACE_MS = 10_000;
  * or parts stored. With the default shutdown_timeout (60 s) and the grace it stays under the
  * 90 s systemd gives the unit to stop (deploy/threshold-processor.service).
  */
-export const EXIT_HOLD_MS = 12_000;
+export const EXIT_HOLD_MS = 10_000;
 
 /**
  * Once held work ends, the run it belonged to finishes by itself (its summary, closing sockets,
- * about 2 s): the deadline gives it this long before calling it stuck.
+ * up to 2 s for idle sockets): the deadline gives it this long before calling it stuck.
  */
-export const AFTER_HOLD_MS = 3_000;
+export const AFTER_HOLD_MS = 5_000;
 
 /**
  * Ends the process with `code` if it is still running `ms` from now. While output is being made
@@ -36,19 +36,22 @@ export function exitAfter(ms: number, code: number, log: Logger, reason: string,
     log.error({ waited_ms: waited, exit_code: code }, `${reason}; exiting now`);
     process.exit(code);
   };
+  let told = false;
   const fire = () => {
     if (exitHeldNow() > 0 && waited < ms + holdMs) {
-      if (!held) log.warn({ waited_ms: waited, hold_ms: holdMs }, 'waiting for output being made visible or undone before exiting (exiting now would leave part of it)');
+      if (!told) log.warn({ waited_ms: waited, hold_ms: holdMs }, 'waiting for output being made visible or undone before exiting (exiting now would leave part of it)');
+      told = true;
       held = true;
       waited += HOLD_POLL_MS;
       setTimeout(fire, HOLD_POLL_MS).unref();
       return;
     }
-    // The held work ended (not the hold's time): its run is about to end by itself.
+    // The held work ended (not the hold's time): its run is about to end by itself. Held work
+    // that starts meanwhile (another target's discard) is waited for again, within the hold.
     if (held && exitHeldNow() === 0) {
       held = false;
       waited += afterHoldMs;
-      setTimeout(exit, afterHoldMs).unref();
+      setTimeout(fire, afterHoldMs).unref();
       return;
     }
     exit();

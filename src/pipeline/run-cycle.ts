@@ -118,7 +118,7 @@ class Cycle {
       const config = runtime.config.targets[name]!;
       const log = this.log.child({ target: name });
       const status: EndpointStatus = { ok: true, records: 0 };
-      const queue = new TargetQueue(name, endpoint.value, deliveryPolicyFor(config), { signal, log }, {
+      const queue = new TargetQueue(name, endpoint.value, deliveryPolicyFor(config), { signal, log, cycle: report.runId }, {
         exported: (rule, count) => this.countDelivery(rule, name, 'exported', count),
         failed: (rule, count) => this.countDelivery(rule, name, 'failed', count),
         retried: () => (status.retries = (status.retries ?? 0) + 1),

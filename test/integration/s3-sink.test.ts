@@ -541,6 +541,22 @@ describe('S3 export target against a real S3 server (s3rver)', function () {
       expect(parseNdjson((await body('k/hot.ndjson')).toString()).map((r) => r.id)).to.deep.equal(['s1']);
     });
 
+    it('claims belong to the run writing: a batch replayed from the spool (an older run id) cannot take a key another target holds in this run', async () => {
+      const create = (name: string) =>
+        s3Sink.create({ type: 's3', bucket, endpoint: server.endpoint, force_path_style: true, format: 'ndjson', key: 'same/{rule}.{ext}' }, { name, configDir: '.', log: memoryLogger().log, signal: new AbortController().signal });
+      const first = await create('first');
+      const second = await create('second');
+      sinks.push(first, second);
+      const ctx = { signal: new AbortController().signal, log: memoryLogger().log, cycle: '20261124T130000Z-cur0' };
+      await first.write(deliveryBatch('test', [{ ...csvBatch(ids(1, 1)), runId: ctx.cycle }]), ctx);
+      const replayed = { ...csvBatch(ids(2, 1)), runId: '20261124T110000Z-old0' };
+      const err = await second.write(deliveryBatch('test', [replayed]), ctx).then(() => undefined, (e) => e);
+      expect(err?.code).to.equal('KEY_IN_USE');
+      await second.abort?.(ctx);
+      await first.flush(ctx);
+      expect(parseNdjson((await body('same/hot.ndjson')).toString()).map((r) => r.id)).to.deep.equal(['s1']);
+    });
+
     it('max_records_per_object splits an export into numbered parts', async () => {
       const sink = await sinkWith({ format: 'ndjson', key: 'out/{rule}/{part}.{ext}', max_records_per_object: 10 });
       await sink.write(csvBatch(ids(1, 7)));

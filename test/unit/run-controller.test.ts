@@ -73,6 +73,15 @@ describe('the run controller', () => {
       expect(lines.map((l) => l.msg)).to.deep.equal(['waiting for output being made visible or undone before exiting (exiting now would leave part of it)']);
     });
 
+    it('held work that starts while the run is given its moment (another target discarding) is waited for too', () => {
+      const { code, lines } = underDeadline(`
+        whileExitHeld(() => new Promise((resolve) => setTimeout(resolve, 300)));
+        setTimeout(() => whileExitHeld(() => new Promise((resolve) => setTimeout(resolve, 600))).then(() => setTimeout(() => process.exit(0), 100)), 400);
+        exitAfter(50, 7, log, 'stuck', 5000, 400);`);
+      expect(code).to.equal(0);
+      expect(lines.map((l) => l.msg)).to.deep.equal(['waiting for output being made visible or undone before exiting (exiting now would leave part of it)']);
+    });
+
     it('waits at most the hold for a publishing that never ends', () => {
       const { code, lines } = underDeadline(`
         whileExitHeld(() => new Promise(() => {}));
