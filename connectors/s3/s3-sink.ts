@@ -319,7 +319,7 @@ export class S3Sink implements Sink {
     const key = toWellFormed(this.#key.render({ ...run, part }));
     const bytes = Buffer.byteLength(key);
     if (bytes > MAX_KEY_BYTES) throw keyTooLong(this.ctx.name, this.config.bucket, key, bytes);
-    this.claimKey(key, this.#key.render({ ...run, part: 0 }), cycle);
+    this.claimKey(key, this.#key.render({ ...run, part: 0 }), cycle, run.runId);
     return key;
   }
 
@@ -330,10 +330,11 @@ export class S3Sink implements Sink {
    * one). So each object's key is claimed when it begins, for the rest of the run (unless the
    * target fails or is cancelled and publishes nothing); the second fails, naming the first.
    */
-  private claimKey(key: string, seriesKey: string, cycle: string): void {
+  private claimKey(key: string, seriesKey: string, cycle: string, batchRun: string): void {
     const id = this.objectId(key);
     const owners = keyOwnersOf(cycle);
-    const owner = owners.get(id);
+    // A replayed batch renders its key with the run it was matched in: that run's claims count too.
+    const owner = owners.get(id) ?? (batchRun !== cycle ? keyOwnersByRun.get(batchRun)?.get(id) : undefined);
     if (owner !== undefined && (owner.target !== this.ctx.name || owner.series !== seriesKey)) {
       const who = owner.target === this.ctx.name ? 'this target writes this object for another rule, datasource or part too' : `export target "${owner.target}" writes this object too`;
       const fix = owner.target === this.ctx.name ? 'separate the names in the key template (a "/" or "-" between {rule} and {part}, say)' : 'give each S3 target its own key or bucket';

@@ -1,5 +1,5 @@
 import { setMaxListeners } from 'node:events';
-import { exitHeldNow } from '../delivery/exit-hold.js';
+import { exitHeldNow, exitHoldsStarted } from '../delivery/exit-hold.js';
 import type { Logger } from '../log.js';
 
 /**
@@ -37,6 +37,9 @@ export function exitAfter(ms: number, code: number, log: Logger, reason: string,
     process.exit(code);
   };
   let told = false;
+  /** exitHoldsStarted() when the last pause began: held work that came and went during it earns another. */
+  let pausedAt: number | undefined;
+  const bound = ms + holdMs + afterHoldMs;
   const fire = () => {
     if (exitHeldNow() > 0 && waited < ms + holdMs) {
       if (!told) log.warn({ waited_ms: waited, hold_ms: holdMs }, 'waiting for output being made visible or undone before exiting (exiting now would leave part of it)');
@@ -47,11 +50,14 @@ export function exitAfter(ms: number, code: number, log: Logger, reason: string,
       return;
     }
     // The held work ended (not the hold's time): its run is about to end by itself. Held work
-    // that starts meanwhile (another target's discard) is waited for again, within the hold.
-    if (held && exitHeldNow() === 0) {
+    // that starts meanwhile (another target's discard) is waited for again; all within `bound`.
+    const heldDuringPause = pausedAt !== undefined && exitHoldsStarted() > pausedAt;
+    if (exitHeldNow() === 0 && (held || heldDuringPause) && waited < bound) {
       held = false;
-      waited += afterHoldMs;
-      setTimeout(fire, afterHoldMs).unref();
+      pausedAt = exitHoldsStarted();
+      const pause = Math.min(afterHoldMs, bound - waited);
+      waited += pause;
+      setTimeout(fire, pause).unref();
       return;
     }
     exit();

@@ -5,10 +5,12 @@
  * deadline (src/cli/shutdown.ts) waits for it, within a bound.
  */
 let held = 0;
+let started = 0;
 
 /** Runs `work` with the exit held: the cancel deadline does not end the process while it runs. */
 export async function whileExitHeld<T>(work: () => Promise<T>): Promise<T> {
   held++;
+  started++;
   try {
     return await work();
   } finally {
@@ -19,4 +21,9 @@ export async function whileExitHeld<T>(work: () => Promise<T>): Promise<T> {
 /** How many pieces of work hold the exit now. */
 export function exitHeldNow(): number {
   return held;
+}
+
+/** How many pieces of work have held the exit so far: tells whether one came and went unseen. */
+export function exitHoldsStarted(): number {
+  return started;
 }

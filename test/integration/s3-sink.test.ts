@@ -557,6 +557,27 @@ describe('S3 export target against a real S3 server (s3rver)', function () {
       expect(parseNdjson((await body('same/hot.ndjson')).toString()).map((r) => r.id)).to.deep.equal(['s1']);
     });
 
+    it("a batch replayed in the next run cannot replace the object another target published under its run's key", async () => {
+      const create = (name: string) =>
+        s3Sink.create({ type: 's3', bucket, endpoint: server.endpoint, force_path_style: true, format: 'ndjson', key: 'runs/{run_id}.{ext}' }, { name, configDir: '.', log: memoryLogger().log, signal: new AbortController().signal });
+      const first = await create('first');
+      const second = await create('second');
+      sinks.push(first, second);
+      const runN = { signal: new AbortController().signal, log: memoryLogger().log, cycle: '20261124T140000Z-aaaa' };
+      const batchN = (from: number) => ({ ...csvBatch(ids(from, 1)), runId: runN.cycle });
+      await first.write(deliveryBatch('test', [batchN(1)]), runN);
+      const refused = await second.write(deliveryBatch('test', [batchN(2)]), runN).then(() => undefined, (e) => e);
+      expect(refused?.code).to.equal('KEY_IN_USE');
+      await second.abort?.(runN);
+      await first.flush(runN);
+      // The next run replays the second target's spooled batch: its key is run N's, which the first target published.
+      const runN1 = { ...runN, cycle: '20261124T140100Z-bbbb' };
+      const replayed = await second.write(deliveryBatch('test', [batchN(2)]), runN1).then(() => undefined, (e) => e);
+      expect(replayed?.code).to.equal('KEY_IN_USE');
+      await second.abort?.(runN1);
+      expect(parseNdjson((await body(`runs/${runN.cycle}.ndjson`)).toString()).map((r) => r.id)).to.deep.equal(['s1']);
+    });
+
     it('max_records_per_object splits an export into numbered parts', async () => {
       const sink = await sinkWith({ format: 'ndjson', key: 'out/{rule}/{part}.{ext}', max_records_per_object: 10 });
       await sink.write(csvBatch(ids(1, 7)));

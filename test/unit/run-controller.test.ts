@@ -82,6 +82,14 @@ describe('the run controller', () => {
       expect(lines.map((l) => l.msg)).to.deep.equal(['waiting for output being made visible or undone before exiting (exiting now would leave part of it)']);
     });
 
+    it('held work that comes and goes within the pause earns the run another pause', () => {
+      const { code } = underDeadline(`
+        whileExitHeld(() => new Promise((resolve) => setTimeout(resolve, 300)));
+        setTimeout(() => whileExitHeld(() => new Promise((resolve) => setTimeout(resolve, 300))).then(() => setTimeout(() => process.exit(0), 150)), 400);
+        exitAfter(50, 7, log, 'stuck', 5000, 400);`);
+      expect(code).to.equal(0);
+    });
+
     it('waits at most the hold for a publishing that never ends', () => {
       const { code, lines } = underDeadline(`
         whileExitHeld(() => new Promise(() => {}));
