@@ -332,9 +332,10 @@ export class S3Sink implements Sink {
    */
   private claimKey(key: string, seriesKey: string, cycle: string, batchRun: string): void {
     const id = this.objectId(key);
-    const owners = keyOwnersOf(cycle);
-    // A replayed batch renders its key with the run it was matched in: that run's claims count too.
-    const owner = owners.get(id) ?? (batchRun !== cycle ? keyOwnersByRun.get(batchRun)?.get(id) : undefined);
+    // A replayed batch renders its key with the run it was matched in: the claim is checked and
+    // kept under that run too, so a later replay of another target's batch of that run sees it.
+    const places = batchRun === cycle ? [keyOwnersOf(cycle)] : [keyOwnersOf(cycle), keyOwnersOf(batchRun)];
+    const owner = places.map((owners) => owners.get(id)).find((o) => o !== undefined);
     if (owner !== undefined && (owner.target !== this.ctx.name || owner.series !== seriesKey)) {
       const who = owner.target === this.ctx.name ? 'this target writes this object for another rule, datasource or part too' : `export target "${owner.target}" writes this object too`;
       const fix = owner.target === this.ctx.name ? 'separate the names in the key template (a "/" or "-" between {rule} and {part}, say)' : 'give each S3 target its own key or bucket';
@@ -343,7 +344,8 @@ export class S3Sink implements Sink {
         details: { bucket: this.config.bucket, key, other_target: owner.target },
       });
     }
-    if (owner === undefined) {
+    for (const owners of places) {
+      if (owners.has(id)) continue;
       owners.set(id, { target: this.ctx.name, series: seriesKey });
       this.#claimedKeys.push({ owners, id });
     }

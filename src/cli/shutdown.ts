@@ -31,17 +31,18 @@ export const AFTER_HOLD_MS = 5_000;
  */
 export function exitAfter(ms: number, code: number, log: Logger, reason: string, holdMs = 0, afterHoldMs = AFTER_HOLD_MS): NodeJS.Timeout {
   let waited = ms;
-  let held = false;
+  /** Held work was seen and has not been followed by a pause yet (work already running when armed counts). */
+  let held = exitHeldNow() > 0;
   const exit = () => {
     log.error({ waited_ms: waited, exit_code: code }, `${reason}; exiting now`);
     process.exit(code);
   };
   let told = false;
-  /** exitHoldsStarted() when the last pause began: held work that came and went during it earns another. */
-  let pausedAt: number | undefined;
+  /** exitHoldsStarted() when the deadline was armed or the last pause began: held work that came and went since earns a pause. */
+  let pausedAt = exitHoldsStarted();
   const bound = ms + holdMs + afterHoldMs;
   const fire = () => {
-    if (exitHeldNow() > 0 && waited < ms + holdMs) {
+    if (exitHeldNow() > 0 && waited < bound) {
       if (!told) log.warn({ waited_ms: waited, hold_ms: holdMs }, 'waiting for output being made visible or undone before exiting (exiting now would leave part of it)');
       told = true;
       held = true;
@@ -51,8 +52,8 @@ export function exitAfter(ms: number, code: number, log: Logger, reason: string,
     }
     // The held work ended (not the hold's time): its run is about to end by itself. Held work
     // that starts meanwhile (another target's discard) is waited for again; all within `bound`.
-    const heldDuringPause = pausedAt !== undefined && exitHoldsStarted() > pausedAt;
-    if (exitHeldNow() === 0 && (held || heldDuringPause) && waited < bound) {
+    const heldMeanwhile = exitHoldsStarted() > pausedAt;
+    if (exitHeldNow() === 0 && (held || heldMeanwhile) && waited < bound) {
       held = false;
       pausedAt = exitHoldsStarted();
       const pause = Math.min(afterHoldMs, bound - waited);

@@ -578,6 +578,28 @@ describe('S3 export target against a real S3 server (s3rver)', function () {
       expect(parseNdjson((await body(`runs/${runN.cycle}.ndjson`)).toString()).map((r) => r.id)).to.deep.equal(['s1']);
     });
 
+    it("a replay's claim is kept under both runs: a fresh write of the writing run, or another replay of the batch's run, two runs later, cannot take it", async () => {
+      const create = (name: string, key: string) =>
+        s3Sink.create({ type: 's3', bucket, endpoint: server.endpoint, force_path_style: true, format: 'ndjson', key }, { name, configDir: '.', log: memoryLogger().log, signal: new AbortController().signal });
+      const [a, b, c, d] = await Promise.all([create('a', 'out/{rule}.{ext}'), create('b', 'out/{rule}.{ext}'), create('c', 'runs/{run_id}.{ext}'), create('d', 'runs/{run_id}.{ext}')]);
+      sinks.push(a, b, c, d);
+      const run = (cycle: string) => ({ signal: new AbortController().signal, log: memoryLogger().log, cycle });
+      const [n, n1, n2] = ['20261124T150000Z-0000', '20261124T150100Z-0001', '20261124T150200Z-0002'].map(run);
+      const batchOf = (runId: string, id: number) => ({ ...csvBatch(ids(id, 1)), runId });
+      // A replays its batch of run n in run n1: a fresh write of run n1 by B to the same key is refused.
+      await a.write(deliveryBatch('test', [batchOf(n!.cycle, 1)]), n1!);
+      expect((await b.write(deliveryBatch('test', [batchOf(n1!.cycle, 2)]), n1!).then(() => undefined, (e) => e))?.code).to.equal('KEY_IN_USE');
+      await b.abort?.(n1!);
+      await a.flush(n1!);
+      // C replays its batch of run n in run n1 and publishes runs/<n>; D's replay of its own batch of run n in run n2 is refused.
+      await c.write(deliveryBatch('test', [batchOf(n!.cycle, 3)]), n1!);
+      await c.flush(n1!);
+      expect((await d.write(deliveryBatch('test', [batchOf(n!.cycle, 4)]), n2!).then(() => undefined, (e) => e))?.code).to.equal('KEY_IN_USE');
+      await d.abort?.(n2!);
+      expect(parseNdjson((await body('out/hot.ndjson')).toString()).map((r) => r.id)).to.deep.equal(['s1']);
+      expect(parseNdjson((await body(`runs/${n!.cycle}.ndjson`)).toString()).map((r) => r.id)).to.deep.equal(['s3']);
+    });
+
     it('max_records_per_object splits an export into numbered parts', async () => {
       const sink = await sinkWith({ format: 'ndjson', key: 'out/{rule}/{part}.{ext}', max_records_per_object: 10 });
       await sink.write(csvBatch(ids(1, 7)));

@@ -90,13 +90,25 @@ describe('the run controller', () => {
       expect(code).to.equal(0);
     });
 
+    it('held work that ended just before the deadline, or that is still running near the end of the bound, is not cut off', () => {
+      const before = underDeadline(`
+        whileExitHeld(() => new Promise((resolve) => setTimeout(resolve, 100))).then(() => setTimeout(() => process.exit(0), 150));
+        exitAfter(150, 7, log, 'stuck', 5000, 1000);`);
+      expect(before.code, 'the run gets its pause').to.equal(0);
+      // Past grace + hold (250 ms) but within the bound (1,250 ms): still waited for.
+      const late = underDeadline(`
+        whileExitHeld(() => new Promise((resolve) => setTimeout(resolve, 600))).then(() => setTimeout(() => process.exit(0), 50));
+        exitAfter(50, 7, log, 'stuck', 200, 1000);`);
+      expect(late.code, 'held work past the hold but within the bound is waited for').to.equal(0);
+    });
+
     it('waits at most the hold for a publishing that never ends', () => {
       const { code, lines } = underDeadline(`
         whileExitHeld(() => new Promise(() => {}));
-        exitAfter(50, 7, log, 'stuck', 300);`);
+        exitAfter(50, 7, log, 'stuck', 300, 100);`);
       expect(code).to.equal(7);
       expect(lines.at(-1)).to.include({ msg: 'stuck; exiting now' });
-      expect(lines.at(-1)!.waited_ms).to.be.at.least(350);
+      expect(lines.at(-1)!.waited_ms).to.be.at.least(450);
     });
   });
 });
