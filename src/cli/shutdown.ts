@@ -26,8 +26,8 @@ export const AFTER_HOLD_MS = 5_000;
 
 /**
  * Ends the process with `code` if it is still running `ms` from now. While output is being made
- * visible or undone, it waits for that (at most `holdMs` more), then gives the run `afterHoldMs`
- * to end by itself; the timers do not keep the process alive.
+ * visible or undone, it waits for that, then gives the run `afterHoldMs` to end by itself; all
+ * within `ms + holdMs + afterHoldMs`. The timers do not keep the process alive.
  */
 export function exitAfter(ms: number, code: number, log: Logger, reason: string, holdMs = 0, afterHoldMs = AFTER_HOLD_MS): NodeJS.Timeout {
   let waited = ms;
@@ -70,7 +70,7 @@ export function exitAfter(ms: number, code: number, log: Logger, reason: string,
 
 const HOLD_POLL_MS = 100;
 
-/** Aborts `controller` and arms the deadline: the run stops within CANCEL_GRACE_MS whatever is stuck (and publishing or undoing it within EXIT_HOLD_MS more). */
+/** Aborts `controller` and arms the deadline: the run stops within CANCEL_GRACE_MS whatever is stuck (publishing or undoing output within EXIT_HOLD_MS + AFTER_HOLD_MS more). */
 export function cancelRun(controller: AbortController, log: Logger, graceMs = CANCEL_GRACE_MS, holdMs = EXIT_HOLD_MS): void {
   if (controller.signal.aborted) return;
   controller.abort();
