@@ -113,6 +113,16 @@ describe('S3 export target against a real S3 server (s3rver)', function () {
     return { ...drive(sink), write: (batch: MatchBatch) => sink.write(deliveryBatch('test', [batch]), ctx), flush: () => sink.flush(ctx) };
   }
 
+  /** An NDJSON target of its own name on the test bucket, beside others: for what two targets writing one bucket do. */
+  async function namedTarget(name: string, config: Partial<S3SinkConfig>): Promise<Sink> {
+    const sink = await s3Sink.create(
+      { type: 's3', bucket, endpoint: server.endpoint, force_path_style: true, format: 'ndjson', ...config } as S3SinkConfig,
+      { name, configDir: '.', log: memoryLogger().log, signal: new AbortController().signal },
+    );
+    sinks.push(sink);
+    return sink;
+  }
+
   const body = async (key: string) => (await server.object(bucket, key)).body;
 
   describe('formats: each lands under its key and reads back equal to the records', () => {
@@ -489,11 +499,9 @@ describe('S3 export target against a real S3 server (s3rver)', function () {
     });
 
     it('two S3 targets with different key templates that render one key: the second fails naming the first', async () => {
-      const create = (name: string, key: string) =>
-        s3Sink.create({ type: 's3', bucket, endpoint: server.endpoint, force_path_style: true, format: 'ndjson', key, max_records_per_object: 1 }, { name, configDir: '.', log: memoryLogger().log, signal: new AbortController().signal });
+      const create = (name: string, key: string) => namedTarget(name, { key, max_records_per_object: 1 });
       const first = await create('first', 'x/{rule}-{part}.{ext}');
       const second = await create('second', 'x/{rule}-2.{ext}');
-      sinks.push(first, second);
       const a = drive(first);
       const b = drive(second);
       await a.write(csvBatch(ids(1, 2)));
@@ -506,14 +514,12 @@ describe('S3 export target against a real S3 server (s3rver)', function () {
     });
 
     it('a key is taken for the whole run: a second target fails while the first publishes and after; a failed target gives its keys back; {part} as 0 clashes with nothing', async () => {
-      const create = (name: string, key: string) =>
-        s3Sink.create({ type: 's3', bucket, endpoint: server.endpoint, force_path_style: true, format: 'ndjson', key, retry: { max_attempts: 1 } }, { name, configDir: '.', log: memoryLogger().log, signal: new AbortController().signal });
+      const create = (name: string, key: string) => namedTarget(name, { key, retry: { max_attempts: 1 } });
       const first = await create('first', 'k/{rule}.{ext}');
       const second = await create('second', 'k/{rule}.{ext}');
       const third = await create('third', 'k/{rule}-0.{ext}');
       const fourth = await create('fourth', 'k/{rule}-{part}.{ext}');
       const fifth = await create('fifth', 'k/{rule}-1.{ext}');
-      sinks.push(first, second, third, fourth, fifth);
       const [a, b, c, d, e] = [first, second, third, fourth, fifth].map((sink) => drive(sink));
       await a!.write(csvBatch(ids(1, 1)));
       const slowPut = server.delayNext('PUT', new RegExp(`^/${bucket}/k/hot\\.ndjson\\?x-id=PutObject`), 500);
@@ -542,11 +548,9 @@ describe('S3 export target against a real S3 server (s3rver)', function () {
     });
 
     it('claims belong to the run writing: a batch replayed from the spool (an older run id) cannot take a key another target holds in this run', async () => {
-      const create = (name: string) =>
-        s3Sink.create({ type: 's3', bucket, endpoint: server.endpoint, force_path_style: true, format: 'ndjson', key: 'same/{rule}.{ext}' }, { name, configDir: '.', log: memoryLogger().log, signal: new AbortController().signal });
+      const create = (name: string) => namedTarget(name, { key: 'same/{rule}.{ext}' });
       const first = await create('first');
       const second = await create('second');
-      sinks.push(first, second);
       const ctx = { signal: new AbortController().signal, log: memoryLogger().log, cycle: '20261124T130000Z-cur0' };
       await first.write(deliveryBatch('test', [{ ...csvBatch(ids(1, 1)), runId: ctx.cycle }]), ctx);
       const replayed = { ...csvBatch(ids(2, 1)), runId: '20261124T110000Z-old0' };
@@ -558,11 +562,9 @@ describe('S3 export target against a real S3 server (s3rver)', function () {
     });
 
     it("a batch replayed in the next run cannot replace the object another target published under its run's key", async () => {
-      const create = (name: string) =>
-        s3Sink.create({ type: 's3', bucket, endpoint: server.endpoint, force_path_style: true, format: 'ndjson', key: 'runs/{run_id}.{ext}' }, { name, configDir: '.', log: memoryLogger().log, signal: new AbortController().signal });
+      const create = (name: string) => namedTarget(name, { key: 'runs/{run_id}.{ext}' });
       const first = await create('first');
       const second = await create('second');
-      sinks.push(first, second);
       const runN = { signal: new AbortController().signal, log: memoryLogger().log, cycle: '20261124T140000Z-aaaa' };
       const batchN = (from: number) => ({ ...csvBatch(ids(from, 1)), runId: runN.cycle });
       await first.write(deliveryBatch('test', [batchN(1)]), runN);
@@ -579,10 +581,8 @@ describe('S3 export target against a real S3 server (s3rver)', function () {
     });
 
     it("a replay's claim is kept under both runs: a fresh write of the writing run, or another replay of the batch's run, two runs later, cannot take it", async () => {
-      const create = (name: string, key: string) =>
-        s3Sink.create({ type: 's3', bucket, endpoint: server.endpoint, force_path_style: true, format: 'ndjson', key }, { name, configDir: '.', log: memoryLogger().log, signal: new AbortController().signal });
+      const create = (name: string, key: string) => namedTarget(name, { key });
       const [a, b, c, d] = await Promise.all([create('a', 'out/{rule}.{ext}'), create('b', 'out/{rule}.{ext}'), create('c', 'runs/{run_id}.{ext}'), create('d', 'runs/{run_id}.{ext}')]);
-      sinks.push(a, b, c, d);
       const run = (cycle: string) => ({ signal: new AbortController().signal, log: memoryLogger().log, cycle });
       const [n, n1, n2] = ['20261124T150000Z-0000', '20261124T150100Z-0001', '20261124T150200Z-0002'].map(run);
       const batchOf = (runId: string, id: number) => ({ ...csvBatch(ids(id, 1)), runId });
