@@ -299,7 +299,7 @@ export class S3Sink implements Sink {
     if (!series) {
       // Claims belong to the run writing (a replayed batch keeps the run id it was matched in).
       const cycle = ctx.cycle ?? batch.runId;
-      const keyOf = (part: number) => this.objectKey(run, part, cycle);
+      const keyOf = (part: number) => this.objectKey(run, part, seriesKey, cycle);
       series = this.newSeries(keyOf, ctx);
       this.#series.set(seriesKey, series);
     }
@@ -313,13 +313,13 @@ export class S3Sink implements Sink {
   }
 
   /** The key of one object of a series; checked when the object begins, before any of its bytes go up. */
-  private objectKey(run: RunValues, part: number, cycle: string): string {
+  private objectKey(run: RunValues, part: number, seriesKey: string, cycle: string): string {
     // Values are made well-formed as they are put in; the template's own text (a prefix, a YAML
     // "\ud800" escape) is too, here: the SDK percent-encodes keys and would throw "URI malformed" at publish.
     const key = toWellFormed(this.#key.render({ ...run, part }));
     const bytes = Buffer.byteLength(key);
     if (bytes > MAX_KEY_BYTES) throw keyTooLong(this.ctx.name, this.config.bucket, key, bytes);
-    this.claimKey(key, this.#key.render({ ...run, part: 0 }), cycle, run.runId);
+    this.claimKey(key, seriesKey, cycle, run.runId);
     return key;
   }
 

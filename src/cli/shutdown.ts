@@ -31,30 +31,25 @@ export const AFTER_HOLD_MS = 5_000;
  */
 export function exitAfter(ms: number, code: number, log: Logger, reason: string, holdMs = 0, afterHoldMs = AFTER_HOLD_MS): NodeJS.Timeout {
   let waited = ms;
-  /** Held work was seen and has not been followed by a pause yet (work already running when armed counts). */
-  let held = exitHeldNow() > 0;
   const exit = () => {
     log.error({ waited_ms: waited, exit_code: code }, `${reason}; exiting now`);
     process.exit(code);
   };
   let told = false;
-  /** exitHoldsStarted() when the deadline was armed or the last pause began: held work that came and went since earns a pause. */
-  let pausedAt = exitHoldsStarted();
+  /** Held work started after this count (work running when the deadline is armed included) earns the run a pause once it ends. */
+  let pausedAt = exitHoldsStarted() - exitHeldNow();
   const bound = ms + holdMs + afterHoldMs;
   const fire = () => {
     if (exitHeldNow() > 0 && waited < bound) {
       if (!told) log.warn({ waited_ms: waited, hold_ms: holdMs }, 'waiting for output being made visible or undone before exiting (exiting now would leave part of it)');
       told = true;
-      held = true;
       waited += HOLD_POLL_MS;
       setTimeout(fire, HOLD_POLL_MS).unref();
       return;
     }
     // The held work ended (not the hold's time): its run is about to end by itself. Held work
     // that starts meanwhile (another target's discard) is waited for again; all within `bound`.
-    const heldMeanwhile = exitHoldsStarted() > pausedAt;
-    if (exitHeldNow() === 0 && (held || heldMeanwhile) && waited < bound) {
-      held = false;
+    if (exitHeldNow() === 0 && exitHoldsStarted() > pausedAt && waited < bound) {
       pausedAt = exitHoldsStarted();
       const pause = Math.min(afterHoldMs, bound - waited);
       waited += pause;
