@@ -116,8 +116,8 @@ interface ConnectorSpecBase<C> {
   readonly summary: string;
   /** JSON Schema of the connector's own keys (`type`, `description` and, for targets, the shared delivery keys are added). */
   readonly configSchema: JsonSchema;
-  /** Checks that need more than the schema (a glob, an encoding name); each issue names its key. */
-  validate?(config: C): { key: string; message: string }[];
+  /** Checks that need more than the schema (a glob, an encoding name); each issue names its key, or a path below it (`['headers', name]`). */
+  validate?(config: C): { key: string | readonly string[]; message: string }[];
 }
 
 export interface SourceSpec<C = any> extends ConnectorSpecBase<C> {

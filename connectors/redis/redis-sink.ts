@@ -8,6 +8,7 @@ import { compileTemplate, templateIssues, type CompileOptions, type Template } f
 import { planCommands, recordsOf, WRITE_THEN_EXPIRE, type CommandOptions, type KeyedRecord, type PlannedCommand, type RedisMode } from './redis-commands.js';
 import type { BatchReplies, CommandArgs, RespSocket } from './redis-wire.js';
 import { commandError, onAbort, parseRedisUrl, RedisConnection, resolveConnection, type RedisConnectionConfig } from './redis-connection.js';
+import { timerDelay } from '../../src/util/timer-delay.js';
 
 export interface RedisSinkConfig extends RedisConnectionConfig {
   type: 'redis';
@@ -423,7 +424,7 @@ export class RedisSink implements Sink {
     let timer: NodeJS.Timeout | undefined;
     let unsubscribe = () => {};
     const cutOff = new Promise<'timeout' | 'cancel'>((resolve) => {
-      timer = setTimeout(() => resolve('timeout'), this.#timeoutMs);
+      timer = setTimeout(() => resolve('timeout'), timerDelay(this.#timeoutMs));
       unsubscribe = onAbort(signal, () => resolve('cancel'));
     });
     try {

@@ -37,6 +37,7 @@ export function httpProperties(defaultMaxBytes: number): Record<string, JsonSche
     timeout: {
       type: 'number',
       exclusiveMinimum: 0,
+      maximum: 86400,
       default: DEFAULT_TIMEOUT_S,
       description: 'Seconds one request may take, from connecting to the last byte of the response; a request that takes longer fails with TIMEOUT and is retried.',
     },
@@ -54,6 +55,26 @@ export function httpProperties(defaultMaxBytes: number): Record<string, JsonSche
       description: 'Redirects followed per request; one more fails with TOO_MANY_REDIRECTS. 0 follows none.',
     },
   };
+}
+
+/** An HTTP header name (RFC 9110's token). */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/**
+ * What the schema cannot say about `headers`: a name that is not a token, or a value holding a
+ * line break or NUL (from a ${VAR} read with its newline), would fail every request at run time
+ * with undici's "invalid header" and no name of the key. The value is never shown: it may be a secret.
+ */
+export function headerIssues(headers: Readonly<Record<string, string>> | undefined): { key: readonly string[]; message: string }[] {
+  const issues: { key: readonly string[]; message: string }[] = [];
+  for (const [name, value] of Object.entries(headers ?? {})) {
+    if (!HEADER_NAME.test(name)) {
+      issues.push({ key: ['headers', name], message: `"${name}" is not a valid HTTP header name (letters, digits and !#$%&'*+.^_\`|~- only, no spaces or colons)` });
+    } else if (/[\r\n\0]/.test(value)) {
+      issues.push({ key: ['headers', name], message: `the value of header "${name}" holds a line break or NUL (an environment variable read with its trailing newline?); remove it` });
+    }
+  }
+  return issues;
 }
 
 /** Client options from the shared keys: `timeout` bounds both the wait for each piece and the whole exchange. */

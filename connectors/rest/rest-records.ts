@@ -32,7 +32,9 @@ function isObject(value: unknown): value is Record<string, unknown> {
 /** The body as JSON, or INVALID_JSON with status, content type and the first bytes (already redacted by the caller's `redact`). */
 export function parseBody(response: RawResponse, redact: (text: string) => string): unknown {
   try {
-    return JSON.parse(response.text);
+    // A byte order mark is not JSON, but some servers (often on Windows) put one before it.
+    const text = response.text.charCodeAt(0) === 0xfeff ? response.text.slice(1) : response.text;
+    return JSON.parse(text);
   } catch (err) {
     // JSON.parse quotes the start of the text: it goes through the redaction like the excerpt.
     const why = response.text.trim() === '' ? 'the body is empty' : redact((err as Error).message);

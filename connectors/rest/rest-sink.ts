@@ -5,7 +5,7 @@ import { CancelledError, ConnectorError, serializeError, wrapError } from '../..
 import { exportRecords } from '../../src/records/export-record.js';
 import { redactUrl } from '../../src/util/redact.js';
 import { templateFor, templateIssues, type CompileOptions, type Template } from '../../src/template/template.js';
-import { clientOptions, hasHeader, httpProperties, type RestHttpConfig } from './rest-http.js';
+import { clientOptions, hasHeader, headerIssues, httpProperties, type RestHttpConfig } from './rest-http.js';
 
 export interface RestSinkConfig extends RestHttpConfig {
   type: 'rest_api';
@@ -74,12 +74,24 @@ export const restSink: SinkSpec<RestSinkConfig> = {
       problems.splice(0, problems.length, { key: 'url', message: 'record fields in the URL need one record per request: set batch_size: 1, or use only {rule}, {datasource}, {date}, {run_id}' });
     }
     if (config.body_template !== undefined) problems.push(...templateIssues(config.body_template, BODY_TEMPLATE, 'body_template'));
-    return problems;
+    if (problems.length === 0 && !isUrl(config.url.replace(/\{[^{}]*\}/g, 'x'))) {
+      problems.push({ key: 'url', message: `"${redactUrl(config.url)}" is not a valid URL (a bad port, a space, an unclosed [ ?)` });
+    }
+    return [...problems, ...headerIssues(config.headers)];
   },
   async create(config, ctx) {
     return new RestSink(config, ctx);
   },
 };
+
+function isUrl(text: string): boolean {
+  try {
+    new URL(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** A target follows no redirect: undici turns a redirected POST into a GET without its body, which would count as delivered. */
 function targetHttpProperties() {
@@ -139,9 +151,7 @@ export class RestSink implements Sink {
       ctx.log.debug({ records: count, status: response.status, ms: Math.round(performance.now() - started) }, 'batch delivered');
     } catch (err) {
       if (err instanceof CancelledError) throw err;
-      if (err instanceof ConnectorError && err.code === 'TOO_MANY_REDIRECTS') {
-        throw wrapError(`${what}: the endpoint redirects; a redirected ${this.config.method ?? 'POST'} can lose its body, so set url to the address it redirects to`, err);
-      }
+      // A redirect says itself why it is not followed and where it leads.
       throw wrapError(what, err);
     }
   }
@@ -152,23 +162,28 @@ export class RestSink implements Sink {
 
   /**
    * Reaches the endpoint's origin without sending a record: a HEAD to the URL's fixed part. Any
-   * HTTP answer means it is reachable (many webhooks answer HEAD with 404 or 405); no answer
-   * (refused, unresolvable, TLS failure, timeout) fails the check.
+   * HTTP answer but a redirect means it is reachable (many webhooks answer HEAD with 404 or 405);
+   * no answer (refused, unresolvable, TLS failure, timeout) fails the check, and so does a
+   * redirect, since every write would fail on it.
    */
   async check(ctx: OperationContext): Promise<string> {
-    const url = this.probeUrl();
-    const client = await this.client();
+    let url = this.config.url;
     try {
+      url = this.probeUrl();
+      const client = await this.client();
       const response = await client.request({ url, method: 'HEAD', signal: ctx.signal, throwOnError: false });
       await response.dump();
       const note = response.status === 401 || response.status === 403 ? ' (it refuses these credentials for HEAD; check the headers if sending fails)' : '';
       return `reachable: HEAD ${this.label(url)} answered HTTP ${response.status}${note}`;
     } catch (err) {
       if (err instanceof CancelledError) throw err;
-      // A redirect or an oversize HEAD answer still came from a live server.
       if (err instanceof ConnectorError && err.code === 'TOO_MANY_REDIRECTS') {
-        return `reachable: HEAD ${this.label(url)} answered HTTP ${err.details.status}, a redirect, which export targets do not follow; set url to where it leads`;
+        throw new ConnectorError(
+          `checking export target "${this.ctx.name}": HEAD ${this.label(url)} answered HTTP ${err.details.status}, a redirect, which export targets do not follow (every write would fail); set url to where it leads`,
+          { code: 'TOO_MANY_REDIRECTS', details: err.details, cause: err },
+        );
       }
+      // An oversize HEAD answer still came from a live server.
       if (err instanceof ConnectorError && err.code === 'RESPONSE_TOO_LARGE') return `reachable: HEAD ${this.label(url)} answered`;
       throw wrapError(`checking export target "${this.ctx.name}": ${this.label(url)} cannot be reached`, err);
     }

@@ -5,7 +5,7 @@ import { withRetry } from '../../src/delivery/retry.js';
 import { CancelledError, ConnectorError, wrapError } from '../../src/errors.js';
 import { OBJECT_LAYOUT, type RecordBatch } from '../../src/records/layout.js';
 import { redactUrl } from '../../src/util/redact.js';
-import { clientOptions, hasHeader, httpProperties, type RestHttpConfig } from './rest-http.js';
+import { clientOptions, hasHeader, headerIssues, httpProperties, type RestHttpConfig } from './rest-http.js';
 import { DEFAULT_MAX_PAGES, paginationSchema, paginatorFor, type PaginationConfig } from './rest-pagination.js';
 import { parseBody, recordsOf } from './rest-records.js';
 
@@ -77,7 +77,7 @@ export const restSource: SourceSpec<RestSourceConfig> = {
     } catch {
       problems.push({ key: 'url', message: `"${redactUrl(config.url)}" is not a valid URL` });
     }
-    return problems;
+    return [...problems, ...headerIssues(config.headers)];
   },
   async create(config, ctx) {
     return new RestSource(config, ctx);

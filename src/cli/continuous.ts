@@ -5,6 +5,7 @@ import type { Reloader } from '../service/reloader.js';
 import { watchConfigFiles } from '../service/watch.js';
 import type { StateKeeper } from '../state/state-keeper.js';
 import { cancelRun, runController } from './shutdown.js';
+import { timerDelay } from '../util/timer-delay.js';
 
 /** Each of these stops a run. */
 export const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM'];
@@ -53,7 +54,7 @@ export async function runContinuously(reloader: Reloader, options: LoopOptions):
     deadline = setTimeout(() => {
       log.warn({ shutdown_timeout_ms: options.shutdownTimeoutMs }, 'the current cycle did not finish within the shutdown timeout: cancelling it');
       cancelRun(controller, log);
-    }, options.shutdownTimeoutMs);
+    }, timerDelay(options.shutdownTimeoutMs));
     deadline.unref();
     wake?.();
   };

@@ -1,6 +1,7 @@
 import { setMaxListeners } from 'node:events';
 import { exitHeldNow, exitHoldsStarted } from '../delivery/exit-hold.js';
 import type { Logger } from '../log.js';
+import { timerDelay } from '../util/timer-delay.js';
 
 /**
  * Once a run has been cancelled, it gets this long to stop cleanly (discard temp files, roll
@@ -58,7 +59,7 @@ export function exitAfter(ms: number, code: number, log: Logger, reason: string,
     }
     exit();
   };
-  const timer = setTimeout(fire, ms);
+  const timer = setTimeout(fire, timerDelay(ms));
   timer.unref();
   return timer;
 }

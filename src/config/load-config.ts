@@ -125,7 +125,7 @@ function connectorIssues(
   const issues: ConfigIssue[] = [];
   for (const [key, config] of Object.entries(section)) {
     const spec = name === 'datasources' ? sourceSpec(config.type) : sinkSpec(config.type);
-    for (const problem of spec?.validate?.(config) ?? []) issues.push(place([name, key, problem.key], problem.message));
+    for (const problem of spec?.validate?.(config) ?? []) issues.push(place([name, key, ...(typeof problem.key === 'string' ? [problem.key] : problem.key)], problem.message));
   }
   return issues;
 }

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { CancelledError, codeOf, ConnectorError, isRetryable, retryAfterOf, serializeError, wrapError } from '../errors.js';
 import type { RetryPolicy } from './policy.js';
+import { timerDelay } from '../util/timer-delay.js';
 
 export interface RetryOptions {
   readonly policy: RetryPolicy;
@@ -75,7 +76,7 @@ export function sleep(ms: number, signal: AbortSignal, what = 'waiting'): Promis
     const timer = setTimeout(() => {
       signal.removeEventListener('abort', onAbort);
       resolve();
-    }, ms);
+    }, timerDelay(ms));
     signal.addEventListener('abort', onAbort, { once: true });
   });
 }
@@ -98,7 +99,7 @@ export function withDeadline<T>(work: Promise<T>, ms: number, signal: AbortSigna
     const timer = setTimeout(() => {
       done();
       reject(new ConnectorError(`${what}: no answer within ${ms / 1000}s`, { code: 'TIMEOUT', retryable: true }));
-    }, ms);
+    }, timerDelay(ms));
     if (signal.aborted) return onAbort();
     signal.addEventListener('abort', onAbort, { once: true });
     work.then(

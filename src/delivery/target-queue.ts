@@ -5,6 +5,7 @@ import { deliveredOf, describeError, isRetryable, serializeError, undeliveredRow
 import { withRows } from '../records/export-record.js';
 import type { DeliveryPolicy } from './policy.js';
 import { withRetry } from './retry.js';
+import { timerDelay } from '../util/timer-delay.js';
 
 /** Records of one cycle an atomic target keeps in memory for the spool, should its publish fail. */
 export const SPOOL_KEEP_LIMIT = 20_000;
@@ -103,7 +104,7 @@ export class TargetQueue {
         if (group.timer) clearTimeout(group.timer);
         await this.send(group);
       } else {
-        group.timer ??= setTimeout(() => this.sendLingering(key, group!), this.policy.lingerMs);
+        group.timer ??= setTimeout(() => this.sendLingering(key, group!), timerDelay(this.policy.lingerMs));
       }
     }
   }

@@ -9,6 +9,7 @@ import { acquireAgent, releaseAgent } from './dispatcher.js';
 import { headerRedactor, redactRequestUrl } from './redact.js';
 import { userAgent } from './version.js';
 import { linkedSignal } from '../util/linked-signal.js';
+import { timerDelay } from '../util/timer-delay.js';
 
 export interface HttpClientOptions {
   /** Sent with every request (e.g. Authorization); their values never appear in error messages. */
@@ -87,9 +88,10 @@ export class HttpClient {
 
     const { request } = await import('undici');
     const { dispatcher } = await this.dispatcher();
+    const follows = followsRedirects(method);
     let res: Dispatcher.ResponseData;
     try {
-      res = await request(req.url, {
+      res = (await request(req.url, {
         dispatcher,
         method,
         headers: this.headersFor(req),
@@ -97,20 +99,19 @@ export class HttpClient {
         headersTimeout: timeoutMs,
         bodyTimeout: timeoutMs,
         signal: exchange.signal,
-      });
+        // Read by the redirect interceptor: 0 returns the redirect itself.
+        ...(follows ? {} : { maxRedirections: 0 }),
+      } as Parameters<typeof request>[1])) as Dispatcher.ResponseData;
     } catch (err) {
       exchange.done();
       throw exchange.failure(err);
     }
 
     const contentType = headerText(res.headers['content-type']);
+    // A declared length over the cap fails the body's first read, not the request: the status
+    // comes first (a 2xx has delivered whatever its answer; a 503 is still worth a retry).
     const declared = Number(headerText(res.headers['content-length']));
-    if (Number.isFinite(declared) && declared > maxBytes) {
-      discard(res.body);
-      exchange.done();
-      throw tooLarge(what, maxBytes, res.statusCode, contentType, `it declares ${declared} bytes`);
-    }
-    const body = cappedBody(res, maxBytes, exchange, contentType);
+    const body = cappedBody(res, maxBytes, exchange, contentType, Number.isFinite(declared) ? declared : undefined);
     const response: HttpResponse = {
       status: res.statusCode,
       headers: res.headers,
@@ -129,13 +130,16 @@ export class HttpClient {
       discard(res.body);
       exchange.done();
       const maxRedirects = this.#options.maxRedirects ?? DEFAULT_MAX_REDIRECTS;
-      throw new ConnectorError(
-        `${what}: more than ${maxRedirects} redirects (the last answered ${res.statusCode} to ${this.#redact(headerText(res.headers.location) ?? '')})`,
-        { code: 'TOO_MANY_REDIRECTS', details: { status: res.statusCode, content_type: contentType } },
-      );
+      const location = this.#redact(headerText(res.headers.location) ?? '');
+      const why =
+        follows && maxRedirects > 0
+          ? `more than ${maxRedirects} redirects (the last answered ${res.statusCode} to ${location})`
+          : `answered ${res.statusCode}, a redirect to ${location}, which ${follows ? 'this connector does' : `a ${method} does`} not follow (it would be sent again as a GET without its body): set the URL to that address`;
+      throw new ConnectorError(`${what}: ${why}`, { code: 'TOO_MANY_REDIRECTS', details: { status: res.statusCode, content_type: contentType } });
     }
     if (req.throwOnError === false) return response;
-    throw await statusError(what, res, body, contentType, this.#redact);
+    // The excerpt of an error body is read whatever length it declares: only its first bytes are taken.
+    throw await statusError(what, res, cappedBody(res, maxBytes, exchange, contentType, undefined), contentType, this.#redact);
   }
 
   /** Releases this client's hold on the shared connection pools; the last client closes them. */
@@ -190,7 +194,7 @@ class Exchange {
       this.#timer = setTimeout(() => {
         this.#deadlinePassed = true;
         this.#controller.abort();
-      }, deadlineMs);
+      }, timerDelay(deadlineMs));
       this.#timer.unref();
     }
   }
@@ -207,6 +211,11 @@ class Exchange {
       return new ConnectorError(`${this.what}: no complete response within ${seconds(this.deadlineMs!)}`, { code: 'TIMEOUT', retryable: true, cause: err });
     }
     const code = causeChain(err).map(codeOf).find((c) => c !== undefined);
+    const loop = causeChain(err).find((e) => e instanceof Error && e.message.startsWith('Redirect loop detected'));
+    if (loop !== undefined) {
+      // undici stops a redirect to a URL it has already visited, with a message about Pools that does not apply here.
+      return new ConnectorError(`${this.what}: the redirects lead back to an address already visited (a redirect loop)`, { code: 'TOO_MANY_REDIRECTS', cause: err });
+    }
     if (code === 'UND_ERR_HEADERS_TIMEOUT') {
       return new ConnectorError(`${this.what}: no response within ${seconds(this.timeoutMs)}`, { code: 'TIMEOUT', retryable: true, cause: err });
     }
@@ -225,10 +234,19 @@ class Exchange {
 }
 
 /** The body as it arrives, stopping with RESPONSE_TOO_LARGE past the cap; the deadline timer ends with it. */
-async function* cappedBody(res: Dispatcher.ResponseData, maxBytes: number, exchange: Exchange, contentType: string | undefined): AsyncGenerator<Buffer> {
+async function* cappedBody(
+  res: Dispatcher.ResponseData,
+  maxBytes: number,
+  exchange: Exchange,
+  contentType: string | undefined,
+  declaredBytes: number | undefined,
+): AsyncGenerator<Buffer> {
   let seen = 0;
   let complete = false;
   try {
+    if (declaredBytes !== undefined && declaredBytes > maxBytes) {
+      throw tooLarge(exchange.what, maxBytes, res.statusCode, contentType, `it declares ${declaredBytes} bytes`);
+    }
     for await (const chunk of res.body as AsyncIterable<Buffer>) {
       seen += chunk.length;
       if (seen > maxBytes) throw tooLarge(exchange.what, maxBytes, res.statusCode, contentType, 'the body goes on past that');
@@ -330,6 +348,11 @@ function discard(body: Dispatcher.ResponseData['body']): void {
   if (body.destroyed) return;
   body.on('error', () => {});
   body.destroy();
+}
+
+/** GET and HEAD follow redirects; a request with a body does not, since undici resends a 301/302/303 as a GET without it. */
+function followsRedirects(method: string): boolean {
+  return method === 'GET' || method === 'HEAD';
 }
 
 function headerText(value: string | string[] | undefined): string | undefined {

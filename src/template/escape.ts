@@ -34,6 +34,16 @@ export function safeUrlPart(value: string): string {
   return encodeURIComponent(toWellFormed(value));
 }
 
+/**
+ * A URL component in the path: as safeUrlPart, and a value that is exactly `.` or `..` becomes
+ * `_` or `__`. Percent-encoding cannot help there: URL parsers (WHATWG, undici) read `%2e%2e` as
+ * `..` too, and a record's `..` would move the request up a level (`/hosts/../alerts` is
+ * `/alerts`).
+ */
+export function safeUrlPathPart(value: string): string {
+  return value === '.' || value === '..' ? value.replace(/\./g, '_') : safeUrlPart(value);
+}
+
 /** The inside of a JSON string literal (no quotes): quotes, backslashes and control characters escaped. */
 export function jsonStringContent(value: string): string {
   return JSON.stringify(value).slice(1, -1);

@@ -6,7 +6,7 @@
  */
 import { ConnectorError } from '../errors.js';
 import { jsonValue } from '../encoding/ndjson.js';
-import { jsonStringContent, safeKeyPart, safeSegment, safeUrlPart } from './escape.js';
+import { jsonStringContent, safeKeyPart, safeSegment, safeUrlPart, safeUrlPathPart } from './escape.js';
 import { parseTemplate, type PlaceholderPart } from './parse.js';
 
 /** Where the rendered text goes, which decides how values are escaped. */
@@ -86,9 +86,12 @@ export function compileTemplate(text: string, options: CompileOptions): Template
   const offered = () =>
     names.map((n) => `{${n}}`).join(', ') + (allowFields ? ' and record fields such as {id} or {meta.host}' : '');
 
+  // In a URL, a value before the first `?` or `#` lands in the path, where `.` and `..` are dot-segments.
+  let inUrlPath = context === 'url';
   for (const part of parts) {
     if (part.kind === 'literal') {
       pieces.push(part.text);
+      if (/[?#]/.test(part.text)) inUrlPath = false;
       continue;
     }
     if (!placeholders.includes(part.name)) placeholders.push(part.name);
@@ -104,7 +107,7 @@ export function compileTemplate(text: string, options: CompileOptions): Template
       const field = target.kind === 'record' ? '.' : target.path;
       if (!fields.includes(field)) fields.push(field);
     }
-    const getter = getterFor(part, target, context, text, what);
+    const getter = getterFor(part, target, inUrlPath ? 'url-path' : context, text, what);
     if (target.kind === 'run') runOnly.add(getter);
     pieces.push(getter);
   }
@@ -179,7 +182,10 @@ function classify(name: string): Target {
   return { kind: 'field', path: name };
 }
 
-function getterFor(part: PlaceholderPart, target: Target, context: TemplateContext, text: string, what: string): Getter {
+/** Where a value lands: a template's context, or more precisely the path of a URL. */
+type Placement = TemplateContext | 'url-path';
+
+function getterFor(part: PlaceholderPart, target: Target, context: Placement, text: string, what: string): Getter {
   const read = readerFor(target);
   const escape = escaperFor(context, part.inString);
   const { fallback } = part;
@@ -255,8 +261,10 @@ function textOf(value: unknown): string {
   return String(value);
 }
 
-function escaperFor(context: TemplateContext, inString: boolean): (value: unknown) => string {
+function escaperFor(context: Placement, inString: boolean): (value: unknown) => string {
   switch (context) {
+    case 'url-path':
+      return (v) => safeUrlPathPart(textOf(v));
     case 'path':
       return (v) => safeSegment(textOf(v));
     case 'key':
@@ -272,7 +280,7 @@ function escaperFor(context: TemplateContext, inString: boolean): (value: unknow
 }
 
 /** A default is escaped like a value; standing alone in JSON, a number, true, false or null keeps its type and anything else is a string. */
-function escapeFallback(fallback: string, context: TemplateContext, inString: boolean): string {
+function escapeFallback(fallback: string, context: Placement, inString: boolean): string {
   if (context === 'json' && !inString) return /^(-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?|true|false|null)$/.test(fallback) ? fallback : JSON.stringify(fallback);
   return escaperFor(context, inString)(fallback);
 }

@@ -1,3 +1,6 @@
+/** Query parameter names that hold credentials: the common words, and the short forms (`pwd`, `sig`, `sid`) used on their own. */
+const SECRET_PARAMETER = /token|key|secret|passw|signature|auth|credential|session|^(pwd|sig|sid|pass)$/i;
+
 /** A URL fit for a log line: user and password replaced, query values that look like secrets hidden. */
 export function redactUrl(url: string): string {
   try {
@@ -7,7 +10,7 @@ export function redactUrl(url: string): string {
       u.password = '';
     }
     for (const key of [...u.searchParams.keys()]) {
-      if (/token|key|secret|password|signature|auth/i.test(key)) u.searchParams.set(key, '***');
+      if (SECRET_PARAMETER.test(key)) u.searchParams.set(key, '***');
     }
     return u.toString();
   } catch {

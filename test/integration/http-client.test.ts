@@ -48,6 +48,7 @@ describe('HTTP client (against servers on 127.0.0.1)', function () {
   let server: Awaited<ReturnType<typeof startServer>>;
   let client: HttpClient;
   const SECRET = 'Bearer s3cr3t-t0ken-value';
+  const landed: string[] = [];
 
   before(async () => {
     server = await startServer({
@@ -70,7 +71,20 @@ describe('HTTP client (against servers on 127.0.0.1)', function () {
         pump();
       },
       '/big-declared': (_req, res) => res.writeHead(200, { 'content-length': String(10_000_000) }).end(),
+      '/busy-big': (_req, res) => {
+        // declares far more than the cap; sends enough for the excerpt, then stops
+        res.writeHead(503, { 'content-length': String(2_000_000), 'retry-after': '3', 'content-type': 'text/plain' });
+        res.write(`overloaded ${'x'.repeat(600)}`);
+      },
       '/loop': (req, res) => res.writeHead(302, { location: `${req.url!.split('?')[0]}?again=${Math.random()}` }).end(),
+      '/self': (_req, res) => res.writeHead(302, { location: '/self' }).end(),
+      '/ping': (_req, res) => res.writeHead(307, { location: '/pong' }).end(),
+      '/pong': (_req, res) => res.writeHead(307, { location: '/ping' }).end(),
+      '/moved': (_req, res) => res.writeHead(302, { location: '/landed' }).end(),
+      '/landed': (req, res) => {
+        landed.push(req.method!);
+        res.writeHead(200).end('{}');
+      },
       '/hop': (_req, res) => res.writeHead(301, { location: '/ok' }).end(),
       '/busy': (_req, res) => res.writeHead(503, { 'retry-after': '7', 'content-type': 'text/plain' }).end('try later'),
       '/busy-date': (_req, res) => res.writeHead(429, { 'retry-after': new Date(Date.now() + 60_000).toUTCString() }).end(),
@@ -140,11 +154,50 @@ describe('HTTP client (against servers on 127.0.0.1)', function () {
       expect(err.code).to.equal('RESPONSE_TOO_LARGE');
       expect(err.retryable).to.equal(false);
       expect(err.details.status).to.equal(200);
-      // a declared length over the cap fails before any of the body is read
-      expect((await failure(capped.request({ url: `${server.base}/big-declared` }))).code).to.equal('RESPONSE_TOO_LARGE');
+      // a declared length over the cap fails the first read, before any of the body is read; the status is known
+      const declared = await capped.request({ url: `${server.base}/big-declared` });
+      expect(declared.status).to.equal(200);
+      const tooLarge = await failure(declared.text());
+      expect(tooLarge.code).to.equal('RESPONSE_TOO_LARGE');
+      expect(tooLarge.message).to.include('it declares 10000000 bytes');
     } finally {
       await capped.close();
     }
+  });
+
+  it('a 503 that declares a body over the cap is still a retryable 503 with its Retry-After and excerpt', async () => {
+    const capped = new HttpClient({ maxResponseBytes: 1024 * 1024 });
+    try {
+      const err = await failure(capped.request({ url: `${server.base}/busy-big` }));
+      expect(err.code).to.equal('HTTP_503');
+      expect(err.retryable).to.equal(true);
+      expect(err.retryAfterMs).to.equal(3000);
+      expect(err.message).to.match(/answered HTTP 503: overloaded x+/);
+    } finally {
+      await capped.close();
+    }
+  });
+
+  it('a redirect back to an address already visited is a loop: TOO_MANY_REDIRECTS, not retried', async () => {
+    for (const path of ['/self', '/ping']) {
+      const err = await failure(client.request({ url: `${server.base}${path}` }));
+      expect(err.code, path).to.equal('TOO_MANY_REDIRECTS');
+      expect(err.retryable).to.equal(false);
+      expect(err.message).to.equal(`GET ${server.base}${path}: the redirects lead back to an address already visited (a redirect loop)`);
+    }
+  });
+
+  it('a request with a body does not follow a redirect (undici would resend it as a GET without the body)', async () => {
+    landed.length = 0;
+    const err = await failure(client.request({ url: `${server.base}/moved`, method: 'POST', body: '{"filter":"hot"}' }));
+    expect(err.code).to.equal('TOO_MANY_REDIRECTS');
+    expect(err.message).to.equal(
+      `POST ${server.base}/moved: answered 302, a redirect to /landed, which a POST does not follow (it would be sent again as a GET without its body): set the URL to that address`,
+    );
+    expect(landed).to.deep.equal([]);
+    // a GET does follow it
+    expect(await readJson(await client.request({ url: `${server.base}/moved` }))).to.deep.equal({});
+    expect(landed).to.deep.equal(['GET']);
   });
 
   it('follows redirects up to the limit, then fails clearly', async () => {

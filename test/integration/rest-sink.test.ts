@@ -129,6 +129,18 @@ describe('REST export target (against a server on 127.0.0.1)', function () {
       expect(issues[0]!.message).to.include('set batch_size: 1');
       expect(restSink.validate!({ type: 'rest_api', url: 'http://x.example/{id}', batch_size: 1 })).to.deep.equal([]);
     });
+
+    it('validate: a URL that cannot be parsed, a header name that is not a token, a header value with a line break', () => {
+      for (const url of ['http://alerts.example.com:99999/api', 'http://[bad/x', 'http://a b.example/x/{rule}']) {
+        const issues = restSink.validate!({ type: 'rest_api', url });
+        expect(issues.map((i) => i.key), url).to.deep.equal(['url']);
+        expect(issues[0]!.message).to.match(/is not a valid URL/);
+      }
+      const issues = restSink.validate!({ type: 'rest_api', url: 'http://x.example/', headers: { 'X Bad': 'v', Authorization: `Bearer ${TOKEN}\n` } });
+      expect(issues.map((i) => i.key)).to.deep.equal([['headers', 'X Bad'], ['headers', 'Authorization']]);
+      expect(issues[1]!.message).to.include('holds a line break');
+      expect(JSON.stringify(issues)).to.not.include(TOKEN);
+    });
   });
 
   describe('retries and failures, through the queue the cycle uses', () => {
@@ -253,7 +265,9 @@ describe('REST export target (against a server on 127.0.0.1)', function () {
       await q.finish();
       expect(server.requests.map((r) => `${r.method} ${r.path}`)).to.deep.equal(['POST /hook']);
       expect(counts).to.deep.equal({ exported: 0, failed: 1 });
-      expect(q.status().error).to.match(/the endpoint redirects; a redirected POST can lose its body, so set url to the address it redirects to: .*answered 301 to \/moved/);
+      expect(q.status().error).to.match(
+        /^sending 1 record to export target "alerts": POST http:\/\/127\.0\.0\.1:\d+\/hook: answered 301, a redirect to \/moved, which a POST does not follow \(it would be sent again as a GET without its body\): set the URL to that address$/,
+      );
     });
 
     it('a 2xx whose answer is larger than max_response_bytes still counts as delivered', async () => {
@@ -263,6 +277,35 @@ describe('REST export target (against a server on 127.0.0.1)', function () {
       await q.finish();
       expect(server.requests).to.have.lengthOf(1);
       expect(counts).to.deep.equal({ exported: 2, failed: 0 });
+    });
+
+    it('a 2xx that declares an answer longer than max_response_bytes still counts as delivered, once', async () => {
+      server.handle((_req, res) => void res.writeHead(200, { 'content-type': 'application/json', 'content-length': '4096' }).end(`"${'x'.repeat(4094)}"`));
+      const { q, counts } = queue(await sink({ max_response_bytes: 1024 }));
+      await q.add(batch([1, 2]));
+      await q.finish();
+      expect(server.requests).to.have.lengthOf(1);
+      expect(counts).to.deep.equal({ exported: 2, failed: 0 });
+    });
+
+    it('a 503 that declares a long answer is retried after its Retry-After, then delivered', async () => {
+      let calls = 0;
+      server.handle((_req, res) => {
+        if (calls++ === 0) res.writeHead(503, { 'retry-after': '0', 'content-length': '4096' }).end('y'.repeat(4096));
+        else json(res, {});
+      });
+      const { q, counts } = queue(await sink({ max_response_bytes: 1024 }));
+      await q.add(batch([1]));
+      await q.finish();
+      expect(server.requests).to.have.lengthOf(2);
+      expect(counts).to.deep.equal({ exported: 1, failed: 0 });
+    });
+
+    it('a record value of ".." in a URL path placeholder cannot move the request up a level', async () => {
+      const { q } = queue(await sink({ url: `${server.base}/api/hosts/{host}/alerts?from={host}`, batch_size: 1 }), { batchSize: 1, maxInFlight: 1 });
+      await q.add(objects([{ host: '..' }, { host: '.' }, { host: 'web-1' }]));
+      await q.finish();
+      expect(server.requests.map((r) => r.url)).to.deep.equal(['/api/hosts/__/alerts?from=..', '/api/hosts/_/alerts?from=.', '/api/hosts/web-1/alerts?from=web-1']);
     });
 
     it('the token never appears in errors or logs, even when the server echoes it back', async () => {
@@ -300,6 +343,15 @@ describe('REST export target (against a server on 127.0.0.1)', function () {
       const note = await drive(await sink({ url: `${server.base}/hook/{rule}` })).check();
       expect(note).to.match(/^reachable: HEAD http:\/\/127\.0\.0\.1:\d+\/hook\/ answered HTTP 405$/);
       expect(server.requests.map((r) => [r.method, r.body])).to.deep.equal([['HEAD', '']]);
+    });
+
+    it('an endpoint that redirects fails the check: every write would fail on it', async () => {
+      server.handle((_req, res) => void res.writeHead(307, { location: '/elsewhere' }).end());
+      const err = await drive(await sink()).check()!.then(
+        () => expect.fail('check should fail'),
+        (e: unknown) => e,
+      );
+      expect(describeError(err)).to.match(/^checking export target "alerts": HEAD http:\/\/127\.0\.0\.1:\d+\/hook answered HTTP 307, a redirect, which export targets do not follow/);
     });
 
     it('an unreachable endpoint fails naming the target and the address, never the token', async () => {

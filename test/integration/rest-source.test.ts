@@ -347,6 +347,22 @@ describe('REST datasource (against a server on 127.0.0.1)', function () {
       expect(seen).to.deep.equal([{ id: 1 }]);
     });
 
+    it('a POST datasource does not follow a redirect, which would drop its body; it says where it leads', async () => {
+      server.handle((req, res) => {
+        if (req.path === '/moved') res.writeHead(302, { location: '/elsewhere' }).end();
+        else json(res, [{ id: 'unfiltered' }]);
+      });
+      const err = await failure(await source({ url: `${server.base}/moved`, method: 'POST', body: { filter: 'hot' } }));
+      expect(err.code).to.equal('TOO_MANY_REDIRECTS');
+      expect(describeError(err)).to.include('answered 302, a redirect to /elsewhere, which a POST does not follow');
+      expect(server.requests.map((r) => `${r.method} ${r.path}`)).to.deep.equal(['POST /moved']);
+    });
+
+    it('a JSON body after a byte order mark is read', async () => {
+      server.handle((_req, res) => void res.writeHead(200, { 'content-type': 'application/json' }).end('\ufeff[{"id":1}]'));
+      expect((await readAll(await source({}))).rows).to.deep.equal([{ id: 1 }]);
+    });
+
     it('a JSON body cut short is not JSON', async () => {
       server.handle((_req, res) => void res.writeHead(200, { 'content-type': 'application/json', connection: 'close' }).end('[{"id":1},{"id"'));
       const err = await failure(await source({}));

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { withRetry } from '../../src/delivery/retry.js';
+import { sleep, withRetry } from '../../src/delivery/retry.js';
 import { memoryLogger } from '../helpers.js';
 
 const policy = { maxAttempts: 3, initialBackoffMs: 1, maxBackoffMs: 2 };
@@ -37,5 +37,29 @@ describe('withRetry (src/delivery/retry.ts)', () => {
       (e: { code?: string }) => e,
     );
     expect(err).to.include({ code: 'CANCELLED' });
+  });
+});
+
+describe('sleep with a delay past what a Node timer holds (about 24.8 days)', () => {
+  it('waits (it does not fire after 1 ms as a bare setTimeout would), and a cancel still ends it', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.name);
+    process.on('warning', onWarning);
+    try {
+      const controller = new AbortController();
+      let settled = '';
+      const waiting = sleep(40 * 24 * 3600 * 1000, controller.signal, 'backing off').then(
+        () => (settled = 'resolved'),
+        (err: Error) => (settled = err.name),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(settled).to.equal('');
+      controller.abort();
+      await waiting;
+      expect(settled).to.equal('CancelledError');
+      expect(warnings).to.not.include('TimeoutOverflowWarning');
+    } finally {
+      process.off('warning', onWarning);
+    }
   });
 });

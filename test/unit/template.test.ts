@@ -150,6 +150,15 @@ describe('templates', () => {
       expect(render('/x/{v}', 'url', { v: 'bad\ud800' })).to.equal('/x/bad%EF%BF%BD');
     });
 
+    it('url: a value of "." or ".." in the path cannot move the request to another path; in the query it stays as it is', () => {
+      const text = 'http://api.example/api/hosts/{host}/alerts?from={host}';
+      expect(new URL(render(text, 'url', { host: '..' })).pathname).to.equal('/api/hosts/__/alerts');
+      expect(new URL(render(text, 'url', { host: '.' })).pathname).to.equal('/api/hosts/_/alerts');
+      expect(new URL(render(text, 'url', { host: '..' })).searchParams.get('from')).to.equal('..');
+      expect(render('/x/{v:-..}/y', 'url', {})).to.equal('/x/__/y');
+      expect(render('/x/{v}/y', 'url', { v: '...' })).to.equal('/x/.../y');
+    });
+
     it('url: a placeholder may not choose the scheme or the host', () => {
       for (const text of ['https://{host}/x', '{scheme}://example.com/', 'https://api.{domain}/x', 'https://user:{pw}@h/']) {
         expect(compileTemplate(text, { context: 'url' }).issues, text).to.have.length(1);
