@@ -109,6 +109,10 @@ export function resolveConnection(config: PostgresConnectionConfig, configDir: s
     ...(password !== undefined ? { password } : {}),
     ssl: tlsOptions(config, fromUrl.sslmode, configDir),
     application_name: config.application_name ?? DEFAULT_APPLICATION_NAME,
+    // Zone-less timestamps are read as UTC, and watermarks are bound as UTC instants: the session
+    // must compare them in UTC too, whatever TimeZone the server or the role sets, or a
+    // `created_at >= $1` on a timestamp column skips the rows within the zone's offset.
+    options: '-c TimeZone=UTC',
     ...(statementTimeoutMs > 0 ? { statement_timeout: Math.round(statementTimeoutMs) } : {}),
     connectionTimeoutMillis: Math.max(1, Math.round(connectTimeoutMs)),
     max: config.pool_size ?? 4,
@@ -138,13 +142,30 @@ function parseUrl(url: string): UrlParts {
   } catch {
     throw new ConnectorError('url is not a valid postgres:// URL; write it as postgres://user:password@host:port/database', { code: 'INVALID_CONFIG' });
   }
+  // A password holding an unencoded "/" or "@" moves the rest of it into the host and the path,
+  // where it would be shown in labels and errors: refused without repeating any of it.
+  if (u.pathname.includes('@') || u.pathname.slice(1).includes('/')) {
+    throw new ConnectorError(
+      'url does not parse as postgres://user:password@host:port/database: a "/", "@" or "?" in the password must be percent-encoded (%2F, %40, %3F), or give the password in the password key instead',
+      { code: 'INVALID_CONFIG' },
+    );
+  }
+  const decode = (text: string, what: string) => {
+    try {
+      return decodeURIComponent(text);
+    } catch {
+      throw new ConnectorError(`url: the ${what} holds a "%" that is not followed by two hex digits; write a literal % as %25, or give it in the ${what === 'password' ? 'password' : what} key instead`, {
+        code: 'INVALID_CONFIG',
+      });
+    }
+  };
   const parts: UrlParts = {};
-  if (u.hostname) parts.host = decodeURIComponent(u.hostname.replace(/^\[|\]$/g, ''));
+  if (u.hostname) parts.host = decode(u.hostname.replace(/^\[|\]$/g, ''), 'host');
   if (u.port) parts.port = Number(u.port);
-  const database = decodeURIComponent(u.pathname.replace(/^\//, ''));
+  const database = decode(u.pathname.replace(/^\//, ''), 'database');
   if (database) parts.database = database;
-  if (u.username) parts.user = decodeURIComponent(u.username);
-  if (u.password) parts.password = decodeURIComponent(u.password);
+  if (u.username) parts.user = decode(u.username, 'username');
+  if (u.password) parts.password = decode(u.password, 'password');
   const sslmode = u.searchParams.get('sslmode');
   if (sslmode) parts.sslmode = sslmode;
   return parts;

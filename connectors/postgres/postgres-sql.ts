@@ -55,7 +55,8 @@ export function parseTableName(text: string): TableName {
       }
     } else {
       const end = text.indexOf('.', i);
-      part = text.slice(i, end < 0 ? text.length : end).trim().toLowerCase();
+      // PostgreSQL folds only A-Z of an unquoted name: ÄrgerTable is the table Ärgertable.
+      part = text.slice(i, end < 0 ? text.length : end).trim().replace(/[A-Z]+/g, (c) => c.toLowerCase());
       if (part.includes('"')) throw fail();
       i = end < 0 ? text.length : end;
     }
@@ -89,7 +90,7 @@ function bigintSafe(_key: string, value: unknown): unknown {
   return typeof value === 'bigint' ? value.toString() : value;
 }
 
-function jsonText(value: unknown): string {
+export function jsonText(value: unknown): string {
   return JSON.stringify(value, bigintSafe) ?? 'null';
 }
 

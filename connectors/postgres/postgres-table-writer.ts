@@ -6,7 +6,7 @@ import { ConnectorError } from '../../src/errors.js';
 import { METADATA_FIELDS, exportFields, metadataOf } from '../../src/records/export-record.js';
 import { typeOfValue, widenType, type FieldType } from '../../src/records/fields.js';
 import { ColumnLayout, type PlainRecord } from '../../src/records/layout.js';
-import { COLUMN_TYPES, copyField, qualified, quoteIdent, valueText, type TableName } from './postgres-sql.js';
+import { COLUMN_TYPES, copyField, jsonText, qualified, quoteIdent, valueText, type TableName } from './postgres-sql.js';
 
 export interface TableColumns {
   readonly table: TableName;
@@ -148,6 +148,9 @@ export class TableWriter {
   async #copy(client: PoolClient, into: string, batch: MatchBatch, plan: readonly ColumnPlan[], signal: AbortSignal): Promise<void> {
     const sql = `COPY ${into} (${plan.map((p) => quoteIdent(p.column)).join(', ')}) FROM STDIN`;
     const arrays = plan.map((p) => this.#columns!.get(p.column)?.isArray === true);
+    // A value of a json field going into a json column is written as JSON, a string included:
+    // the JSON string "just text" must arrive quoted, or the server reads `just text` as JSON.
+    const asJson = plan.map((p) => p.type === 'json' && /^jsonb?$/.test(this.#columns!.get(p.column)?.type ?? ''));
     const byRecord = batch.layout instanceof ColumnLayout;
     const layout = batch.layout;
     function* pieces(): Generator<string> {
@@ -157,7 +160,8 @@ export class TableWriter {
         let line = '';
         for (let c = 0; c < plan.length; c++) {
           if (c > 0) line += '\t';
-          line += copyField(valueText(plan[c]!.value(row, record), arrays[c]!));
+          const value = plan[c]!.value(row, record);
+          line += copyField(asJson[c] && value !== null && value !== undefined ? jsonText(value) : valueText(value, arrays[c]!));
         }
         piece += line + '\n';
         if (piece.length >= PIECE) {
@@ -186,9 +190,15 @@ export class TableWriter {
     const keys = this.spec.conflictColumns.map(quoteIdent);
     const updates = columns.filter((c) => !keys.includes(c)).map((c) => `${c} = EXCLUDED.${c}`);
     const onConflict = updates.length > 0 ? `DO UPDATE SET ${updates.join(', ')}` : 'DO NOTHING';
+    // Within the batch the last record of a key wins. A key with a null in it is no key: the
+    // unique index lets every such row in, so DISTINCT ON (which would call them equal) must
+    // not fold them into one.
+    const keyed = keys.map((k) => `${k} IS NOT NULL`).join(' AND ');
     await client.query(
       `INSERT INTO ${this.#tableSql} (${columns.join(', ')}) ` +
-        `SELECT DISTINCT ON (${keys.join(', ')}) ${columns.join(', ')} FROM ${staging} ORDER BY ${keys.join(', ')}, ctid DESC ` +
+        `SELECT ${columns.join(', ')} FROM (` +
+        `SELECT DISTINCT ON (${keys.join(', ')}) ${columns.join(', ')} FROM ${staging} WHERE ${keyed} ORDER BY ${keys.join(', ')}, ctid DESC` +
+        `) last_of_each_key UNION ALL SELECT ${columns.join(', ')} FROM ${staging} WHERE NOT (${keyed}) ` +
         `ON CONFLICT (${keys.join(', ')}) ${onConflict}`,
     );
   }
@@ -231,10 +241,23 @@ export class TableWriter {
         { code: '42P10', details: { table: this.spec.table.table } },
       );
     }
-    const privileges = this.spec.mode === 'upsert' ? 'INSERT, UPDATE' : 'INSERT';
-    const { rows } = await client.query<{ ok: boolean }>(`SELECT has_table_privilege(to_regclass($1), $2) AS ok`, [this.#tableSql, privileges]);
-    if (!rows[0]?.ok) throw new ConnectorError(`the role may not ${privileges.toLowerCase()} on table ${this.#tableSql}; grant ${privileges} on it`, { code: '42501' });
-    return `PostgreSQL ${version}; table ${this.#tableSql} has ${columns.size} columns and takes ${privileges}`;
+    // An upsert goes through a temporary staging table built from the target's columns (SELECT, TEMP)
+    // and INSERT ... ON CONFLICT DO UPDATE: every one is needed. has_table_privilege with a list
+    // is true when any one is held, so each is asked on its own.
+    const privileges = this.spec.mode === 'upsert' ? ['INSERT', 'UPDATE', 'SELECT'] : ['INSERT'];
+    const { rows } = await client.query<{ missing: string[]; temp: boolean }>(
+      `SELECT array(SELECT p FROM unnest($2::text[]) p WHERE NOT has_table_privilege(to_regclass($1), p)) AS missing,
+              has_database_privilege(current_database(), 'TEMP') AS temp`,
+      [this.#tableSql, privileges],
+    );
+    const lacking = rows[0]?.missing ?? privileges;
+    if (lacking.length > 0) {
+      throw new ConnectorError(`the role may not ${lacking.join(', ').toLowerCase()} on table ${this.#tableSql}; grant ${lacking.join(', ')} on it`, { code: '42501' });
+    }
+    if (this.spec.mode === 'upsert' && !rows[0]!.temp) {
+      throw new ConnectorError('the role may not create temporary tables in this database, which an upsert stages its rows in; grant TEMP on the database', { code: '42501' });
+    }
+    return `PostgreSQL ${version}; table ${this.#tableSql} has ${columns.size} columns and takes ${privileges.join(', ')}`;
   }
 }
 

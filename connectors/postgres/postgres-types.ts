@@ -23,6 +23,14 @@ export const OID = {
   dateArray: 1182,
   timestampArray: 1115,
   timestamptzArray: 1185,
+  bytea: 17,
+  point: 600,
+  circle: 718,
+  interval: 1186,
+  byteaArray: 1001,
+  pointArray: 1017,
+  circleArray: 719,
+  intervalArray: 1187,
 } as const;
 
 type TextParser = (text: string) => unknown;
@@ -112,6 +120,16 @@ export function typeParsers(base: TypeParsers): TypeParsers {
     [OID.dateArray, parseArray],
     [OID.timestampArray, (text) => (parseArray(text) as (string | null)[]).map((t) => (t === null ? null : parseInstant(t)))],
     [OID.timestamptzArray, (text) => (parseArray(text) as (string | null)[]).map((t) => (t === null ? null : parseInstant(t)))],
+    // pg would make a Buffer of bytea and objects of interval, point and circle, which export as
+    // JSON no column of that type takes back: the server's own text (`\xdeadbeef`, `1 day 02:03:04`) is kept.
+    [OID.bytea, identity],
+    [OID.interval, identity],
+    [OID.point, identity],
+    [OID.circle, identity],
+    [OID.byteaArray, parseArray],
+    [OID.intervalArray, parseArray],
+    [OID.pointArray, parseArray],
+    [OID.circleArray, parseArray],
   ]);
   return {
     getTypeParser(oid, format) {

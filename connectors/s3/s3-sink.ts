@@ -83,7 +83,7 @@ export const s3Sink: SinkSpec<S3SinkConfig> = {
           'Values cannot add a "/" level. {part} is needed when max_records_per_object is set.',
         examples: [DEFAULT_KEY, '{rule}/{date}/{run_id}.{ext}'],
       },
-      prefix: { type: 'string', description: 'Text put before every key.', examples: ['threshold/'] },
+      prefix: { type: 'string', description: 'Text put before every key, as written: no placeholders (a brace is a brace).', examples: ['threshold/'] },
       format: {
         type: 'string',
         enum: ['parquet', 'csv', 'json', 'ndjson'],
@@ -178,18 +178,36 @@ export const s3Sink: SinkSpec<S3SinkConfig> = {
  * replaced by the format's extension (they are not run-level names of other targets).
  */
 function keyTemplateText(config: S3SinkConfig): string {
-  const text = (config.prefix ?? '') + (config.key ?? DEFAULT_KEY);
-  const { parts, problems } = parseTemplate(text, false);
-  if (problems.length > 0) return text;
-  const extension = extensionOf({ format: config.format ?? DEFAULT_FORMAT, compression: compressionOf(config) });
   const escape = (literal: string) => literal.replace(/\{/g, '{{').replace(/\}/g, '}}');
-  return parts
+  // The prefix is text as written: a brace in it is a brace, never a placeholder.
+  const prefix = escape(config.prefix ?? '');
+  const key = config.key ?? DEFAULT_KEY;
+  const { parts, problems } = parseTemplate(key, false);
+  if (problems.length > 0) return prefix + key;
+  const extension = extensionOf({ format: config.format ?? DEFAULT_FORMAT, compression: compressionOf(config) });
+  return prefix + parts
     .map((part) => {
       if (part.kind === 'literal') return escape(part.text);
       if ((part.name === 'ext' || part.name === 'format') && part.fallback === undefined) return escape(extension);
       return `{${part.raw}}`;
     })
     .join('');
+}
+
+/**
+ * The server an endpoint names, spelled one way: `HTTP://Host:80/` and `http://host` are one
+ * server, so two targets writing there claim keys against each other. Two names for one host (an
+ * address and a DNS name) are not recognised.
+ */
+export function endpointIdentity(endpoint: string | undefined): string {
+  if (endpoint === undefined) return 'aws';
+  try {
+    const u = new URL(endpoint);
+    const path = u.pathname.replace(/\/+$/, '');
+    return `${u.protocol}//${u.host}${path}`;
+  } catch {
+    return endpoint;
+  }
 }
 
 function keyTemplate(config: S3SinkConfig): Template {
@@ -267,6 +285,7 @@ export class S3Sink implements Sink {
   readonly #key: Template;
   readonly #retry: RetryPolicy;
   readonly #format: S3Format;
+  readonly #endpointId: string;
 
   constructor(
     private readonly config: S3SinkConfig,
@@ -276,6 +295,7 @@ export class S3Sink implements Sink {
     this.#key = keyTemplate(config);
     this.#retry = retryPolicyOf(config.retry);
     this.#format = config.format ?? DEFAULT_FORMAT;
+    this.#endpointId = endpointIdentity(config.endpoint);
   }
 
   /**
@@ -442,7 +462,7 @@ export class S3Sink implements Sink {
   }
 
   private objectId(key: string): string {
-    return `${this.config.endpoint ?? 'aws'}\u0000${this.config.bucket}\u0000${key}`;
+    return `${this.#endpointId}\u0000${this.config.bucket}\u0000${key}`;
   }
 
   private newSeries(keyOf: (part: number) => string, ctx: OperationContext): ObjectSeries {

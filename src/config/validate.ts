@@ -96,8 +96,7 @@ function describeError(error: ErrorObject): SchemaIssue | undefined {
     case 'const':
       return { path, message: `must be ${JSON.stringify(params.allowedValue)}`, atKey: false };
     case 'pattern':
-      // Every pattern in the schema is the duration one (linger, backoffs, timeouts).
-      return { path, message: `must be a duration such as "30s", "15m", "1h" or "1h30m", got ${JSON.stringify(error.data)}`, atKey: false };
+      return { path, message: describePattern(String(params.pattern), error.data), atKey: false };
     case 'minItems':
       return { path, message: params.limit === 1 ? 'must not be empty' : `must have at least ${params.limit} items`, atKey: false };
     case 'minLength':
@@ -107,6 +106,19 @@ function describeError(error: ErrorObject): SchemaIssue | undefined {
     default:
       return { path, message: error.message ?? `fails ${error.keyword}`, atKey: false };
   }
+}
+
+/**
+ * What a value failing a pattern should look like. Only a duration is quoted back: any other
+ * patterned key is an address (a URL with a password from the environment in it) or a name, and
+ * its value is not repeated in a message.
+ */
+function describePattern(pattern: string, data: unknown): string {
+  if (pattern.includes('(ms|s|m|h|d|w)')) return `must be a duration such as "30s", "15m", "1h" or "1h30m", got ${JSON.stringify(data)}`;
+  if (pattern.startsWith('^postgres')) return 'must be a postgres:// or postgresql:// URL (postgres://user:password@host:port/database); its value is not shown, as it may hold a password';
+  if (/^\^(\[Hh\]\[Tt\]\[Tt\]\[Pp\]|https)/.test(pattern)) return 'must be an http:// or https:// URL; its value is not shown, as it may hold a secret';
+  if (pattern.startsWith('^[A-Za-z_]')) return `must be a table name or schema.table (letters, digits, _ and $, starting with a letter or _), got ${JSON.stringify(data)}`;
+  return `does not have the expected form (the pattern ${pattern}); see this key in docs/config-reference.md`;
 }
 
 function describeEnum(path: (string | number)[], data: unknown, allowed: unknown[]): string {

@@ -284,7 +284,8 @@ function convertAll(values: readonly unknown[], kind: ParquetKind): unknown[] | 
       out[i] = null;
       continue;
     }
-    if (v !== last) {
+    // Object.is: 0 and -0 are different values (a DOUBLE keeps the sign), NaN is itself.
+    if (!Object.is(v, last)) {
       lastConverted = convert(v);
       if (lastConverted === undefined) return undefined;
       last = v;
@@ -310,7 +311,9 @@ const CONVERTERS: Record<ParquetKind, (v: unknown) => unknown> = {
     return undefined;
   },
   DOUBLE(v) {
-    if (typeof v === 'number') return v;
+    // -0 is written as 0, as JSON writes it: the writer's dictionary (a Map) cannot tell them
+    // apart, and would otherwise turn every 0 after a -0 into -0.
+    if (typeof v === 'number') return v === 0 ? 0 : v;
     if (typeof v === 'bigint') return v >= -(2n ** 53n) && v <= 2n ** 53n ? Number(v) : undefined;
     return undefined;
   },
@@ -329,8 +332,13 @@ const CONVERTERS: Record<ParquetKind, (v: unknown) => unknown> = {
     }
     return undefined;
   },
+  // Any JSON value, scalars included: the writer writes each as JSON text, so the string
+  // "{\"k\":1}" and the object {"k":1} stay different (a JSON string keeps its quotes). A Date or a
+  // bigint past 2^53 would not come out exactly: those make the column text.
   JSON(v) {
-    return typeof v === 'object' && !(v instanceof Date) ? v : undefined;
+    if (v instanceof Date) return undefined;
+    if (typeof v === 'bigint') return v >= -(2n ** 53n) && v <= 2n ** 53n ? v : undefined;
+    return v;
   },
   STRING(v) {
     if (typeof v === 'string') return v;

@@ -26,6 +26,18 @@ export function safeKeyPart(value: string): string {
 }
 
 /**
+ * A Hive partition value (the `{rule}` of `rule={rule}/`), escaped as Hive and Spark write one:
+ * `%XX` for control characters, the slash, and the characters " # % ' * : = ? \ { [ ] ^, so a
+ * rule named `latency>=500` or `a/b` stays one partition that Athena, Spark, Trino and DuckDB
+ * read back as the name itself (they decode `%XX`); unescaped, an `=` breaks
+ * `hive_partitioning` for the whole lake. A lone surrogate becomes U+FFFD, as in any key.
+ */
+export function hivePartitionValue(value: string): string {
+  // eslint-disable-next-line no-control-regex
+  return toWellFormed(value).replace(/[\u0000-\u001f\u007f-\u009f"#%'*/:=?\\{[\]^]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0'));
+}
+
+/**
  * One URL component: percent-encoded, so a value cannot add a path segment (`/`), a query
  * parameter (`?`, `&`, `=`), a fragment (`#`) or user info (`@`). A lone surrogate, which
  * encodeURIComponent refuses, becomes U+FFFD.

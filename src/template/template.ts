@@ -6,7 +6,7 @@
  */
 import { ConnectorError } from '../errors.js';
 import { jsonValue } from '../encoding/ndjson.js';
-import { jsonStringContent, safeKeyPart, safeSegment, safeUrlPart, safeUrlPathPart } from './escape.js';
+import { hivePartitionValue, jsonStringContent, safeKeyPart, safeSegment, safeUrlPart, safeUrlPathPart } from './escape.js';
 import { parseTemplate, type PlaceholderPart } from './parse.js';
 
 /** Where the rendered text goes, which decides how values are escaped. */
@@ -88,10 +88,13 @@ export function compileTemplate(text: string, options: CompileOptions): Template
 
   // In a URL, a value before the first `?` or `#` lands in the path, where `.` and `..` are dot-segments.
   let inUrlPath = context === 'url';
+  // In a key, a value right after `name=` is a Hive partition value.
+  let afterPartitionName = false;
   for (const part of parts) {
     if (part.kind === 'literal') {
       pieces.push(part.text);
       if (/[?#]/.test(part.text)) inUrlPath = false;
+      afterPartitionName = context === 'key' && /(^|\/)[A-Za-z_][A-Za-z0-9_]*=$/.test(part.text);
       continue;
     }
     if (!placeholders.includes(part.name)) placeholders.push(part.name);
@@ -107,7 +110,8 @@ export function compileTemplate(text: string, options: CompileOptions): Template
       const field = target.kind === 'record' ? '.' : target.path;
       if (!fields.includes(field)) fields.push(field);
     }
-    const getter = getterFor(part, target, inUrlPath ? 'url-path' : context, text, what);
+    const getter = getterFor(part, target, inUrlPath ? 'url-path' : afterPartitionName ? 'partition-value' : context, text, what);
+    afterPartitionName = false;
     if (target.kind === 'run') runOnly.add(getter);
     pieces.push(getter);
   }
@@ -182,8 +186,8 @@ function classify(name: string): Target {
   return { kind: 'field', path: name };
 }
 
-/** Where a value lands: a template's context, or more precisely the path of a URL. */
-type Placement = TemplateContext | 'url-path';
+/** Where a value lands: a template's context, or more precisely the path of a URL or a Hive partition value of a key. */
+type Placement = TemplateContext | 'url-path' | 'partition-value';
 
 function getterFor(part: PlaceholderPart, target: Target, context: Placement, text: string, what: string): Getter {
   const read = readerFor(target);
@@ -265,6 +269,8 @@ function escaperFor(context: Placement, inString: boolean): (value: unknown) => 
   switch (context) {
     case 'url-path':
       return (v) => safeUrlPathPart(textOf(v));
+    case 'partition-value':
+      return (v) => hivePartitionValue(textOf(v));
     case 'path':
       return (v) => safeSegment(textOf(v));
     case 'key':

@@ -4,6 +4,7 @@ import type { MatchBatch } from '../../connectors/types.js';
 import { TargetQueue } from '../../src/delivery/target-queue.js';
 import { describeError } from '../../src/errors.js';
 import { OBJECT_LAYOUT } from '../../src/records/layout.js';
+import { PostgresRowLayout } from '../../connectors/postgres/postgres-types.js';
 import { drive, memoryLogger } from '../helpers.js';
 import { freshSchemaPerTest, sql, TEST_DATABASE_URL, uniqueName, withClient } from '../support/postgres-db.js';
 
@@ -141,6 +142,57 @@ describe('postgresql export target against the real server', function () {
       { id: 2, n: 21 },
     ]);
     await sink.close!();
+  });
+
+  it('upsert: records whose key holds a null are each inserted (the unique index lets them all in), whatever the batching', async () => {
+    await sql(`CREATE TABLE "${schema}".out (k int UNIQUE, v text)`);
+    const sink = await create(uniqueName('tp_upnull'), { mode: 'upsert', conflict_columns: ['k'], create_table: false, columns: ['k', 'v'] });
+    const io = drive(sink);
+    await io.write({ ...batch('r', []), rows: [{ k: null, v: 'a' }, { k: null, v: 'b' }, { k: 1, v: 'c' }, { k: 1, v: 'd' }] });
+    await io.flush();
+    expect(await sql(`SELECT k, v FROM "${schema}".out ORDER BY v`)).to.deep.equal([
+      { k: null, v: 'a' },
+      { k: null, v: 'b' },
+      { k: 1, v: 'd' },
+    ]);
+    await sink.close!();
+  });
+
+  it('a json field goes into a jsonb column as JSON: a JSON string stays a string, distinct from the object it spells', async () => {
+    await sql(`CREATE TABLE "${schema}".out (id int, doc jsonb)`);
+    const sink = await create(uniqueName('tp_jsonb'), { create_table: false });
+    const io = drive(sink);
+    const fields = [
+      { name: 'id', type: 'integer', nullable: false },
+      { name: 'doc', type: 'json', nullable: true },
+    ] as const;
+    const docs = ['just text', '{"k":1}', { k: 1 }, 42, true, null, [1, 'two']];
+    // as the PostgreSQL source hands over a jsonb column: parsed values, described as json
+    await io.write({ ...batch('r', []), layout: new PostgresRowLayout(fields), fields, rows: docs.map((doc, i) => [i, doc]) });
+    await io.flush();
+    const rows = await sql<{ doc: unknown; kind: string | null }>(`SELECT doc, jsonb_typeof(doc) AS kind FROM "${schema}".out ORDER BY id`);
+    expect(rows.map((r) => r.doc)).to.deep.equal(docs);
+    expect(rows.map((r) => r.kind)).to.deep.equal(['string', 'string', 'object', 'number', 'boolean', null, 'array']);
+    await sink.close!();
+  });
+
+  it('check: an upsert target needs INSERT, UPDATE and SELECT, each asked on its own', async () => {
+    const role = uniqueName('tp_writer');
+    await sql(`CREATE TABLE "${schema}".out (id int UNIQUE, v text)`);
+    await sql(`CREATE ROLE "${role}" LOGIN`);
+    try {
+      await sql(`GRANT USAGE ON SCHEMA "${schema}" TO "${role}"`);
+      await sql(`GRANT INSERT, SELECT ON "${schema}".out TO "${role}"`);
+      const url = new URL(TEST_DATABASE_URL);
+      url.username = role;
+      const sink = await create(uniqueName('tp_priv'), { url: url.toString(), mode: 'upsert', conflict_columns: ['id'], create_table: false, columns: ['id', 'v'] });
+      const err = await failureOf(drive(sink).check()!);
+      expect(describeError(err)).to.match(/the role may not update on table .*; grant UPDATE on it/);
+      await sink.close!();
+    } finally {
+      await sql(`DROP OWNED BY "${role}"`);
+      await sql(`DROP ROLE "${role}"`);
+    }
   });
 
   it('upsert without a unique index on conflict_columns says so', async () => {

@@ -5,7 +5,7 @@ import { expect } from 'chai';
 import { parse } from 'csv-parse/sync';
 import { parquetMetadata, parquetReadObjects } from 'hyparquet';
 import type { MatchBatch, Sink } from '../../connectors/types.js';
-import { s3Sink, type S3SinkConfig } from '../../connectors/s3/s3-sink.js';
+import { endpointIdentity, s3Sink, type S3SinkConfig } from '../../connectors/s3/s3-sink.js';
 import { deliveryBatch } from '../../src/delivery/target-queue.js';
 import { describeError } from '../../src/errors.js';
 import type { FieldDescriptor } from '../../src/records/fields.js';
@@ -485,6 +485,28 @@ describe('S3 export target against a real S3 server (s3rver)', function () {
       await b.write({ ...csvBatch(ids(5, 1)), runId: '20261124T130000Z-cd34' });
       await b.flush();
       expect(parseNdjson((await body('same/hot.ndjson')).toString()).map((r) => r.id)).to.deep.equal(['s5']);
+    });
+
+    it('two targets naming the same server differently (trailing slash, upper case, default port) still claim against each other', async () => {
+      const port = new URL(server.endpoint).port;
+      const first = await namedTarget('first', { key: 'spelled/{rule}.{ext}', endpoint: `http://127.0.0.1:${port}` });
+      const second = await namedTarget('second', { key: 'spelled/{rule}.{ext}', endpoint: `HTTP://127.0.0.1:${port}/` });
+      await drive(first).write(csvBatch(ids(1, 1)));
+      const err = await drive(second).write(csvBatch(ids(2, 1))).then(() => undefined, (e) => e);
+      expect(err?.code).to.equal('KEY_IN_USE');
+      await drive(second).abort();
+      await drive(first).flush();
+      expect(parseNdjson((await body('spelled/hot.ndjson')).toString()).map((r) => r.id)).to.deep.equal(['s1']);
+      expect(endpointIdentity('https://S3.Example.com:443/')).to.equal(endpointIdentity('https://s3.example.com'));
+      expect(endpointIdentity('http://minio:9000/base/')).to.equal('http://minio:9000/base');
+    });
+
+    it('the prefix is text as written: braces in it are braces, not placeholders', async () => {
+      expect(s3Sink.validate!({ type: 's3', bucket, prefix: 'teams{eu}/', key: '{rule}.{ext}' } as S3SinkConfig)).to.deep.equal([]);
+      const sink = await sinkWith({ format: 'ndjson', prefix: 'teams{eu}/{rule}/', key: 'k/{rule}.{ext}' });
+      await sink.write(csvBatch(ids(1, 1)));
+      await sink.flush();
+      expect(await server.keys(bucket)).to.deep.equal(['teams{eu}/{rule}/k/hot.ndjson']);
     });
 
     it('two objects of one target whose keys meet ({rule}{part}: "hot1" part 1, "hot" part 11): the second fails naming the key, nothing is overwritten', async () => {

@@ -298,6 +298,14 @@ export_targets:
       expect(out.join('\n')).to.include('unknown key "password"');
       expect(out.join('\n')).not.to.include('hunter2');
     });
+
+    it('a url of the wrong scheme is refused as a URL, without echoing it (the password in it came from the environment)', async () => {
+      const config = BASE.replace('export_targets:', '  db:\n    type: postgresql\n    url: postgresql+psycopg://reporter:${PGPASSWORD}@127.0.0.1:5432/test\n    query: SELECT 1\nexport_targets:');
+      const out = await problems({ 'config.yaml': config }, { PGPASSWORD: 'TopSecretFromEnv' });
+      expect(out.join('\n')).to.match(/datasources\.db\.url: must be a postgres:\/\/ or postgresql:\/\/ URL/);
+      expect(out.join('\n')).not.to.include('TopSecretFromEnv');
+      expect(out.join('\n')).not.to.include('duration');
+    });
   });
 
   describe('rule files', () => {

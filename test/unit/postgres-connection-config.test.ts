@@ -14,6 +14,24 @@ describe('postgresql connection keys', () => {
     expect(r.secrets).to.include('p@ss/word');
   });
 
+  it('a url whose password breaks it (an unencoded "/", a bare "%") is refused without repeating any of it', () => {
+    for (const url of ['postgres://reporter:12345/Secret@127.0.0.1:5432/test', 'postgres://reporter:ab%zzSecret@127.0.0.1:5432/test']) {
+      let message = '';
+      try {
+        resolveConnection({ url }, '.');
+      } catch (err) {
+        message = (err as Error).message;
+        expect((err as { code?: string }).code).to.equal('INVALID_CONFIG');
+      }
+      expect(message, url).to.match(/percent-encode|%25/);
+      expect(message).to.not.include('Secret');
+    }
+  });
+
+  it('every session is pinned to UTC, as zone-less timestamps are read', () => {
+    expect(resolveConnection({ url: 'postgres://h/d' }, '.').pg.options).to.equal('-c TimeZone=UTC');
+  });
+
   it('takes the older tool\'s keys, with localhost:5432 by default and TLS off', () => {
     const r = resolveConnection({ database: 'analytics', username: 'user', password: 'pw1' }, '.');
     expect(r.pg).to.include({ host: 'localhost', port: 5432, database: 'analytics', user: 'user', password: 'pw1', ssl: false });
@@ -51,6 +69,8 @@ describe('postgresql identifiers and values', () => {
   it('reads table names as PostgreSQL does: unquoted parts folded, quoted parts kept', () => {
     expect(parseTableName('Alerts')).to.deep.equal({ schema: undefined, table: 'alerts' });
     expect(parseTableName('Ops.Alerts')).to.deep.equal({ schema: 'ops', table: 'alerts' });
+    // PostgreSQL folds only A-Z of an unquoted name
+    expect(parseTableName('Ops.ÄrgerTable')).to.deep.equal({ schema: 'ops', table: 'Ärgertable' });
     expect(parseTableName('"My.Schema"."Odd ""name"""')).to.deep.equal({ schema: 'My.Schema', table: 'Odd "name"' });
     expect(qualified(parseTableName('"My.Schema"."Odd ""name"""'))).to.equal('"My.Schema"."Odd ""name"""');
     for (const bad of ['a.b.c', '', '.a', 'a.', '"open', 'a"b']) expect(() => parseTableName(bad), bad).to.throw(/not a table name/);

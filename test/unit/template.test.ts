@@ -132,6 +132,17 @@ describe('templates', () => {
       expect(render('k:{v}', 'key', { v: 'x\ny\rz\u0000\u007f' })).to.equal('k:x_y_z__');
     });
 
+    it('key: a value right after `name=` is a Hive partition value, %XX-escaped as Hive and Spark write one (readers decode it)', () => {
+      const text = 'alerts/rule={v}/date={date}/x.parquet';
+      expect(render(text, 'key', { v: 'latency>=500' })).to.equal('alerts/rule=latency>%3D500/date=2026-03-04/x.parquet');
+      expect(render(text, 'key', { v: 'a/b' })).to.equal('alerts/rule=a%2Fb/date=2026-03-04/x.parquet');
+      expect(render(text, 'key', { v: 'cpu%2Fmem' })).to.equal('alerts/rule=cpu%252Fmem/date=2026-03-04/x.parquet');
+      expect(render(text, 'key', { v: 'x\ny' })).to.equal('alerts/rule=x%0Ay/date=2026-03-04/x.parquet');
+      expect(decodeURIComponent(render('rule={v}', 'key', { v: `"#%'*/:=?\\{[]^ é` }).slice('rule='.length))).to.equal(`"#%'*/:=?\\{[]^ é`);
+      // elsewhere in a key, values are kept as before
+      expect(render('k/{v}-x=a{v}', 'key', { v: 'a=b' })).to.equal('k/a=b-x=aa=b');
+    });
+
     it('key: a lone UTF-16 surrogate in a value or a default becomes U+FFFD, so the key is well-formed text (encodeURIComponent takes it)', () => {
       const key = render('k:{v}:{w:-\udc00}', 'key', { v: 'a\ud800b' });
       expect(key).to.equal('k:a\ufffdb:\ufffd');
