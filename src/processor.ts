@@ -3,10 +3,14 @@ import { parseCli, USAGE, UsageError, type CliOptions } from './cli/args.js';
 import { ConfigError, formatIssue } from './config/issues.js';
 import { loadConfig } from './config/load-config.js';
 import { describeError } from './errors.js';
+import { catchHangupsAtStart } from './cli/early-hangup.js';
 import type { LoadedConfig } from './config/types.js';
 
 // What runs a config (logging, the pipeline) is imported only once the config is valid, so
 // --validate, --help and config errors stay fast.
+
+// A service may get SIGHUP (systemctl reload) while it loads its config: caught from here on.
+if (process.argv.includes('--continuous')) catchHangupsAtStart();
 
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;

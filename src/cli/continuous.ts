@@ -78,28 +78,39 @@ export async function runContinuously(reloader: Reloader, options: LoopOptions):
   process.on('SIGHUP', onHangup);
   log.info({ interval_s: options.intervalSeconds, rules: reloader.runtime.config.rules.length, watch: options.watch }, 'running continuously');
   let cancelled = false;
+  let stateLost = false;
+  // Cycle starts are timed on the monotonic clock: a step of the wall clock (NTP, a VM resumed)
+  // neither stops the cycles for the length of a step back nor runs them back to back after one forward.
+  const now = () => performance.now();
   try {
     while (!stopping) {
       if (reloadWanted) await reloadNow();
-      const started = Date.now();
+      const started = now();
       const runtime = reloader.runtime;
       const report = await runCycle(runtime, { signal: controller.signal, onStart: options.onStart, ...(options.state ? { state: options.state } : {}) });
       cancelled = report.cancelled;
       options.onReport(report, runtime);
+      if (report.stateLost) {
+        // Going on would read and send every record again each cycle, with nothing saved: stop,
+        // so that the service manager starts the service again and it takes the state anew.
+        log.fatal({ state: options.state?.store.label }, 'the state lock was lost: stopping; a restart takes the state again (Restart=on-failure)');
+        stateLost = true;
+        break;
+      }
       if (stopping) break;
       const nextStart = started + intervalMs;
-      if (Date.now() >= nextStart) {
-        log.warn({ duration_ms: Date.now() - started, interval_s: options.intervalSeconds }, 'cycle took longer than the interval; the next one starts now');
+      if (now() >= nextStart) {
+        log.warn({ duration_ms: Math.round(now() - started), interval_s: options.intervalSeconds }, 'cycle took longer than the interval; the next one starts now');
         continue;
       }
       // Idle until the next start; a reload asked for meanwhile happens now, so its errors show at once.
-      while (!stopping && Date.now() < nextStart) {
+      while (!stopping && now() < nextStart) {
         if (reloadWanted) {
           await reloadNow();
           continue;
         }
         await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, nextStart - Date.now());
+          const timer = setTimeout(resolve, nextStart - now());
           wake = () => {
             clearTimeout(timer);
             resolve();
@@ -114,6 +125,7 @@ export async function runContinuously(reloader: Reloader, options: LoopOptions):
     for (const signal of STOP_SIGNALS) process.off(signal, onStop);
     process.off('SIGHUP', onHangup);
   }
+  if (stateLost) return 1;
   log.info(cancelled ? 'stopped; the cancelled cycle is not committed, its records are read again at the next start' : 'stopped');
   return cancelled ? 130 : 0;
 }

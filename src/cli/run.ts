@@ -15,8 +15,10 @@ import { serveMetrics, ServiceMetrics } from '../service/metrics.js';
 import { Reloader } from '../service/reloader.js';
 import { StateKeeper, stateDirOf } from '../state/state-keeper.js';
 import { StateInUseError } from '../state/state-store.js';
+import { DamagedStateError } from '../state/damaged-state-error.js';
 import { stateBackendOf } from '../state/state-backend.js';
 import { runContinuously, SINGLE_RUN_STOP_SIGNALS } from './continuous.js';
+import { catchHangupsAtStart, releaseHangupsAtStart } from './early-hangup.js';
 import { ProgressLine } from './progress.js';
 import { cancelRun, runController } from './shutdown.js';
 
@@ -39,8 +41,6 @@ export function chooseOutput(stderr: { readonly isTTY: boolean; readonly level: 
   };
 }
 
-let earlyHangup = false;
-const hangupAtStart = () => (earlyHangup = true);
 
 /** Runs a loaded config once or in a loop, as the flags say; resolves with the exit code. */
 export async function run(config: LoadedConfig, options: CliOptions): Promise<number> {
@@ -49,11 +49,10 @@ export async function run(config: LoadedConfig, options: CliOptions): Promise<nu
   const progress = output.progress ? new ProgressLine(process.stderr) : undefined;
   // A log line written while the progress line is shown would land inside it: the line clears first.
   const log = await createLogger(level, { format: output.logFormat, beforeWrite: progress && (() => progress.clear()) });
-  // The service reloads on SIGHUP; one that comes while it starts must not end it (the default action).
-  if (options.continuous) process.on('SIGHUP', hangupAtStart);
+  if (options.continuous) catchHangupsAtStart();
   const state = await openState(config, options, log);
   if (state === 'failed') {
-    process.off('SIGHUP', hangupAtStart);
+    releaseHangupsAtStart();
     return 1;
   }
   try {
@@ -117,9 +116,9 @@ async function runService(
     }
   }
   try {
-    process.off('SIGHUP', hangupAtStart);
+    const hangupAtStart = releaseHangupsAtStart();
     return await runContinuously(reloader, {
-      reloadAtStart: earlyHangup,
+      reloadAtStart: hangupAtStart,
       intervalSeconds: options.interval,
       shutdownTimeoutMs,
       watch: options.watch,
@@ -153,7 +152,9 @@ async function openState(config: LoadedConfig, options: CliOptions, log: Logger)
   } catch (err) {
     if (options.continuous || options.replayDeadLetters || err instanceof StateInUseError) {
       const message =
-        config.settings.state && !override
+        err instanceof DamagedStateError
+          ? 'cannot use the state: a stored document is damaged; restore or remove it as the error says'
+          : config.settings.state && !override
           ? 'cannot use the state; check settings.state: the server must be reachable, and its table or key_prefix used by no other process'
           : 'cannot use the state folder; set settings.state_dir to a folder this user can write, used by no other process';
       log.error({ state: where, err: serializeError(err) }, message);

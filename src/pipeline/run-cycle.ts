@@ -11,7 +11,7 @@ import type { Logger } from '../log.js';
 import { RuleDedup } from '../state/dedup.js';
 import { fromSpooled, spoolRecords, toSpooled } from '../state/spool.js';
 import type { StateKeeper } from '../state/state-keeper.js';
-import type { ServiceState } from '../state/state-store.js';
+import { StateLockLostError, type ServiceState } from '../state/state-store.js';
 import { WatermarkFilter } from '../state/watermark.js';
 import { deliveryPolicyFor, endpointError, recreateFailedEndpoints, type Runtime } from './runtime.js';
 import { emptyRuleStats, type CycleReport, type EndpointStatus, type RuleStats } from './stats.js';
@@ -345,6 +345,7 @@ class Cycle {
       this.report.stateCommitted = true;
     } catch (err) {
       this.report.stateError = describeError(err);
+      if (err instanceof StateLockLostError) this.report.stateLost = true;
       this.logFailure({ state: this.state.store.label }, err, 'cannot save the state; this cycle\'s records will be read and sent again next cycle');
     }
   }

@@ -39,6 +39,8 @@ export interface CycleReport {
   stateCommitted?: boolean;
   /** Saving the state failed: the cycle's records are read and sent again. */
   stateError?: string;
+  /** The state's lock was lost (its server session ended, a Redis lock expired): nothing more can be saved by this process. */
+  stateLost?: boolean;
   /** Records waiting in the dead-letter spool after the cycle, per target (set when there is state). */
   spool?: Map<string, number>;
 }

@@ -29,6 +29,8 @@ export class ServiceMetrics {
   readonly #lastSuccess = new Gauge({ name: 'threshold_last_success_timestamp_seconds', help: 'When the last successful cycle ended (Unix time)', registers: [this.registry] });
   #lastSuccessAt: number | undefined;
   #lastOutcome = 'none yet';
+  /** The longest recent cycle (decaying by a tenth per cycle), which bounds how stale "healthy" may be. */
+  #longestCycleMs = 0;
 
   constructor(private readonly intervalMs: number) {}
 
@@ -37,7 +39,7 @@ export class ServiceMetrics {
   }
 
   /** Adds one cycle's counts. */
-  record(report: CycleReport, succeeded: boolean, endedAt = Date.now()): void {
+  record(report: CycleReport, succeeded: boolean, endedAt = performance.now()): void {
     for (const [name, status] of report.datasources) {
       this.#read.inc({ datasource: name }, status.records);
       if (status.skipped) this.#skipped.inc({ datasource: name }, status.skipped);
@@ -58,20 +60,27 @@ export class ServiceMetrics {
     const outcome = report.cancelled ? 'cancelled' : succeeded ? 'ok' : 'failed';
     this.#cycles.inc({ outcome });
     this.#lastOutcome = outcome;
+    this.#longestCycleMs = Math.max(this.#longestCycleMs * 0.9, report.durationMs);
     if (outcome === 'ok') {
       this.#lastSuccessAt = endedAt;
-      this.#lastSuccess.set(endedAt / 1000);
+      this.#lastSuccess.set(Date.now() / 1000);
     }
   }
 
-  /** Healthy while a cycle succeeded within the last HEALTHY_INTERVALS intervals. */
-  health(now = Date.now()): { healthy: boolean; text: string } {
+  /**
+   * Healthy while a cycle succeeded within the last HEALTHY_INTERVALS intervals, or within as
+   * many of the recent cycles' durations when cycles take longer than the interval (a slow but
+   * working service is not to be restarted mid-cycle). Ages are on the monotonic clock: a step of
+   * the wall clock makes none negative or huge.
+   */
+  health(now = performance.now()): { healthy: boolean; text: string } {
     if (this.#lastSuccessAt === undefined) return { healthy: false, text: `unhealthy: no successful cycle yet (last: ${this.#lastOutcome})\n` };
     const age = now - this.#lastSuccessAt;
-    const healthy = age <= HEALTHY_INTERVALS * this.intervalMs;
+    const limit = HEALTHY_INTERVALS * Math.max(this.intervalMs, this.#longestCycleMs);
+    const healthy = age <= limit;
     return {
       healthy,
-      text: `${healthy ? 'ok' : 'unhealthy'}: last successful cycle ${(age / 1000).toFixed(1)}s ago (limit ${(HEALTHY_INTERVALS * this.intervalMs) / 1000}s); last cycle: ${this.#lastOutcome}\n`,
+      text: `${healthy ? 'ok' : 'unhealthy'}: last successful cycle ${(age / 1000).toFixed(1)}s ago (limit ${(limit / 1000).toFixed(1)}s); last cycle: ${this.#lastOutcome}\n`,
     };
   }
 }

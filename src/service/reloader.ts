@@ -5,7 +5,7 @@ import type { Logger } from '../log.js';
 import { closeReplaced, closeRuntime, openRuntime, type Runtime } from '../pipeline/runtime.js';
 
 /** Settings a reload cannot apply to a running process: they are read once at start. */
-const RESTART_ONLY_SETTINGS = ['state_dir', 'metrics', 'log_level'] as const;
+const RESTART_ONLY_SETTINGS = ['state_dir', 'state', 'metrics', 'log_level', 'shutdown_timeout'] as const;
 
 /**
  * Holds the running config and its connectors, and swaps them for a newly loaded config on

@@ -50,6 +50,8 @@ export class RuleDedup {
       const key = keyOf(row);
       const entry = this.table.get(key);
       if (entry !== undefined && !this.mayRealert(entry)) {
+        // Moved last too: a key still matching is the last to be forgotten past MAX_DEDUP_KEYS_PER_RULE.
+        this.table.delete(key);
         this.table.set(key, { seen: this.now, exported: entry.exported });
         this.suppressed++;
         continue;

@@ -1,6 +1,7 @@
 import type { MatchBatch } from '../../connectors/types.js';
 import type { FieldDescriptor } from '../records/fields.js';
 import { OBJECT_LAYOUT } from '../records/layout.js';
+import { DamagedStateError } from './damaged-state-error.js';
 
 /** A batch a target could not take, as kept on disk: one NDJSON line per batch, its records as the target would have received them. */
 export interface SpooledBatch {
@@ -53,11 +54,11 @@ export function decodeSpool(text: string, file: string): SpooledBatch[] {
     try {
       parsed = JSON.parse(line);
     } catch (err) {
-      throw new Error(`${file}:${i + 1}: not a JSON line (${(err as Error).message}); fix or remove the line to go on`);
+      throw new DamagedStateError(`${file}:${i + 1}: not a JSON line (${(err as Error).message}); fix or remove the line to go on`);
     }
     const b = parsed as Partial<SpooledBatch>;
     if (typeof b.rule !== 'string' || typeof b.datasource !== 'string' || !Array.isArray(b.records)) {
-      throw new Error(`${file}:${i + 1}: not a spooled batch (needs rule, datasource and records); fix or remove the line to go on`);
+      throw new DamagedStateError(`${file}:${i + 1}: not a spooled batch (needs rule, datasource and records); fix or remove the line to go on`);
     }
     batches.push({ run_id: '', matched_at: new Date(0).toISOString(), ...b } as SpooledBatch);
   });

@@ -2,6 +2,7 @@ import type { DedupEntry, DedupTable } from './dedup.js';
 import { decodeSpool, encodeSpool } from './spool.js';
 import { emptyState, type ServiceState } from './state-store.js';
 import type { Watermark } from './watermark.js';
+import { DamagedStateError } from './damaged-state-error.js';
 
 /**
  * The state as named text documents, the unit every backend stores: `watermarks`, `dedup`, and
@@ -26,12 +27,14 @@ export function encodeDedup(state: ServiceState): string {
   return JSON.stringify({ format: FORMAT, rules }) + '\n';
 }
 
+export { DamagedStateError };
+
 /** Parses a JSON document; `where` names it in the error (a file, a row, a key). */
 export function parseDocument(text: string, where: string): Record<string, unknown> {
   try {
     return JSON.parse(text) as Record<string, unknown>;
   } catch (err) {
-    throw new Error(`${where}: not valid JSON (${(err as Error).message}); restore it or remove it (its memory is then lost) to go on`);
+    throw new DamagedStateError(`${where}: not valid JSON (${(err as Error).message}); restore it or remove it (its memory is then lost) to go on`);
   }
 }
 
@@ -39,13 +42,34 @@ export function applyWatermarks(state: ServiceState, doc: Record<string, unknown
   for (const [name, mark] of Object.entries((doc?.datasources ?? {}) as Record<string, Watermark>)) state.watermarks.set(name, mark);
 }
 
-export function applyDedup(state: ServiceState, doc: Record<string, unknown> | undefined): void {
-  for (const [rule, keys] of Object.entries((doc?.rules ?? {}) as Record<string, Record<string, [number, number]>>)) {
+/**
+ * The dedup memory as stored. A time ahead of now (written while the clock ran ahead, then set
+ * back) is taken as now: kept as it was, a key would never be forgotten and its next incident
+ * never alerted. A document of the wrong shape is refused with its place, like invalid JSON.
+ */
+export function applyDedup(state: ServiceState, doc: Record<string, unknown> | undefined, where = 'the dedup memory', now = Date.now()): void {
+  const rules = doc?.rules ?? {};
+  const wrongShape = (what: string) =>
+    new DamagedStateError(`${where}: ${what} is not what this version writes ({"rules": {rule: {key: [seen, exported]}}}); restore it or remove it (its memory is then lost) to go on`);
+  if (!isPlainObject(rules)) throw wrongShape('"rules"');
+  for (const [rule, keys] of Object.entries(rules)) {
+    if (!isPlainObject(keys)) throw wrongShape(`the entry of rule "${rule}"`);
+    const entries: [string, number, number][] = [];
+    for (const [key, times] of Object.entries(keys)) {
+      if (!Array.isArray(times) || times.length !== 2 || !times.every((t) => typeof t === 'number' && Number.isFinite(t))) {
+        throw wrongShape(`the key ${JSON.stringify(key)} of rule "${rule}"`);
+      }
+      entries.push([key, Math.min(times[0], now), Math.min(times[1], now)]);
+    }
     const table: DedupTable = new Map();
     // Oldest seen first, as the in-memory order is.
-    for (const [key, [seen, exported]] of Object.entries(keys).sort((a, b) => a[1][0] - b[1][0])) table.set(key, { seen, exported });
+    for (const [key, seen, exported] of entries.sort((a, b) => a[1] - b[1])) table.set(key, { seen, exported });
     state.dedup.set(rule, table);
   }
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
 
 /**
@@ -69,7 +93,7 @@ export function stateFromDocuments(docs: Iterable<[string, string]>, where: (nam
   const state = emptyState();
   for (const [name, text] of docs) {
     if (name === WATERMARKS) applyWatermarks(state, parseDocument(text, where(name)));
-    else if (name === DEDUP) applyDedup(state, parseDocument(text, where(name)));
+    else if (name === DEDUP) applyDedup(state, parseDocument(text, where(name)), where(name));
     else if (name.startsWith(SPOOL_PREFIX)) {
       const batches = decodeSpool(text, where(name));
       if (batches.length > 0) state.spool.set(name.slice(SPOOL_PREFIX.length), batches);

@@ -1,5 +1,7 @@
 import { expect } from 'chai';
-import { spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { closeSync, constants, openSync, writeSync } from 'node:fs';
+import path from 'node:path';
 import { cliPath, freshDirPerTest, runCli, startCli, writeFiles, type CliResult } from '../helpers.js';
 
 const CONFIG = `datasources:\n  s: {type: csv, path: d.csv}\nprocessing_rules:\n  - {name: r, threshold_field: v, threshold_type: greater_than, threshold_value: 1, export_target: f}\nexport_targets:\n  f: {type: file, path: "out/{run_id}.ndjson"}\n`;
@@ -114,6 +116,39 @@ describe('processor CLI output and signals (built, as a child process)', functio
     const result = await cli.done;
     expect(result.code, result.stderr).to.equal(130);
     expect(result.stderr).to.match(/"signal":"SIGHUP".*interrupted: stopping/);
+  });
+
+  it('SIGHUP while a --continuous service is still reading its config does not end it (systemd would not restart it)', async () => {
+    writeFiles(dir, { 'd.csv': 'v\n5\n' });
+    // The config is a named pipe: reading it waits until the test writes, so the signal surely comes mid-start.
+    execFileSync('mkfifo', [path.join(dir, 'c.yaml')]);
+    const cli = startCli(['--config', 'c.yaml', '--continuous', '--interval', '60', '--log-format', 'json'], { cwd: dir });
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    cli.child.kill('SIGHUP');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    // Written only to a reader that has the pipe open (never blocking the test on a process that died).
+    const feed = async () => {
+      for (let tries = 0; ; tries++) {
+        try {
+          const fd = openSync(path.join(dir, 'c.yaml'), constants.O_WRONLY | constants.O_NONBLOCK);
+          writeSync(fd, CONFIG);
+          closeSync(fd);
+          return;
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENXIO' || tries > 50) throw new Error(`nobody reads the config: ${String(err)}; ${cli.child.signalCode ?? ''}`);
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+      }
+    };
+    await feed();
+    // The SIGHUP is taken as a reload right after the start, which reads the config again.
+    await cli.waitForStderr(/SIGHUP during start-up/, 15_000);
+    await feed();
+    await cli.waitForStderr(/run summary/, 15_000);
+    cli.child.kill('SIGTERM');
+    const result = await cli.done;
+    expect(result.signal, result.stderr).to.equal(null);
+    expect(result.code, result.stderr).to.equal(0);
   });
 
   it('SIGHUP in --continuous reloads the config instead of stopping; SIGTERM then stops it with exit 0', async () => {

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { appendFileSync, existsSync, readFileSync, rmSync } from 'node:fs';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { freshDirPerTest, parseNdjson, runCli, startCli, writeFiles } from '../helpers.js';
 import { sql, TEST_DATABASE_URL, uniqueName } from '../support/postgres-db.js';
@@ -137,6 +138,29 @@ for (const backend of BACKENDS) {
     });
   });
 }
+
+describe('service state in PostgreSQL whose session is ended under the service (built CLI)', function () {
+  this.timeout(60_000);
+  let dir: string;
+  freshDirPerTest((d) => (dir = d));
+  const backend = BACKENDS[0]!;
+  beforeEach(() => backend.setUp());
+  afterEach(() => backend.tearDown());
+
+  it('the service stops with exit 1 (for Restart=on-failure) instead of sending every record again each cycle', async () => {
+    writeFiles(dir, { 'c.yaml': config(backend), 'feed.csv': HEADER + row(1, '2026-01-01T00:00:00Z', 50) });
+    const service = startCli(['--config', 'c.yaml', '--continuous', '--interval', '0.3', '--log-format', 'json'], { cwd: dir, env });
+    await service.waitForStderr(/"msg":"run summary"/, 15_000);
+    await sql(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1`, [`threshold-processor pid ${service.child.pid} on ${hostname()}`.slice(0, 63)]);
+    appendFileSync(path.join(dir, 'feed.csv'), row(2, '2026-01-01T00:01:00Z', 60));
+    const result = await service.done;
+    expect(result.code, result.stderr.slice(-2000)).to.equal(1);
+    expect(result.stderr).to.include('the state lock was lost: stopping');
+    // record 2 went out at most once before the stop, never cycle after cycle
+    expect(exportedIds(dir).filter((id) => id === '2').length).to.be.at.most(1);
+    expect(result.stderr + result.stdout).not.to.include(SECRET);
+  });
+});
 
 describe('service state on a server that is down (built CLI)', function () {
   this.timeout(30_000);

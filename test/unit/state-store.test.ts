@@ -5,7 +5,8 @@ import { ColumnLayout, OBJECT_LAYOUT } from '../../src/records/layout.js';
 import { MAX_DEDUP_KEYS_PER_RULE, RuleDedup, type DedupTable } from '../../src/state/dedup.js';
 import { fromSpooled, toSpooled } from '../../src/state/spool.js';
 import { StateKeeper } from '../../src/state/state-keeper.js';
-import { StateStore } from '../../src/state/state-store.js';
+import { applyDedup, DamagedStateError } from '../../src/state/state-documents.js';
+import { emptyState, StateStore } from '../../src/state/state-store.js';
 import { WatermarkFilter } from '../../src/state/watermark.js';
 import { freshDirPerTest } from '../helpers.js';
 
@@ -91,6 +92,42 @@ describe('dedup memory', () => {
     expect(table.size).to.equal(MAX_DEDUP_KEYS_PER_RULE);
     expect(table.has('k0')).to.equal(false);
     expect(table.has(`k${MAX_DEDUP_KEYS_PER_RULE + 9}`)).to.equal(true);
+  });
+});
+
+describe('dedup memory: order, clocks and damaged documents', () => {
+  it('a key still matching moves to the end, so past the cap the keys that stopped matching go first', () => {
+    const table: DedupTable = new Map();
+    const policy = { fields: ['id'], realertMs: 3_600_000 };
+    const first = new RuleDedup(policy, table, 1);
+    first.filter('d', OBJECT_LAYOUT, Array.from({ length: MAX_DEDUP_KEYS_PER_RULE }, (_, id) => ({ id })));
+    first.sweep(true);
+    const [key0, key1] = [...table.keys()];
+    const second = new RuleDedup(policy, table, 2);
+    expect(second.filter('d', OBJECT_LAYOUT, [{ id: 0 }, { id: 'new' }])).to.deep.equal([{ id: 'new' }]);
+    second.sweep(true);
+    expect(table.size).to.equal(MAX_DEDUP_KEYS_PER_RULE);
+    expect(table.has(key0!), 'the key still matching is kept').to.equal(true);
+    expect(table.has(key1!), 'the oldest key not seen again goes').to.equal(false);
+    // the next cycle: id 0 still matching stays suppressed within realert
+    expect(new RuleDedup(policy, table, 3).filter('d', OBJECT_LAYOUT, [{ id: 0 }])).to.deep.equal([]);
+  });
+
+  it('times ahead of now (written while the clock ran ahead) are read as now, so the key can be forgotten and alert again', () => {
+    const state = emptyState();
+    applyDedup(state, { rules: { hot: { a: [10_000, 10_000] } } }, 'dedup.json', 1_000);
+    expect(state.dedup.get('hot')!.get('a')).to.deep.equal({ seen: 1_000, exported: 1_000 });
+    const table = state.dedup.get('hot')!;
+    const next = new RuleDedup({}, table, 2_000);
+    next.sweep(true); // a complete cycle without a match
+    expect(table.size).to.equal(0);
+  });
+
+  it('a dedup document of the wrong shape is refused with its place, not a TypeError', () => {
+    for (const doc of [{ rules: { hot: null } }, { rules: 5 }, { rules: { hot: { a: 'x' } } }]) {
+      expect(() => applyDedup(emptyState(), doc as Record<string, unknown>, '/srv/state/dedup.json'), JSON.stringify(doc))
+        .to.throw(DamagedStateError, /^\/srv\/state\/dedup\.json: .* is not what this version writes/);
+    }
   });
 });
 
