@@ -70,7 +70,8 @@ async function runWithState(
   progress: ProgressLine | undefined,
   state: StateKeeper | undefined,
 ): Promise<number> {
-  const runtime = await openRuntime(config, log, { dryRun: options.dryRun });
+  const spooledTargets = () => [...(state?.state.spool.keys() ?? [])];
+  const runtime = await openRuntime(config, log, { dryRun: options.dryRun, spooledTargets: spooledTargets() });
   const onStart = progress && ((report: CycleReport) => progress.start(report));
   const finished = (result: CycleReport, current: Runtime, cycle?: string) => {
     progress?.stop();
@@ -78,7 +79,7 @@ async function runWithState(
     if (options.dryRun && !result.cancelled) showDryRun(current, cycle);
   };
   if (options.continuous) {
-    const reloader = new Reloader(runtime, log);
+    const reloader = new Reloader(runtime, log, spooledTargets);
     try {
       return await runService(reloader, config, options, state, onStart, finished);
     } finally {

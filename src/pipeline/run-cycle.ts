@@ -170,7 +170,10 @@ class Cycle {
       [...work.spool].map(async ([target, batches]) => {
         const queue = this.#queues.get(target);
         if (!this.runtime.sinks.has(target)) {
-          this.log.warn({ target, batches: batches.length, spool: this.state!.store.spoolLocation(target) }, 'spooled batches wait for an export target that is no longer in the config');
+          this.log.warn(
+            { target, batches: batches.length, spool: this.state!.store.spoolLocation(target) },
+            'spooled batches wait for an export target that is no longer in the config; put it back to send them, or remove the spool to drop them',
+          );
         }
         if (!queue || batches.length === 0) return;
         work.spool.set(target, []);

@@ -34,6 +34,8 @@ export interface RuntimeOptions {
   readonly signal?: AbortSignal;
   /** A reload: connectors of this runtime whose config did not change are taken over, connections and all, not created again. */
   readonly reuse?: Runtime;
+  /** Targets with batches in the dead-letter spool: created even when no enabled rule uses them any more, so the spool still goes out. */
+  readonly spooledTargets?: readonly string[];
 }
 
 /** How long creating one connector may take; creation that needs the network must connect lazily or within this. */
@@ -46,6 +48,7 @@ export async function openRuntime(config: LoadedConfig, log: Logger, options: Ru
   const rules = config.rules.filter((r) => r.enabled);
   const usedSources = options.all ? new Set(Object.keys(config.datasources)) : new Set(rules.flatMap((r) => r.datasources));
   const usedTargets = options.all ? new Set(Object.keys(config.targets)) : new Set(rules.flatMap((r) => r.targets));
+  for (const name of options.spooledTargets ?? []) if (Object.hasOwn(config.targets, name)) usedTargets.add(name);
   if (!options.all) {
     for (const name of Object.keys(config.datasources)) {
       if (!usedSources.has(name)) log.warn({ datasource: name }, 'datasource is not read: no enabled rule uses it');

@@ -19,6 +19,8 @@ export class Reloader {
   constructor(
     runtime: Runtime,
     private readonly log: Logger,
+    /** Targets with spooled batches, kept by a reload even when no rule uses them any more. */
+    private readonly spooledTargets: () => readonly string[] = () => [],
   ) {
     this.#runtime = runtime;
   }
@@ -43,7 +45,7 @@ export class Reloader {
     }
     let next: Runtime;
     try {
-      next = await openRuntime(config, previous.log, { dryRun: previous.dryRun, reuse: previous });
+      next = await openRuntime(config, previous.log, { dryRun: previous.dryRun, reuse: previous, spooledTargets: this.spooledTargets() });
     } catch (err) {
       this.log.error({ err: serializeError(err) }, 'reload rejected: its connectors could not be set up; the previous config keeps running');
       return false;

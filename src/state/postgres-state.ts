@@ -34,7 +34,7 @@ export function quoteTable(table: string): string {
 export class PostgresStateBackend implements StateBackend {
   readonly #resolved: ResolvedConnection;
   readonly #table: string;
-  readonly #lockKey: { high: number; low: number };
+  #lockKey: { high: number; low: number } | undefined;
   #client: Client | undefined;
   #lost: string | undefined;
   #readOnly = false;
@@ -45,7 +45,6 @@ export class PostgresStateBackend implements StateBackend {
     const application_name = `threshold-processor pid ${process.pid} on ${hostname()}`.slice(0, 63);
     this.#resolved = { ...resolved, pg: { ...resolved.pg, application_name, query_timeout: QUERY_TIMEOUT_MS, max: 1 } };
     this.#table = config.table ?? DEFAULT_STATE_TABLE;
-    this.#lockKey = lockKeyOf(`threshold-processor state ${this.#table}`);
   }
 
   get label(): string {
@@ -71,6 +70,9 @@ export class PostgresStateBackend implements StateBackend {
       await client.query(
         `CREATE TABLE IF NOT EXISTS ${quoteTable(this.#table)} (name text PRIMARY KEY, body text NOT NULL, updated_at timestamptz NOT NULL DEFAULT now())`,
       );
+      // The lock is the table's own, not its name's: `state` and `public.state` are one table.
+      const { rows: [table] } = await client.query<{ oid: string }>('SELECT to_regclass($1)::oid::text AS oid', [quoteTable(this.#table)]);
+      this.#lockKey = lockKeyOf(`threshold-processor state table oid ${table!.oid}`);
       const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1::int, $2::int) AS ok', [this.#lockKey.high, this.#lockKey.low]);
       if (!rows[0]?.ok) throw new StateInUseError(`${this.label} is in use by ${await this.holder(client)}; two processes must not share one state (stop the other, or give this config its own settings.state.table)`);
     } catch (err) {
@@ -146,7 +148,7 @@ export class PostgresStateBackend implements StateBackend {
         `SELECT a.pid, a.application_name, host(a.client_addr) AS client FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
           WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
             AND l.classid::text::bigint = $1 AND l.objid::text::bigint = $2`,
-        [this.#lockKey.high >>> 0, this.#lockKey.low >>> 0],
+        [this.#lockKey!.high >>> 0, this.#lockKey!.low >>> 0],
       )
       .catch(() => ({ rows: [] }));
     const row = rows[0];

@@ -121,7 +121,9 @@ export class StateStore implements StateBackend {
   /** Gives the folder back. */
   async close(): Promise<void> {
     const holder = Number((await readFile(this.lockFile, 'utf8').catch(() => '')).trim());
-    if (holder === process.pid) await rm(this.lockFile, { force: true });
+    // A folder gone read-only (or away) keeps the lock file: the next start finds its process
+    // gone and takes it over. That is no reason to end a clean stop with an error.
+    if (holder === process.pid) await rm(this.lockFile, { force: true }).catch(() => {});
   }
 
   async load(): Promise<ServiceState> {

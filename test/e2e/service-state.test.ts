@@ -182,6 +182,17 @@ describe('service state: nothing lost (built CLI)', function () {
     expect(summaries(replay.stderr)[0]!.datasources).to.deep.equal({});
   });
 
+  it('a rule disabled while its target was down: the target is still created to send its spool, and the spool empties', async () => {
+    writeFiles(dir, { 'c.yaml': config(), 'feed.csv': HEADER + row(1, '2026-01-01T00:00:00Z', 50), out: 'in the way' });
+    await runCli(['--config', 'c.yaml'], { cwd: dir });
+    writeFileSync(path.join(dir, 'c.yaml'), config().replace('{name: hot,', '{name: hot, enabled: false,'));
+    rmSync(path.join(dir, 'out'));
+    const replay = await runCli(['--config', 'c.yaml', '--replay-dead-letters', '--log-format', 'json'], { cwd: dir });
+    expect(replay.code, replay.stderr).to.equal(0);
+    expect(exportedIds(dir)).to.deep.equal(['1']);
+    expect(summaries(replay.stderr)[0]!.spool).to.deep.equal({});
+  });
+
   it('kill -9 between delivery and the state commit loses nothing: the restart sends the cycle again', async () => {
     writeFiles(dir, { 'c.yaml': config(), 'feed.csv': HEADER + row(1, '2026-01-01T00:00:00Z', 50) });
     await runCli(['--config', 'c.yaml'], { cwd: dir });

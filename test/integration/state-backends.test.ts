@@ -73,6 +73,15 @@ describe('state in PostgreSQL (real server)', function () {
     await second.open();
   });
 
+  it('the same table named two ways (through the search path, and schema-qualified) is one lock', async () => {
+    const first = backend();
+    await first.open();
+    const second = new PostgresStateBackend({ type: 'postgresql', url: TEST_DATABASE_URL, table: `public.${table}` }, '.');
+    open.push(second);
+    const err = await second.open().then(() => undefined, (e: Error) => e);
+    expect(err).to.be.instanceOf(StateInUseError);
+  });
+
   it('a lost session loses the lock: the commit fails clearly and writes nothing', async () => {
     const first = backend();
     await first.open();
