@@ -94,8 +94,8 @@ class Cycle {
   readonly #work: ServiceState | undefined;
   readonly #dedup = new Map<string, RuleDedup>();
   readonly #watermarks = new Map<string, WatermarkFilter>();
-  /** An atomic target whose failed cycle was too large to spool: the state is then not committed. */
-  #unspoolable: { target: string; records: number } | undefined;
+  /** Atomic targets whose failed cycle was too large to spool: what feeds them is not committed. */
+  readonly #unspoolable: { target: string; records: number }[] = [];
   /** Targets whose spool this cycle took over (replayed, or added to). */
   readonly #spoolTouched = new Set<string>();
 
@@ -125,7 +125,7 @@ class Cycle {
         ...(this.spooling
           ? {
               undelivered: (batch: MatchBatch) => this.spool(name, batch),
-              unspoolable: (records: number) => (this.#unspoolable ??= { target: name, records }),
+              unspoolable: (records: number) => void this.#unspoolable.push({ target: name, records }),
             }
           : {}),
       });
@@ -330,17 +330,9 @@ class Cycle {
   async commitState(): Promise<void> {
     const work = this.#work;
     if (work === undefined || this.state === undefined || this.report.cancelled || this.state.readOnly) return;
-    if (this.#unspoolable) {
-      const { target, records } = this.#unspoolable;
-      this.report.stateError = `export target "${target}" failed to publish ${records} records, more than the spool keeps in memory; the state is not saved`;
-      this.log.warn(
-        { target, records, spool_keep_limit: SPOOL_KEEP_LIMIT },
-        'too many records to spool: this cycle\'s state is not saved, so its records will be read and sent again next cycle',
-      );
-      return;
-    }
     this.advanceWatermarks(work);
     this.forgetStaleAlerts(work);
+    this.holdBackUnspoolable(work);
     for (const target of this.#spoolTouched) if ((work.spool.get(target) ?? []).length === 0) work.spool.delete(target);
     await this.pauseForCrashTest();
     try {
@@ -350,6 +342,36 @@ class Cycle {
       this.report.stateError = describeError(err);
       if (err instanceof StateLockLostError) this.report.stateLost = true;
       this.logFailure({ state: this.state.store.label }, err, 'cannot save the state; this cycle\'s records will be read and sent again next cycle');
+    }
+  }
+
+  /**
+   * An atomic target that failed with more records than the spool keeps: what would send those
+   * records again stays as it was, the dedup memory of its rules and the watermarks of their
+   * datasources, so the next cycle reads and sends them again. The rest of the state is saved:
+   * the other rules must not alert again each cycle because one target is down.
+   */
+  private holdBackUnspoolable(work: ServiceState): void {
+    if (this.#unspoolable.length === 0) return;
+    const previous = this.state!.state;
+    const targets = new Set(this.#unspoolable.map((u) => u.target));
+    const rules = this.#rules.filter((r) => r.targets.some((t) => targets.has(t)));
+    const datasources = new Set(rules.flatMap((r) => r.datasources));
+    for (const rule of rules) {
+      const table = previous.dedup.get(rule.name);
+      if (table) work.dedup.set(rule.name, new Map(table));
+      else work.dedup.delete(rule.name);
+    }
+    for (const name of datasources) {
+      const mark = previous.watermarks.get(name);
+      if (mark) work.watermarks.set(name, mark);
+      else work.watermarks.delete(name);
+    }
+    for (const { target, records } of this.#unspoolable) {
+      this.log.warn(
+        { target, records, spool_keep_limit: SPOOL_KEEP_LIMIT, rules: rules.map((r) => r.name), datasources: [...datasources] },
+        'too many records to spool: the dedup memory of these rules and the watermarks of these datasources are not saved, so the records are read and sent again next cycle',
+      );
     }
   }
 
