@@ -20,8 +20,10 @@ export interface DeliveryListener {
    * The records behind a `failed` count of a cycle that was not cancelled, as a batch, in the
    * order they were sent: what a dead-letter spool keeps to send again. Not called for records
    * dropped by a cancellation (the cycle is then not committed, so they are read again).
+   * `refused` says why a per-write target refused the batch for good while it took other
+   * records in the same cycle (the batch is at fault, not the target).
    */
-  undelivered?(batch: MatchBatch): void;
+  undelivered?(batch: MatchBatch, refused?: string): void;
   /**
    * An atomic target's cycle failed with more records than it keeps for the spool
    * (SPOOL_KEEP_LIMIT): they cannot be handed to `undelivered`, so the cycle must not be
@@ -66,6 +68,8 @@ export class TargetQueue {
   #down: unknown;
   #notSentWhileDown = 0;
   #exported = 0;
+  /** Per-write targets: batches refused with a permanent error, settled at the end of the cycle (see settleRefused). */
+  readonly #refused: { batch: MatchBatch; err: unknown }[] = [];
   /** Atomic targets with a spool: every batch sent or refused this cycle, in order; none is delivered until the flush publishes. */
   readonly #cycleBatches: MatchBatch[] = [];
   #cycleRecords = 0;
@@ -120,6 +124,7 @@ export class TargetQueue {
     if (this.ctx.signal.aborted) return this.cancel();
     if (this.sink.delivery === 'per-write') {
       await this.sink.flush(this.ctx).catch((err) => this.noteError(err, 'finishing the cycle'));
+      this.settleRefused();
       return;
     }
     if (this.#down !== undefined) return this.discard();
@@ -225,7 +230,9 @@ export class TargetQueue {
       if (delivered < count) this.listener.failed(batch.rule, count - delivered);
       if (this.ctx.signal.aborted) return;
       if (this.sink.delivery === 'per-write' && delivered < count) {
-        this.listener.undelivered?.(delivered === 0 ? batch : withRows(batch, undeliveredRowsOf(err, batch.rows)));
+        const rest = delivered === 0 ? batch : withRows(batch, undeliveredRowsOf(err, batch.rows));
+        if (isRetryable(err)) this.listener.undelivered?.(rest);
+        else this.#refused.push({ batch: rest, err });
       }
       this.noteError(err, `writing ${count} records of rule "${batch.rule}" from datasource "${batch.datasource}"`);
       // An unreachable target fails every later write too, each after its own retries: stop sending this cycle.
@@ -235,6 +242,29 @@ export class TargetQueue {
     }
     if (this.sink.delivery === 'atomic') this.#unpublished.set(batch.rule, (this.#unpublished.get(batch.rule) ?? 0) + count);
     else this.countExported(batch.rule, count);
+  }
+
+  /**
+   * A batch refused for good (a 400, a constraint) while the target took other records this
+   * cycle is at fault itself: spooled as refused, it is not sent again each cycle (one bad record
+   * must not fail every cycle after it). When the target took nothing, the fault may be the
+   * target's (a wrong token, a missing table): the batch is spooled as usual, and goes out again
+   * once that is fixed.
+   */
+  private settleRefused(): void {
+    const targetTookOthers = this.#exported > 0;
+    for (const { batch, err } of this.#refused.splice(0)) {
+      if (!targetTookOthers) {
+        this.listener.undelivered?.(batch);
+        continue;
+      }
+      const reason = describeError(err);
+      this.ctx.log.warn(
+        { rule: batch.rule, records: batch.rows.length, reason },
+        'the export target refused these records for good while taking others: kept in the dead-letter spool, not sent again each cycle; send them with --replay-dead-letters once fixed',
+      );
+      this.listener.undelivered?.(batch, reason);
+    }
   }
 
   private countExported(rule: string, count: number): void {

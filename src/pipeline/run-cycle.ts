@@ -71,7 +71,7 @@ export async function runCycle(runtime: Runtime, options: CycleOptions = {}): Pr
   options.onStart?.(report);
   log.debug('cycle started');
   await recreateFailedEndpoints(runtime, signal, log);
-  const cycle = new Cycle(runtime, report, signal, ctx, log, options.state);
+  const cycle = new Cycle(runtime, report, signal, ctx, log, options.state, options.replayOnly === true);
   await cycle.replaySpool();
   const limit = pLimit(config.settings.concurrency);
   if (!options.replayOnly) {
@@ -106,6 +106,7 @@ class Cycle {
     private readonly ctx: EvaluationContext,
     private readonly log: Logger,
     private readonly state: StateKeeper | undefined,
+    private readonly replayOnly = false,
   ) {
     this.#rules = runtime.config.rules.filter((r) => r.enabled);
     this.#work = state?.begin();
@@ -124,7 +125,7 @@ class Cycle {
         retried: () => (status.retries = (status.retries ?? 0) + 1),
         ...(this.spooling
           ? {
-              undelivered: (batch: MatchBatch) => this.spool(name, batch),
+              undelivered: (batch: MatchBatch, refused?: string) => this.spool(name, batch, refused),
               unspoolable: (records: number) => void this.#unspoolable.push({ target: name, records }),
             }
           : {}),
@@ -150,11 +151,11 @@ class Cycle {
   }
 
   /** Keeps a batch a target could not take, to send it again next cycle. */
-  private spool(target: string, batch: MatchBatch): void {
+  private spool(target: string, batch: MatchBatch, refused?: string): void {
     const work = this.#work!;
     this.#spoolTouched.add(target);
     const list = work.spool.get(target) ?? [];
-    list.push(toSpooled(batch));
+    list.push(toSpooled(batch, batch.rows, refused));
     work.spool.set(target, list);
   }
 
@@ -176,10 +177,15 @@ class Cycle {
           );
         }
         if (!queue || batches.length === 0) return;
-        work.spool.set(target, []);
+        // Batches the target refused for good are kept as they are, and go out only when asked (--replay-dead-letters).
+        const held = this.replayOnly ? [] : batches.filter((b) => b.refused !== undefined);
+        const again = held.length === 0 ? batches : batches.filter((b) => b.refused === undefined);
+        work.spool.set(target, held);
         this.#spoolTouched.add(target);
-        this.log.info({ target, batches: batches.length, records: spoolRecords(batches) }, 'sending the spooled batches again');
-        for (const spooled of batches) {
+        if (held.length > 0) this.log.warn({ target, batches: held.length, records: spoolRecords(held) }, 'refused batches wait in the dead-letter spool: send them with --replay-dead-letters once fixed');
+        if (again.length === 0) return;
+        this.log.info({ target, batches: again.length, records: spoolRecords(again) }, 'sending the spooled batches again');
+        for (const spooled of again) {
           const match = fromSpooled(spooled);
           if (!this.report.rules.has(match.rule)) this.report.rules.set(match.rule, emptyRuleStats());
           await queue.add(match);

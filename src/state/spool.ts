@@ -11,9 +11,15 @@ export interface SpooledBatch {
   readonly matched_at: string;
   readonly records: readonly Record<string, unknown>[];
   readonly fields?: readonly FieldDescriptor[];
+  /**
+   * Why the target refused this batch for good (a 400, a constraint) while it took other records
+   * in the same cycle: the batch, not the target, is at fault, so it is not sent again each
+   * cycle; --replay-dead-letters sends it once it is fixed.
+   */
+  readonly refused?: string;
 }
 
-export function toSpooled(batch: MatchBatch, rows: readonly unknown[] = batch.rows): SpooledBatch {
+export function toSpooled(batch: MatchBatch, rows: readonly unknown[] = batch.rows, refused?: string): SpooledBatch {
   return {
     rule: batch.rule,
     datasource: batch.datasource,
@@ -21,6 +27,7 @@ export function toSpooled(batch: MatchBatch, rows: readonly unknown[] = batch.ro
     matched_at: batch.matchedAt,
     records: rows.map((row) => batch.layout.toRecord(row)),
     ...(batch.fields ? { fields: batch.fields } : {}),
+    ...(refused !== undefined ? { refused } : {}),
   };
 }
 

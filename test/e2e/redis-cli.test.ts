@@ -5,7 +5,7 @@
  * the middle of a run.
  */
 import { expect } from 'chai';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
 import { freshDirPerTest, parseNdjson, repoRoot, runCli, startCli, writeFiles, type CliResult } from '../helpers.js';
@@ -109,20 +109,28 @@ describe('redis export target through the CLI', function () {
     expect(result.stderr).to.include('"target":"h"').and.include('the record has no field \\"site\\"').and.include('record #2 of the batch');
   });
 
-  it('a record failing in the middle of a batch (WRONGTYPE): the dead-letter spool keeps that record, not the next one, and the next run stores it', async () => {
+  it('a record failing in the middle of a batch (WRONGTYPE): the spool keeps that record as refused, not the next one; it waits for --replay-dead-letters', async () => {
     await redis.set(`${prefix}h:3`, 'a string, not a hash');
     const yaml = config(`  h: {type: redis, url: "\${TEST_REDIS_URL}", key_prefix: "${prefix}", mode: hash, key: "h:{id}"}\n`, ['h']);
     const first = await run(yaml);
     expect(first.code).to.equal(1);
     expect(summaryOf(first)).to.include({ matched: 3, exported: 2, failed: 1 });
-    const spooled = parseNdjson(readFileSync(path.join(dir, '.state', 'spool', 'h.ndjson'), 'utf8')).flatMap((b) => (b.records as { id: string }[]).map((r) => r.id));
-    expect(spooled).to.deep.equal(['3']);
+    const spoolFile = path.join(dir, '.state', 'spool', 'h.ndjson');
+    const spooled = parseNdjson(readFileSync(spoolFile, 'utf8'));
+    expect(spooled.flatMap((b) => (b.records as { id: string }[]).map((r) => r.id))).to.deep.equal(['3']);
+    // the target took the other records: this one is at fault, and is not sent again every run
+    expect(spooled[0]!.refused).to.match(/WRONGTYPE/);
     await redis.del(`${prefix}h:3`);
     writeFiles(dir, { 'data.csv': 'id,sensor,value,site\n' });
     const second = await runCli(['--config', 'c.yaml', '--log-format', 'json'], { cwd: dir, env: { TEST_REDIS_URL } });
     expect(second.code, second.stderr).to.equal(0);
+    expect(second.stderr).to.include('refused batches wait in the dead-letter spool');
+    expect(await redis.exists(`${prefix}h:3`)).to.equal(0);
+    const replay = await runCli(['--config', 'c.yaml', '--replay-dead-letters', '--log-format', 'json'], { cwd: dir, env: { TEST_REDIS_URL } });
+    expect(replay.code, replay.stderr).to.equal(0);
     expect(await redis.hget(`${prefix}h:3`, 'sensor')).to.equal('s3');
     expect(await keysUnder(redis, prefix)).to.deep.equal([`${prefix}h:2`, `${prefix}h:3`, `${prefix}h:4`]);
+    expect(existsSync(spoolFile)).to.equal(false);
   });
 
   it('Redis not reachable: an error naming the target and the server, exit 1, and the file target still delivers', async () => {

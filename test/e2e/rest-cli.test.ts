@@ -92,6 +92,39 @@ describe('processor CLI with REST datasources and targets (servers on 127.0.0.1)
     expect(result.stderr + result.stdout).to.not.include(TOKEN);
   });
 
+  it('one alert the webhook refuses for good (400) while it takes the others: spooled as refused, not sent again every cycle, sent by --replay-dead-letters', async () => {
+    let acceptAll = false;
+    server.handle((req, res) => {
+      if (req.path === '/sensors') return json(res, req.query.get('page') === '1' ? { data: { items: [{ id: 's1', reading: { value: 300 } }, { id: 'bad', reading: { value: 400 } }, { id: 's3', reading: { value: 500 } }] } } : { data: { items: [] } });
+      const body = JSON.parse(req.body) as { id: string };
+      if (body.id === 'bad' && !acceptAll) return void res.writeHead(400, { 'content-type': 'text/plain' }).end('field value must be a number');
+      json(res, { ok: true });
+    });
+    writeFiles(dir, {
+      'c.yaml':
+        source(server.base).replace('    headers: { Authorization: "Bearer ${API_TOKEN}" }\n', '') +
+        rule('hook') +
+        `export_targets:\n  hook: {type: rest_api, url: "${server.base}/hook", batch_size: 1, include_metadata: false}\n`,
+    });
+    const hookCalls = () => server.requests.filter((r) => r.path === '/hook').map((r) => (JSON.parse(r.body) as { id: string }).id);
+    const first = await runCli(['--config', 'c.yaml', '--log-format', 'json'], { cwd: dir });
+    expect(first.code).to.equal(1);
+    expect(hookCalls().sort()).to.deep.equal(['bad', 's1', 's3']);
+    expect(runSummary(first.stderr).spool).to.deep.equal({ hook: 1 });
+    // the next runs: nothing new, and the refused alert is not sent again (the cycle succeeds)
+    for (let run = 0; run < 2; run++) {
+      const again = await runCli(['--config', 'c.yaml', '--log-format', 'json'], { cwd: dir });
+      expect(again.code, again.stderr.slice(-2000)).to.equal(0);
+      expect(runSummary(again.stderr).spool).to.deep.equal({ hook: 1 });
+    }
+    expect(hookCalls()).to.have.length(3);
+    acceptAll = true;
+    const replay = await runCli(['--config', 'c.yaml', '--replay-dead-letters', '--log-format', 'json'], { cwd: dir });
+    expect(replay.code, replay.stderr.slice(-2000)).to.equal(0);
+    expect(hookCalls().filter((id) => id === 'bad')).to.have.length(2);
+    expect(runSummary(replay.stderr).spool).to.deep.equal({});
+  });
+
   it('HTML instead of JSON fails the datasource with status, content type and first bytes; exit 1', async () => {
     server.handle((_req, res) => void res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><title>Sign in</title>'));
     writeFiles(dir, { 'c.yaml': source(server.base) + rule('out') + `export_targets:\n  out: { type: file, path: out.ndjson }\n` });

@@ -357,3 +357,48 @@ describe('TargetQueue: what an atomic target keeps for the spool', () => {
     expect(unspoolable).to.deep.equal([]);
   });
 });
+
+describe('TargetQueue: a per-write target refusing a batch for good', () => {
+  function refusingQueue(sink: Sink) {
+    const spooled: { first: string; refused: string | undefined }[] = [];
+    const policy: DeliveryPolicy = { batchSize: 2, batchBytes: 1 << 30, lingerMs: 0, maxInFlight: 1, retry: { maxAttempts: 2, initialBackoffMs: 1, maxBackoffMs: 1 } };
+    const queue = new TargetQueue('t', sink, policy, { signal: new AbortController().signal, log: memoryLogger().log }, {
+      exported: () => {},
+      failed: () => {},
+      undelivered: (batch, refused) => spooled.push({ first: (batch.rows[0] as string[])[0]!, refused }),
+    });
+    return { queue, spooled };
+  }
+  const badRequest = () => new ConnectorError('POST /hook answered HTTP 400: field value must be a number', { code: 'HTTP_400', retryable: false });
+
+  it('while it takes other records: the batch is at fault, and is spooled as refused with the reason', async () => {
+    const sink = new RecordingSink('per-write');
+    sink.failWrite = (batch) => ((batch.rows[0] as string[])[0] === '2' ? badRequest() : undefined);
+    const { queue, spooled } = refusingQueue(sink);
+    await queue.add(match(0, 6));
+    await queue.finish();
+    expect(sink.sizes()).to.deep.equal([2, 2]);
+    expect(spooled).to.deep.equal([{ first: '2', refused: 'POST /hook answered HTTP 400: field value must be a number' }]);
+  });
+
+  it('when it takes nothing at all, the target may be at fault (a wrong token): spooled as usual, to go out again', async () => {
+    const sink = new RecordingSink('per-write');
+    sink.failWrite = () => badRequest();
+    const { queue, spooled } = refusingQueue(sink);
+    await queue.add(match(0, 4));
+    await queue.finish();
+    expect(spooled).to.deep.equal([
+      { first: '0', refused: undefined },
+      { first: '2', refused: undefined },
+    ]);
+  });
+
+  it('a retryable failure is never taken as a refusal', async () => {
+    const sink = new RecordingSink('per-write');
+    sink.failWrite = (batch) => ((batch.rows[0] as string[])[0] === '0' ? new ConnectorError('503', { code: 'HTTP_503', retryable: true }) : undefined);
+    const { queue, spooled } = refusingQueue(sink);
+    await queue.add(match(0, 2));
+    await queue.finish();
+    expect(spooled).to.deep.equal([{ first: '0', refused: undefined }]);
+  });
+});
