@@ -236,7 +236,7 @@ describe('service state: nothing lost (built CLI)', function () {
     service.child.kill('SIGKILL');
     await service.done;
     // The lock names a process that is gone: the next run takes the folder.
-    expect(readFileSync(path.join(dir, '.state', 'lock'), 'utf8').trim()).to.equal(String(service.child.pid));
+    expect(readFileSync(path.join(dir, '.state', 'lock'), 'utf8').split(' ')[0]).to.equal(String(service.child.pid));
     appendFileSync(path.join(dir, 'feed.csv'), row(2, '2026-01-01T00:01:00Z', 60));
     const after = await runCli(['--config', 'c.yaml', '--log-format', 'json'], { cwd: dir });
     expect(after.code, after.stderr).to.equal(0);

@@ -1,12 +1,13 @@
 import { expect } from 'chai';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ColumnLayout, OBJECT_LAYOUT } from '../../src/records/layout.js';
 import { MAX_DEDUP_KEYS_PER_RULE, RuleDedup, type DedupTable } from '../../src/state/dedup.js';
 import { fromSpooled, toSpooled } from '../../src/state/spool.js';
 import { StateKeeper } from '../../src/state/state-keeper.js';
 import { applyDedup, DamagedStateError } from '../../src/state/state-documents.js';
-import { emptyState, StateStore } from '../../src/state/state-store.js';
+import { emptyState, StateInUseError, StateStore } from '../../src/state/state-store.js';
 import { WatermarkFilter } from '../../src/state/watermark.js';
 import { freshDirPerTest } from '../helpers.js';
 
@@ -174,5 +175,56 @@ describe('state store', () => {
     await StateKeeper.open(dir).catch((err: Error) => (message = err.message));
     expect(message).to.match(/x\.ndjson:2: not a JSON line/);
     expect(readFileSync(path.join(dir, 'spool', 'x.ndjson'), 'utf8')).to.contain('not json');
+  });
+});
+
+describe('state folder lock', function () {
+  this.timeout(60_000);
+  let dir: string;
+  freshDirPerTest((d) => (dir = d));
+  const storeModule = new URL('../../src/state/state-store.js', import.meta.url).href;
+
+  it('a lock naming a running process that started at another time (a reused pid) is stale and taken over; the real holder is refused', async () => {
+    const other = spawn('sleep', ['30']);
+    try {
+      await new Promise((resolve) => other.once('spawn', resolve));
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(path.join(dir, 'lock'), `${other.pid} 1\n`);
+      const store = new StateStore(dir);
+      await store.open();
+      expect(readFileSync(path.join(dir, 'lock'), 'utf8').split(' ')[0]).to.equal(String(process.pid));
+      await store.close();
+      const start = readFileSync(`/proc/${other.pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[19];
+      writeFileSync(path.join(dir, 'lock'), `${other.pid} ${start}\n`);
+      const err = await new StateStore(dir).open().then(() => undefined, (e: Error) => e);
+      expect(err).to.be.instanceOf(StateInUseError);
+    } finally {
+      other.kill();
+    }
+  });
+
+  it('two processes starting together on a stale lock: exactly one takes the folder, every time', async () => {
+    const script = `
+      const { StateStore } = await import(${JSON.stringify(storeModule)});
+      const store = new StateStore(process.argv[1]);
+      try { await store.open(); process.stdout.write('took'); await new Promise((r) => setTimeout(r, 1200)); await store.close(); }
+      catch (err) { process.stdout.write(err.name); }`;
+    for (let round = 0; round < 6; round++) {
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(path.join(dir, 'lock'), '999999 1\n');
+      const outcomes = await Promise.all(
+        [0, 1].map(
+          () =>
+            new Promise<string>((resolve) => {
+              const child = spawn(process.execPath, ['--input-type=module', '-e', script, dir]);
+              let out = '';
+              child.stdout.on('data', (d) => (out += d));
+              child.on('close', () => resolve(out));
+            }),
+        ),
+      );
+      expect(outcomes.sort(), `round ${round}`).to.deep.equal(['StateInUseError', 'took']);
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
