@@ -174,6 +174,8 @@ export function s3Error(description: string, place: S3Place, err: unknown, signa
   const hint = HINTS[code];
   const said = status !== undefined ? `${code} (HTTP ${status})` : code;
   const message = `${description}: ${said}${hint ? `; ${hint}` : ''}`;
-  // The SDK's own message for an unnamed answer ("UnknownError") would only confuse.
-  return new ConnectorError(message, { code, retryable, details, ...(unnamed ? {} : { cause: err }) });
+  // The SDK's own message for an answer without a body ("UnknownError", even when it names the
+  // error NotFound from the status) would only confuse.
+  const vague = unnamed || e.message === undefined || /^Unknown(Error)?$/.test(e.message);
+  return new ConnectorError(message, { code, retryable, details, ...(vague ? {} : { cause: err }) });
 }

@@ -1121,7 +1121,8 @@ describe('S3 export target against a real S3 server (s3rver)', function () {
       expect(await ok.check()).to.equal(`bucket s3://${bucket}/ reachable at ${server.endpoint}, credentials accepted; checksums when_required`);
       const missing = await sinkWith({ bucket: 'not-a-bucket' });
       const err = await Promise.resolve(missing.check()).then(() => undefined, (e) => e);
-      expect(describeError(err)).to.match(/checking bucket s3:\/\/not-a-bucket\/: NotFound \(HTTP 404\); no such bucket/);
+      expect(describeError(err)).to.match(/checking bucket s3:\/\/not-a-bucket\/: NotFound \(HTTP 404\); no such bucket: create it, or fix the target's "bucket"$/);
+      expect(describeError(err)).to.not.include('UnknownError');
     });
   });
 });
