@@ -65,6 +65,22 @@ export class PartialWriteError extends ConnectorError {
   }
 }
 
+/**
+ * Marks a failed write whose records are at fault, not the target: the target refused what they
+ * hold (a constraint, a value its column cannot take) and said so. Such a batch fails again
+ * however often it is sent, so the spool keeps it as refused instead of sending it every cycle.
+ */
+const RECORD_FAULT = Symbol('record fault');
+
+export function markRecordFault<E>(err: E): E {
+  if (err !== null && typeof err === 'object') Object.defineProperty(err, RECORD_FAULT, { value: true });
+  return err;
+}
+
+export function isRecordFault(err: unknown): boolean {
+  return causeChain(err).some((e) => e !== null && typeof e === 'object' && (e as Record<symbol, unknown>)[RECORD_FAULT] === true);
+}
+
 /** How many records of a failed write reached the peer anyway (0 unless the target said so). */
 export function deliveredOf(err: unknown): number {
   for (const e of causeChain(err)) if (e instanceof PartialWriteError) return e.delivered;

@@ -1,6 +1,6 @@
 import type { PoolClient } from 'pg';
 import type { CreateContext, DeliveryBatch, OperationContext, Sink, SinkSpec } from '../types.js';
-import { CancelledError, ConnectorError, serializeError } from '../../src/errors.js';
+import { CancelledError, codeOf, ConnectorError, markRecordFault, serializeError } from '../../src/errors.js';
 import { connectionProblems, PostgresConnection, postgresConnectionProperties, type PostgresConnectionConfig } from './postgres-connection.js';
 import { isConnectionFailure, translatePgError } from './postgres-errors.js';
 import { parseTableName, qualified, type TableName } from './postgres-sql.js';
@@ -147,17 +147,28 @@ class PostgresSink implements Sink {
         cause: tx.lost,
       });
     }
-    await this.#guarded(tx, op, what, async () => {
-      // A savepoint lets a write that failed (a deadlock, a bad record) be undone alone, so a retry finds the transaction usable.
-      await tx.client.query('SAVEPOINT tp_write');
-      try {
-        await tx.writer.write(tx.client, batch, op.signal);
-        await tx.client.query('RELEASE SAVEPOINT tp_write');
-      } catch (err) {
-        if (!isConnectionFailure(err)) await tx.client.query('ROLLBACK TO SAVEPOINT tp_write').catch(() => {});
-        throw err;
-      }
-    });
+    let recordFault = false;
+    try {
+      await this.#guarded(tx, op, what, async () => {
+        // A savepoint lets a write that failed (a deadlock, a bad record) be undone alone, so a retry finds the transaction usable.
+        await tx.client.query('SAVEPOINT tp_write');
+        try {
+          await tx.writer.write(tx.client, batch, op.signal);
+          await tx.client.query('RELEASE SAVEPOINT tp_write');
+        } catch (err) {
+          if (isConnectionFailure(err)) throw err;
+          const undone = await tx.client.query('ROLLBACK TO SAVEPOINT tp_write').then(
+            () => true,
+            () => false,
+          );
+          // SQLSTATE classes 22 (data exception) and 23 (integrity constraint): the records are at fault.
+          recordFault = undone && /^2[23]/.test(codeOf(err) ?? '');
+          throw err;
+        }
+      });
+    } catch (err) {
+      throw recordFault && !op.signal.aborted ? markRecordFault(err) : err;
+    }
     tx.writes++;
   }
 

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { DeliveryBatch, MatchBatch, OperationContext, Sink } from '../../connectors/types.js';
 import { toNdjsonPieces } from '../encoding/ndjson.js';
-import { deliveredOf, describeError, isRetryable, serializeError, undeliveredRowsOf } from '../errors.js';
+import { deliveredOf, describeError, isRecordFault, isRetryable, serializeError, undeliveredRowsOf } from '../errors.js';
 import { withRows } from '../records/export-record.js';
 import type { DeliveryPolicy } from './policy.js';
 import { withRetry } from './retry.js';
@@ -70,6 +70,8 @@ export class TargetQueue {
   #exported = 0;
   /** Per-write targets: batches refused with a permanent error, settled at the end of the cycle (see settleRefused). */
   readonly #refused: { batch: MatchBatch; err: unknown }[] = [];
+  /** Atomic targets: batches of this cycle whose own records the target refused, and why. */
+  readonly #refusedInCycle = new Map<MatchBatch, string>();
   /** Atomic targets with a spool: every batch sent or refused this cycle, in order; none is delivered until the flush publishes. */
   readonly #cycleBatches: MatchBatch[] = [];
   #cycleRecords = 0;
@@ -190,6 +192,7 @@ export class TargetQueue {
   }
 
   private forgetCycle(): void {
+    this.#refusedInCycle.clear();
     this.#cycleBatches.length = 0;
     this.#cycleRecords = 0;
     this.#tooManyToKeep = false;
@@ -235,6 +238,8 @@ export class TargetQueue {
         else this.#refused.push({ batch: rest, err });
       }
       this.noteError(err, `writing ${count} records of rule "${batch.rule}" from datasource "${batch.datasource}"`);
+      // The cycle of an atomic target is lost whole; a batch whose own records are at fault goes to the spool as refused, the others as they are.
+      if (this.sink.delivery === 'atomic' && isRecordFault(err)) this.#refusedInCycle.set(batch, describeError(err));
       // An unreachable target fails every later write too, each after its own retries: stop sending this cycle.
       // An atomic target's cycle is lost with one failed write, so sending more is pointless too.
       if (this.sink.delivery === 'atomic' || isRetryable(err)) this.#down ??= err;
@@ -279,7 +284,15 @@ export class TargetQueue {
     this.#unpublished.clear();
     if (!this.ctx.signal.aborted) {
       if (this.#tooManyToKeep) this.listener.unspoolable?.(this.#cycleRecords);
-      else for (const batch of this.#cycleBatches) this.listener.undelivered?.(batch);
+      else {
+        for (const [batch, reason] of this.#refusedInCycle) {
+          this.ctx.log.warn(
+            { rule: batch.rule, records: batch.rows.length, reason },
+            'the export target refused these records for good: kept in the dead-letter spool as refused, not sent again each cycle; send them with --replay-dead-letters once fixed',
+          );
+        }
+        for (const batch of this.#cycleBatches) this.listener.undelivered?.(batch, this.#refusedInCycle.get(batch));
+      }
     }
     this.forgetCycle();
     if (this.#notSentWhileDown > 0) {

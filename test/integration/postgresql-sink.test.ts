@@ -195,6 +195,40 @@ describe('postgresql export target against the real server', function () {
     }
   });
 
+  it('a batch the table refuses (a CHECK): the cycle is rolled back whole, and that batch alone is handed to the spool as refused', async () => {
+    await sql(`CREATE TABLE "${schema}".out (id int CHECK (id < 100))`);
+    const sink = await create(uniqueName('tp_poison'), { create_table: false, columns: ['id'] });
+    const spooled: { ids: unknown[]; refused: string | undefined }[] = [];
+    const counts = { exported: 0, failed: 0 };
+    const queue = new TargetQueue('out', sink, { batchSize: 2, batchBytes: 1 << 20, lingerMs: 0, maxInFlight: 1, retry: { maxAttempts: 2, initialBackoffMs: 5, maxBackoffMs: 20 } }, { signal: new AbortController().signal, log: memoryLogger().log }, {
+      exported: (_r, n) => (counts.exported += n),
+      failed: (_r, n) => (counts.failed += n),
+      undelivered: (b, refused) => spooled.push({ ids: b.rows.map((r) => (r as { id: number }).id), refused }),
+    });
+    await queue.add({ ...batch('r', []), rows: [{ id: 1 }, { id: 2 }, { id: 500 }, { id: 3 }, { id: 4 }, { id: 5 }] });
+    await queue.finish();
+    expect(await sql(`SELECT id FROM "${schema}".out`)).to.deep.equal([]);
+    expect(counts).to.deep.equal({ exported: 0, failed: 6 });
+    expect(spooled.map((b) => b.ids)).to.deep.equal([[1, 2], [500, 3], [4, 5]]);
+    expect(spooled.map((b) => b.refused === undefined)).to.deep.equal([true, false, true]);
+    expect(spooled[1]!.refused).to.match(/violates check constraint/);
+    await sink.close!();
+  });
+
+  it('a failure that is not the records\' fault (the table is missing) hands every batch back as it is', async () => {
+    const sink = await create(uniqueName('tp_notfault'), { create_table: false, columns: ['id'] });
+    const spooled: (string | undefined)[] = [];
+    const queue = new TargetQueue('out', sink, { batchSize: 2, batchBytes: 1 << 20, lingerMs: 0, maxInFlight: 1, retry: { maxAttempts: 1, initialBackoffMs: 5, maxBackoffMs: 20 } }, { signal: new AbortController().signal, log: memoryLogger().log }, {
+      exported: () => {},
+      failed: () => {},
+      undelivered: (_b, refused) => spooled.push(refused),
+    });
+    await queue.add({ ...batch('r', []), rows: [{ id: 1 }, { id: 2 }, { id: 3 }] });
+    await queue.finish();
+    expect(spooled).to.deep.equal([undefined, undefined]);
+    await sink.close!();
+  });
+
   it('upsert without a unique index on conflict_columns says so', async () => {
     await sql(`CREATE TABLE "${schema}".out (id int, tags jsonb, doc jsonb)`);
     const sink = await create(uniqueName('tp_noidx'), { mode: 'upsert', conflict_columns: ['id'], create_table: false });
