@@ -146,7 +146,9 @@ export class RestSource implements Source {
       return await withRetry(() => this.fetchOnce(url, read.signal), { policy: this.#retry, signal: read.signal, log: read.log, what });
     } catch (err) {
       // withRetry names the page when it gives up; a permanent error is named here.
-      if (err instanceof CancelledError || (err instanceof ConnectorError && err.message.startsWith(what))) throw err;
+      if (err instanceof ConnectorError && err.message.startsWith(what)) throw err;
+      // A cancel keeps its kind, and says which page it stopped.
+      if (err instanceof CancelledError) throw new CancelledError(what, err);
       throw wrapError(what, err);
     }
   }

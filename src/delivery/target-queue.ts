@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { DeliveryBatch, MatchBatch, OperationContext, Sink } from '../../connectors/types.js';
 import { toNdjsonPieces } from '../encoding/ndjson.js';
-import { deliveredOf, describeError, isRecordFault, isRetryable, serializeError, undeliveredRowsOf } from '../errors.js';
+import { causeChain, deliveredOf, describeError, isRecordFault, isRetryable, PartialWriteError, serializeError, undeliveredRowsOf } from '../errors.js';
 import { withRows } from '../records/export-record.js';
 import type { DeliveryPolicy } from './policy.js';
 import { withRetry } from './retry.js';
@@ -234,8 +234,8 @@ export class TargetQueue {
       if (this.ctx.signal.aborted) return;
       if (this.sink.delivery === 'per-write' && delivered < count) {
         const rest = delivered === 0 ? batch : withRows(batch, undeliveredRowsOf(err, batch.rows));
-        if (isRetryable(err)) this.listener.undelivered?.(rest);
-        else this.#refused.push({ batch: rest, err });
+        if (refusedForGood(err)) this.#refused.push({ batch: rest, err });
+        else this.listener.undelivered?.(rest);
       }
       this.noteError(err, `writing ${count} records of rule "${batch.rule}" from datasource "${batch.datasource}"`);
       // The cycle of an atomic target is lost whole; a batch whose own records are at fault goes to the spool as refused, the others as they are.
@@ -305,6 +305,16 @@ export class TargetQueue {
     this.#errors.push(err);
     this.ctx.log.error({ err: serializeError(err), doing }, 'export target failed');
   }
+}
+
+/**
+ * The target said no to these records, and would say it again: a permanent error. A partial
+ * write is never retried as a whole, but what stopped it decides: a cut connection is the
+ * network's fault, a WRONGTYPE the record's.
+ */
+function refusedForGood(err: unknown): boolean {
+  for (const e of causeChain(err)) if (e instanceof PartialWriteError) return !isRetryable(e.cause);
+  return !isRetryable(err);
 }
 
 /** One write's batch: the parts' rows together, and an identity computed only if the target asks for it. */

@@ -343,6 +343,7 @@ describe('REST datasource (against a server on 127.0.0.1)', function () {
         (e: unknown) => e as ConnectorError,
       );
       expect(err.code).to.equal('CANCELLED');
+      expect(err.message).to.equal('reading page 2 of datasource "api": cancelled');
       expect(Date.now() - started).to.be.below(1000);
       expect(seen).to.deep.equal([{ id: 1 }]);
     });
