@@ -85,6 +85,24 @@ describe('postgresql datasource: the COPY path and the cursor path read the same
     expect(first[15]).to.equal('1 day 02:03:04');
   });
 
+  it('one row with a 20 MB text value full of tabs, backslashes, line breaks and unicode comes back exactly through COPY', async () => {
+    const pattern = 'tab\there\\back\\slash \\N \\t line\nbreak\r\n é✓ 日本 😀 \u0001';
+    const value = pattern.repeat(Math.ceil((20 * 1024 * 1024) / Buffer.byteLength(pattern)));
+    await sql(`CREATE TABLE "${schema}".big (id int, before text, huge text, after text)`);
+    await sql(`INSERT INTO "${schema}".big VALUES (1, 'a\tb', $1, 'c\\d'), (2, NULL, 'small', NULL)`, [value]);
+    // No params: the rows travel through COPY, the huge one over many chunks.
+    const { rows } = await readAll(`SELECT id, before, huge, after FROM "${schema}".big ORDER BY id`);
+    expect(rows).to.have.lengthOf(2);
+    const [first, second] = rows as unknown[][];
+    expect(first![0]).to.equal(1);
+    expect(first![1]).to.equal('a\tb');
+    expect((first![2] as string).length).to.equal(value.length);
+    // Compared as a boolean: a failed comparison would print 20 MB twice.
+    expect(first![2] === value, 'the 20 MB value read back differs from the one written').to.equal(true);
+    expect(first![3]).to.equal('c\\d');
+    expect(second).to.deep.equal([2, null, 'small', null]);
+  });
+
   it('the session runs in UTC whatever zone the role sets, so a watermark compares with a timestamp column as it was read', async () => {
     const role = uniqueName('tp_paris');
     await sql(`CREATE ROLE "${role}" LOGIN`);
