@@ -66,9 +66,20 @@ export function parseTableName(text: string): TableName {
     if (text[i] !== '.') throw fail();
     i++;
   }
-  if (parts.length === 1) return { schema: undefined, table: parts[0]! };
-  if (parts.length === 2) return { schema: parts[0]!, table: parts[1]! };
-  throw fail();
+  if (parts.length > 2) throw fail();
+  const name = parts.length === 1 ? { schema: undefined, table: parts[0]! } : { schema: parts[0]!, table: parts[1]! };
+  refuseLongName(text, 'schema', name.schema);
+  refuseLongName(text, 'table', name.table);
+  return name;
+}
+
+/** Caught here, not at the first write: the server would keep the first 63 bytes and write to (or create) another table. */
+function refuseLongName(text: string, what: 'schema' | 'table', name: string | undefined): void {
+  if (name === undefined || Buffer.byteLength(name) <= MAX_IDENTIFIER_BYTES) return;
+  throw new ConnectorError(
+    `table ${JSON.stringify(text)}: the ${what} name is ${Buffer.byteLength(name)} bytes long, more than PostgreSQL's ${MAX_IDENTIFIER_BYTES}; choose a shorter ${what} name`,
+    { code: 'INVALID_CONFIG' },
+  );
 }
 
 export function qualified(name: TableName): string {

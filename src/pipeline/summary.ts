@@ -14,10 +14,14 @@ export function summaryTable(report: CycleReport): string {
   for (const [kind, map] of [['datasource', report.datasources], ['target', report.targets]] as const) {
     for (const [name, status] of map) if (!status.ok) out += `${kind} "${name}" FAILED: ${status.error}\n`;
   }
-  for (const [name, status] of report.datasources) if (status.skipped) out += `datasource "${name}": ${status.skipped} records skipped as already processed (incremental)\n`;
-  for (const [name, records] of report.spool ?? []) if (records > 0) out += `target "${name}": ${records} records in the dead-letter spool, sent again next cycle\n`;
+  for (const [name, status] of report.datasources) if (status.skipped) out += `datasource "${name}": ${records(status.skipped)} skipped as already processed (incremental)\n`;
+  for (const [name, count] of report.spool ?? []) if (count > 0) out += `target "${name}": ${records(count)} in the dead-letter spool, sent again next cycle\n`;
   if (report.stateError) out += `state NOT saved: ${report.stateError}\n`;
   return out;
+}
+
+function records(count: number): string {
+  return `${count} record${count === 1 ? '' : 's'}`;
 }
 
 /** The same summary as one structured log line, for journald and log shippers. */

@@ -105,4 +105,28 @@ describe('pipeline (one cycle, real connectors)', () => {
     expect(table).to.include('rule        read  matched  invalid  deduplicated  exported  failed\nhigh_value     0        0        0             0         0       0\n');
     expect(table).to.match(/datasource "gone" FAILED: cannot read .*gone\.csv: no such file/);
   });
+
+  it('the summary table counts skipped and spooled records in words that agree with the number', () => {
+    const report = {
+      runId: 'r',
+      startedAt: '2026-11-24T12:00:00.000Z',
+      durationMs: 10,
+      cancelled: false,
+      rules: new Map(),
+      datasources: new Map([
+        ['one', { ok: true, records: 3, skipped: 1 }],
+        ['two', { ok: true, records: 3, skipped: 2 }],
+      ]),
+      targets: new Map(),
+      spool: new Map([
+        ['a', 1],
+        ['b', 2],
+      ]),
+    };
+    const table = summaryTable(report);
+    expect(table).to.include('datasource "one": 1 record skipped as already processed (incremental)\n');
+    expect(table).to.include('datasource "two": 2 records skipped as already processed (incremental)\n');
+    expect(table).to.include('target "a": 1 record in the dead-letter spool');
+    expect(table).to.include('target "b": 2 records in the dead-letter spool');
+  });
 });

@@ -74,6 +74,10 @@ describe('postgresql identifiers and values', () => {
     expect(parseTableName('"My.Schema"."Odd ""name"""')).to.deep.equal({ schema: 'My.Schema', table: 'Odd "name"' });
     expect(qualified(parseTableName('"My.Schema"."Odd ""name"""'))).to.equal('"My.Schema"."Odd ""name"""');
     for (const bad of ['a.b.c', '', '.a', 'a.', '"open', 'a"b']) expect(() => parseTableName(bad), bad).to.throw(/not a table name/);
+    // The server would keep the first 63 bytes and write to another table than the one named.
+    expect(parseTableName(`ops.${'t'.repeat(63)}`).table).to.have.lengthOf(63);
+    expect(() => parseTableName(`ops.${'t'.repeat(64)}`)).to.throw(/the table name is 64 bytes long, more than PostgreSQL's 63; choose a shorter table name/);
+    expect(() => parseTableName(`"${'é'.repeat(32)}".alerts`)).to.throw(/the schema name is 64 bytes long/);
   });
 
   it('writes values as COPY text PostgreSQL reads back exactly', () => {
