@@ -2,10 +2,19 @@ import { CancelledError, ConnectorError, codeOf, isRetryable, type ErrorDetails 
 
 /**
  * SQLSTATEs after which the same statement may succeed: the connection broke or the server is
- * restarting (class 08, 57P01-57P03), too many sessions (53300), or the transaction lost a race
- * (serialization failure, deadlock, lock timeout).
+ * restarting (class 08 but 08P01, below; 57P01-57P03), too many sessions (53300), or the
+ * transaction lost a race (serialization failure, deadlock, lock timeout).
  */
 const RETRYABLE_SQLSTATES = new Set(['40001', '40P01', '55P03', '53300', '57P01', '57P02', '57P03']);
+
+/**
+ * Class 08 is about the connection, but 08P01 (protocol violation) is the server refusing what
+ * was sent, such as a value bound for a parameter the query does not have: sending it again
+ * gets the same answer.
+ */
+function isConnectionSqlstate(code: string): boolean {
+  return code.startsWith('08') && code !== '08P01';
+}
 
 /** Texts pg uses for a connection that went away, which carry no code of their own. */
 const CONNECTION_LOST = /Connection terminated|connection timeout|timeout expired|timeout exceeded when trying to connect|Client has encountered a connection error|read ECONNRESET/i;
@@ -16,7 +25,7 @@ function isSqlstate(code: string | undefined): code is string {
 
 export function isConnectionFailure(err: unknown): boolean {
   const code = codeOf(err);
-  if (isSqlstate(code)) return code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03' || code === '53300';
+  if (isSqlstate(code)) return isConnectionSqlstate(code) || code === '57P01' || code === '57P02' || code === '57P03' || code === '53300';
   return isRetryable(err) || (err instanceof Error && CONNECTION_LOST.test(err.message));
 }
 
@@ -67,7 +76,7 @@ export function translatePgError(what: string, err: unknown, options: TranslateO
     const advice = adviceFor(code);
     return new ConnectorError(scrub(`${what}: ${parts.join('; ')}${advice ? `; ${advice}` : ''}`, options.secrets), {
       code,
-      retryable: RETRYABLE_SQLSTATES.has(code) || code.startsWith('08'),
+      retryable: RETRYABLE_SQLSTATES.has(code) || isConnectionSqlstate(code),
       details: scrubDetails(details, options.secrets),
       cause: cleanCause(err, options.secrets),
     });

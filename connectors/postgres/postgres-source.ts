@@ -11,6 +11,7 @@ import { connectionProblems, PostgresConnection, postgresConnectionProperties, t
 import { isConnectionFailure, translatePgError } from './postgres-errors.js';
 import { descriptorsOf, PostgresRowLayout, typeParsers, type TypeParsers } from './postgres-types.js';
 import { copyableQuery, copyBatches } from './postgres-copy-reader.js';
+import { highestPlaceholder } from './postgres-placeholders.js';
 
 export interface PostgresSourceConfig extends PostgresConnectionConfig {
   type: 'postgresql';
@@ -78,13 +79,6 @@ export const postgresSource: SourceSpec<PostgresSourceConfig> = {
     return new PostgresSource(config, ctx, connection, typeParsers(pg.types as TypeParsers), CursorClass, copyTo);
   },
 };
-
-/** The highest $n the query refers to, outside '...' strings: a rough scan, enough for a config-time hint (the server has the last word). */
-function highestPlaceholder(query: string): number {
-  let highest = 0;
-  for (const m of query.replace(/'(?:[^']|'')*'/g, "''").matchAll(/\$(\d+)/g)) highest = Math.max(highest, Number(m[1]));
-  return highest;
-}
 
 interface ResultField {
   readonly name: string;

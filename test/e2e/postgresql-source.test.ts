@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { freshDirPerTest, parseNdjson, runCli, writeFiles, logLines } from '../helpers.js';
+import { freshDirPerTest, parseNdjson, runCli, runSummary, writeFiles, logLines } from '../helpers.js';
 import { freshSchemaPerTest, sql, testServer, TEST_DATABASE_URL } from '../support/postgres-db.js';
 
 const ndjson = (dir: string, file: string) => parseNdjson(readFileSync(path.join(dir, file), 'utf8'));
@@ -72,6 +72,57 @@ export_targets:
 `);
     expect(result.code).to.equal(2);
     expect(result.stderr).to.include('the query refers to $3 but params holds 1 value (and $2 is the incremental watermark)');
+  });
+
+  it('incremental: a $1 in a comment is not a parameter, so no watermark is bound and the query reads', async () => {
+    await sql(`CREATE TABLE "${schema}".events (id int PRIMARY KEY, at timestamptz, v int)`);
+    await sql(`INSERT INTO "${schema}".events VALUES (1, '2026-01-01T00:00:00Z', 50), (2, '2026-01-01T00:01:00Z', 60)`);
+    const result = await run(`datasources:
+  db:
+    type: postgresql
+    url: ${TEST_DATABASE_URL}
+    query: |
+      SELECT id, at, v FROM "${schema}".events -- since $1, once the watermark is pushed down
+      /* nor $2 here /* nested */ either */ ORDER BY at, id
+    incremental: { field: at }
+processing_rules:
+  - { name: hot, datasource: db, threshold_field: v, threshold_type: greater_than, threshold_value: 10, export_target: out }
+export_targets:
+  out: { type: file, path: out/hot.ndjson, include_metadata: false }
+`);
+    expect(result.code, result.stderr).to.equal(0);
+    expect(runSummary(result.stderr).datasources.db).to.include({ ok: true, records: 2 });
+    expect(ndjson(dir, 'out/hot.ndjson').map((r) => r.id)).to.deep.equal([1, 2]);
+  });
+
+  it('--validate takes a dollar-quoted string that mentions $2 and $3 as text, and the query runs', async () => {
+    const config = `datasources:
+  db: { type: postgresql, url: ${TEST_DATABASE_URL}, query: "SELECT 1 AS id, $$price in $2 or $3$$ AS note" }
+processing_rules:
+  - { name: r, datasource: db, threshold_field: id, threshold_type: greater_than, threshold_value: 0, export_target: out }
+export_targets:
+  out: { type: file, path: out.ndjson, include_metadata: false }
+`;
+    const validated = await run(config, {}, ['--validate']);
+    expect(validated.code, validated.stderr).to.equal(0);
+    const result = await run(config);
+    expect(result.code, result.stderr).to.equal(0);
+    expect(ndjson(dir, 'out.ndjson')).to.deep.equal([{ id: 1, note: 'price in $2 or $3' }]);
+  });
+
+  it('a value in params the query has no $n for fails at once with what the server said (08P01), not retried as a lost connection', async () => {
+    const result = await run(`datasources:
+  db: { type: postgresql, url: ${TEST_DATABASE_URL}, query: "SELECT 1 AS v", params: [paris] }
+processing_rules:
+  - { name: r, datasource: db, threshold_field: v, threshold_type: greater_than, threshold_value: 0, export_target: out }
+export_targets:
+  out: { type: console }
+`);
+    expect(result.code, result.stderr).to.equal(1);
+    const lines = logLines(result.stderr);
+    expect(lines.filter((l) => String(l.msg).includes('trying again')), result.stderr).to.deep.equal([]);
+    const error = lines.find((l) => l.level === 'error' && l.datasource === 'db');
+    expect(error?.err.message, result.stderr).to.match(/datasource "db" \(postgresql.*bind message supplies 1 parameters, but prepared statement "" requires 0 \(SQLSTATE 08P01\)/);
   });
 
   it('numeric, bigint, timestamptz, jsonb and arrays reach the rules as written, and land in a PostgreSQL target exactly', async () => {
@@ -368,6 +419,19 @@ export_targets:
     expect(result.stderr).to.include('datasources.db.ssl_ca: ssl_ca is only used with ssl: verify');
     expect(result.stderr).to.include('export_targets.up.conflict_columns: mode: upsert needs conflict_columns');
     expect(result.stderr).to.match(/export_targets\.bad\.table: table "a\.b\.c" is not a table name/);
+  });
+
+  it('--validate refuses a table name longer than PostgreSQL\'s 63 bytes, saying it is the table name', async () => {
+    const long = `alerts_${'x'.repeat(60)}`;
+    const result = await run(`datasources:
+  good: { type: csv, path: good.csv }
+processing_rules:
+  - { name: r, datasource: good, threshold_field: v, threshold_type: greater_than, threshold_value: 5, export_target: db }
+export_targets:
+  db: { type: postgresql, url: ${TEST_DATABASE_URL}, table: ${long}, create_table: true }
+`, {}, ['--validate']);
+    expect(result.code).to.equal(2);
+    expect(result.stderr).to.include(`export_targets.db.table: table "${long}": the table name is 67 bytes long, more than PostgreSQL's 63; choose a shorter table name`);
   });
 
   it('the older tool\'s keys (host, port, database, username, password) connect', async () => {
