@@ -121,28 +121,52 @@ export class TableWriter {
   /** Makes sure the table has every column of the plan, creating the table or columns when create_table allows. */
   async #prepareTable(client: PoolClient, plan: readonly ColumnPlan[]): Promise<void> {
     this.#columns ??= await this.#loadColumns(client);
-    if (!this.#exists) {
-      if (!this.spec.createTable) {
-        throw new ConnectorError(`table ${this.#tableSql} does not exist; create it, or set create_table: true to have it created from the records' fields`, {
-          code: '42P01',
-          details: { table: this.spec.table.table },
-        });
-      }
-      const unique = this.spec.mode === 'upsert' ? `, UNIQUE (${this.spec.conflictColumns.map(quoteIdent).join(', ')})` : '';
-      await client.query(`CREATE TABLE IF NOT EXISTS ${this.#tableSql} (${plan.map(columnDefinition).join(', ')}${unique})`);
-      this.#columns = await this.#loadColumns(client);
+    if (this.#exists && this.#missingColumns(plan).length === 0) return;
+    if (!this.#exists && !this.spec.createTable) {
+      throw new ConnectorError(`table ${this.#tableSql} does not exist; create it, or set create_table: true to have it created from the records' fields`, {
+        code: '42P01',
+        details: { table: this.spec.table.table },
+      });
     }
-    const missing = plan.filter((p) => !this.#columns!.has(p.column));
-    if (missing.length === 0) return;
     if (!this.spec.createTable) {
+      const missing = this.#missingColumns(plan);
       const list = missing.map((p) => (p.column === p.field ? `"${p.column}"` : `"${p.column}" (field "${p.field}")`)).join(', ');
       throw new ConnectorError(
         `table ${this.#tableSql} has no column ${list}; add ${missing.length > 1 ? 'them' : 'it'}, choose the columns to write with columns:, or set create_table: true`,
         { code: '42703', details: { table: this.spec.table.table, column: missing[0]!.column } },
       );
     }
+    await this.#lockTableShape(client);
+    // What was missing may have been made by the process that held the lock; its transaction has ended.
+    this.#columns = await this.#loadColumns(client);
+    if (!this.#exists) {
+      const unique = this.spec.mode === 'upsert' ? `, UNIQUE (${this.spec.conflictColumns.map(quoteIdent).join(', ')})` : '';
+      await client.query(`CREATE TABLE IF NOT EXISTS ${this.#tableSql} (${plan.map(columnDefinition).join(', ')}${unique})`);
+      this.#columns = await this.#loadColumns(client);
+    }
+    const missing = this.#missingColumns(plan);
+    if (missing.length === 0) return;
     for (const p of missing) await client.query(`ALTER TABLE ${this.#tableSql} ADD COLUMN IF NOT EXISTS ${columnDefinition(p)}`);
     this.#columns = await this.#loadColumns(client);
+  }
+
+  #missingColumns(plan: readonly ColumnPlan[]): ColumnPlan[] {
+    return plan.filter((p) => !this.#columns!.has(p.column));
+  }
+
+  /**
+   * Makes processes that create or alter this table take turns, until the end of the cycle's
+   * transaction. Without it two of them creating the same table at once both run CREATE TABLE IF
+   * NOT EXISTS, neither seeing the other's uncommitted table, and the second fails on the
+   * catalog's unique index (23505) once the first commits. Adding a column takes the same turn,
+   * so the columns read after it are the ones the other process left. The key is the table as the
+   * server resolves it, so `alerts` and `public.alerts` take turns too.
+   */
+  async #lockTableShape(client: PoolClient): Promise<void> {
+    await client.query(
+      `SELECT pg_advisory_xact_lock(hashtext('threshold-processor table shape'), hashtext(format('%I.%I', coalesce($1, current_schema()), $2::text)))`,
+      [this.spec.table.schema ?? null, this.spec.table.table],
+    );
   }
 
   async #copy(client: PoolClient, into: string, batch: MatchBatch, plan: readonly ColumnPlan[], signal: AbortSignal): Promise<void> {

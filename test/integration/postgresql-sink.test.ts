@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { postgresSink } from '../../connectors/postgres/postgres-sink.js';
-import type { MatchBatch } from '../../connectors/types.js';
+import type { MatchBatch, Sink } from '../../connectors/types.js';
 import { TargetQueue } from '../../src/delivery/target-queue.js';
 import { describeError } from '../../src/errors.js';
 import { OBJECT_LAYOUT } from '../../src/records/layout.js';
@@ -17,6 +17,13 @@ function batch(rule: string, ids: number[]): MatchBatch {
     layout: OBJECT_LAYOUT,
     rows: ids.map((id) => ({ id, tags: ['a', 'b,c', 'd"e'], doc: { n: id } })),
   };
+}
+
+/** One cycle of a sink: a write, then the commit. */
+async function cycle(sink: Sink, records: MatchBatch): Promise<void> {
+  const io = drive(sink);
+  await io.write(records);
+  await io.flush();
 }
 
 async function failureOf(work: Promise<unknown>): Promise<unknown> {
@@ -118,6 +125,33 @@ describe('postgresql export target against the real server', function () {
     const retried = lines().filter((l) => String(l.msg).includes('trying again'));
     expect(retried.map((l) => (l.err as { code?: string }).code)).to.include('40P01');
     await sink.close!();
+  });
+
+  it('two processes creating the same new table at once: both cycles commit and every row lands', async () => {
+    const sinks = await Promise.all([create(uniqueName('tp_first')), create(uniqueName('tp_second'))]);
+    try {
+      // Each cycle writes then commits; the second to create the table waits for the first to commit, then finds it.
+      const outcomes = await Promise.allSettled(sinks.map((sink, i) => cycle(sink, batch('r', [i * 10 + 1, i * 10 + 2]))));
+      expect(outcomes.map((o) => (o.status === 'rejected' ? describeError(o.reason) : 'committed'))).to.deep.equal(['committed', 'committed']);
+      expect((await sql<{ id: string }>(`SELECT id FROM "${schema}".out ORDER BY id`)).map((r) => r.id)).to.deep.equal(['1', '2', '11', '12']);
+    } finally {
+      for (const sink of sinks) await sink.close!();
+    }
+  });
+
+  it('two processes adding the same new column at once: both cycles commit and every value lands', async () => {
+    await sql(`CREATE TABLE "${schema}".out (id bigint)`);
+    const sinks = await Promise.all([create(uniqueName('tp_first')), create(uniqueName('tp_second'))]);
+    try {
+      const outcomes = await Promise.allSettled(sinks.map((sink, i) => cycle(sink, { ...batch('r', []), rows: [{ id: i + 1, level: `level ${i + 1}` }] })));
+      expect(outcomes.map((o) => (o.status === 'rejected' ? describeError(o.reason) : 'committed'))).to.deep.equal(['committed', 'committed']);
+      expect(await sql(`SELECT id::int, level FROM "${schema}".out ORDER BY id`)).to.deep.equal([
+        { id: 1, level: 'level 1' },
+        { id: 2, level: 'level 2' },
+      ]);
+    } finally {
+      for (const sink of sinks) await sink.close!();
+    }
   });
 
   it('a list goes into an array column as a PostgreSQL array, and into a jsonb column as JSON', async () => {
