@@ -16,7 +16,7 @@ export interface LoopOptions {
   readonly intervalSeconds: number;
   /** After the first signal, how long the running cycle may take to finish before it is cancelled. */
   readonly shutdownTimeoutMs: number;
-  /** Reload when the config or a rule file changes on disk. */
+  /** Reload when the config, a rule file or the set of rule files changes on disk. */
   readonly watch: boolean;
   /** A SIGHUP came while the service started: reload before the first cycle. */
   readonly reloadAtStart?: boolean;
@@ -64,13 +64,14 @@ export async function runContinuously(reloader: Reloader, options: LoopOptions):
     wake?.();
   };
   const onHangup = () => requestReload('SIGHUP');
-  let stopWatching = options.watch ? watchConfigFiles(reloader.runtime.config, log, (file) => requestReload(`changed: ${file}`)) : undefined;
+  const watchFiles = () => watchConfigFiles(reloader.runtime.config, log, requestReload);
+  let stopWatching = options.watch ? watchFiles() : undefined;
   const reloadNow = async () => {
     const reason = reloadWanted!;
     reloadWanted = undefined;
     if (await reloader.reload(reason)) {
       stopWatching?.();
-      if (options.watch) stopWatching = watchConfigFiles(reloader.runtime.config, log, (file) => requestReload(`changed: ${file}`));
+      if (options.watch) stopWatching = watchFiles();
     }
   };
 

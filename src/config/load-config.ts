@@ -7,6 +7,7 @@ import { parseDuration } from '../rules/duration.js';
 import { compileRules, type RuleConfig } from '../rules/rule.js';
 import type { DedupPolicy } from '../state/dedup.js';
 import { substituteEnvironment, type Environment } from './env.js';
+import { contentDigest } from './content-digest.js';
 import { ConfigError, sortIssues, type ConfigIssue } from './issues.js';
 import { SETTINGS_DEFAULTS } from './schema.js';
 import type { ConnectorConfig, LoadedConfig, Settings } from './types.js';
@@ -45,10 +46,13 @@ export async function loadConfig(file: string, options: LoadOptions = {}): Promi
   const ownRules = Array.isArray(raw.processing_rules) ? raw.processing_rules : undefined;
   ownRules?.forEach((_, i) => origins.push({ yaml: main.yaml, prefix: ['processing_rules', i] }));
 
-  const ruleFiles = await discoverRuleFiles(raw, dir, main.yaml, issues);
+  const sources = ruleFileSources(raw, file, dir);
+  const ruleFiles = await discoverRuleFiles(raw, sources, main.yaml, issues);
+  const contentDigests = new Map([[path.resolve(file), main.digest]]);
   const fileRules: unknown[] = [];
   for (const ruleFile of ruleFiles) {
     const loaded = await readRuleFile(ruleFile, env, issues, typedByEnv);
+    contentDigests.set(ruleFile, loaded.digest);
     for (const { rule, prefix } of loaded.rules) {
       fileRules.push(rule);
       origins.push({ yaml: loaded.yaml, prefix });
@@ -91,6 +95,9 @@ export async function loadConfig(file: string, options: LoadOptions = {}): Promi
     targets: config.export_targets,
     rules: compiled.rules,
     ruleFiles: ruleFiles.map(displayPath),
+    rulesDir: sources.rulesDir,
+    include: sources.include,
+    contentDigests,
     dedup: dedupPolicies(config.processing_rules ?? []),
     incremental: new Map(
       Object.entries(config.datasources).flatMap(([name, ds]) => {
@@ -162,12 +169,12 @@ function withEnvHint(issue: ConfigIssue, typedByEnv: Set<string>): ConfigIssue {
  */
 export const MAX_FILE_BYTES = 4 * 1024 * 1024;
 
-async function readYaml(file: string, env: Environment, typedAt?: Set<string>): Promise<{ yaml: YamlFile; issues: ConfigIssue[] }> {
+async function readYaml(file: string, env: Environment, typedAt?: Set<string>): Promise<{ yaml: YamlFile; issues: ConfigIssue[]; digest: string }> {
   const shown = displayPath(path.resolve(file));
   const problem = (message: string) => new ConfigError([{ file: shown, line: 1, col: 1, path: '', message }]);
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = await readCapped(file, MAX_FILE_BYTES);
+    bytes = await readCapped(file, MAX_FILE_BYTES);
   } catch (err) {
     if (err instanceof TooLarge) {
       throw problem(`the file is ${formatBytes(err.size)}; a config or rule file may hold at most ${formatBytes(MAX_FILE_BYTES)}`);
@@ -175,9 +182,9 @@ async function readYaml(file: string, env: Environment, typedAt?: Set<string>): 
     const code = (err as NodeJS.ErrnoException).code;
     throw problem(`cannot read config: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a folder' : (err as Error).message}`);
   }
-  const parsed = parseYamlFile(shown, text);
+  const parsed = parseYamlFile(shown, new TextDecoder().decode(bytes));
   if (parsed.issues.length > 0) throw new ConfigError(parsed.issues);
-  return { yaml: parsed.yaml, issues: substituteEnvironment(parsed.yaml, env, typedAt) };
+  return { yaml: parsed.yaml, issues: substituteEnvironment(parsed.yaml, env, typedAt), digest: contentDigest(bytes) };
 }
 
 class TooLarge extends Error {
@@ -186,8 +193,8 @@ class TooLarge extends Error {
   }
 }
 
-/** The file's text, refusing more than `max` bytes: checked on its size first, then while reading (a pipe or a growing file has no size). */
-async function readCapped(file: string, max: number): Promise<string> {
+/** The file's bytes, refusing more than `max`: checked on its size first, then while reading (a pipe or a growing file has no size). */
+async function readCapped(file: string, max: number): Promise<Buffer> {
   const handle = await open(file, 'r');
   try {
     const { size } = await handle.stat();
@@ -202,7 +209,7 @@ async function readCapped(file: string, max: number): Promise<string> {
       if (total > max) throw new TooLarge(total);
       chunks.push(buffer.subarray(0, bytesRead));
     }
-    return new TextDecoder().decode(Buffer.concat(chunks, total));
+    return Buffer.concat(chunks, total);
   } finally {
     await handle.close();
   }
@@ -217,29 +224,64 @@ function formatBytes(bytes: number): string {
 const RULE_FILE = /\.ya?ml$/i;
 const RULE_TEST_FILE = /\.test\.ya?ml$/i;
 
-/** Rule files from `rules_dir` (default `rules`, if it exists) and `include` globs, each once, in name order. */
-async function discoverRuleFiles(raw: Record<string, unknown>, dir: string, yaml: YamlFile, issues: ConfigIssue[]): Promise<string[]> {
-  const configFile = path.resolve(dir, path.basename(yaml.file));
+/** Where rule files come from: the config's `rules_dir` (absolute) and `include` globs. */
+export interface RuleFileSources {
+  /** The config file, and its folder, from which `include` globs resolve. */
+  readonly file: string;
+  readonly dir: string;
+  readonly rulesDir: string;
+  readonly include: readonly string[];
+}
+
+export interface FoundRuleFiles {
+  /** Each once, in load order: the rules folder's files in name order, then each glob's. */
+  readonly files: string[];
+  readonly rulesDirFound: boolean;
+  /** Indexes of the `include` globs that matched no file. */
+  readonly unmatchedIncludes: number[];
+}
+
+/**
+ * The rule files the sources name on disk now. `--watch` calls it too, to notice a rule file
+ * added or removed, so it must find exactly what a load would.
+ */
+export async function findRuleFiles(sources: RuleFileSources): Promise<FoundRuleFiles> {
+  const configFile = path.resolve(sources.file);
   const files = new Set<string>();
-  const rulesDir = typeof raw.rules_dir === 'string' ? raw.rules_dir : 'rules';
-  const absoluteDir = path.resolve(dir, rulesDir);
-  if (isDirectory(absoluteDir)) {
-    for (const entry of readdirSync(absoluteDir, { recursive: true, encoding: 'utf8' }).sort()) {
-      const file = path.join(absoluteDir, entry);
+  const rulesDirFound = isDirectory(sources.rulesDir);
+  if (rulesDirFound) {
+    for (const entry of readdirSync(sources.rulesDir, { recursive: true, encoding: 'utf8' }).sort()) {
+      const file = path.join(sources.rulesDir, entry);
       if (RULE_FILE.test(entry) && !RULE_TEST_FILE.test(entry) && file !== configFile) files.add(file);
     }
-  } else if (typeof raw.rules_dir === 'string') {
-    issues.push(issueAt(yaml, ['rules_dir'], `rules_dir "${rulesDir}" is not a folder (resolved to ${absoluteDir})`));
   }
-  if (Array.isArray(raw.include) && raw.include.every((g) => typeof g === 'string')) {
+  const unmatchedIncludes: number[] = [];
+  if (sources.include.length > 0) {
     const { glob } = await import('tinyglobby');
-    for (const [i, pattern] of (raw.include as string[]).entries()) {
-      const found = (await glob(pattern, { cwd: dir, absolute: true, onlyFiles: true })).sort();
-      if (found.length === 0) issues.push(issueAt(yaml, ['include', i], `no file matches "${pattern}"`));
+    for (const [i, pattern] of sources.include.entries()) {
+      const found = (await glob(pattern, { cwd: sources.dir, absolute: true, onlyFiles: true })).sort();
+      if (found.length === 0) unmatchedIncludes.push(i);
       for (const f of found) if (!RULE_TEST_FILE.test(f) && path.normalize(f) !== configFile) files.add(path.normalize(f));
     }
   }
-  return [...files];
+  return { files: [...files], rulesDirFound, unmatchedIncludes };
+}
+
+/** `rules_dir` (default `rules`) and `include` as the config writes them, resolved; malformed values are left to the schema. */
+function ruleFileSources(raw: Record<string, unknown>, file: string, dir: string): RuleFileSources {
+  const rulesDir = path.resolve(dir, typeof raw.rules_dir === 'string' ? raw.rules_dir : 'rules');
+  const include = Array.isArray(raw.include) && raw.include.every((g) => typeof g === 'string') ? (raw.include as string[]) : [];
+  return { file, dir, rulesDir, include };
+}
+
+/** Rule files from `rules_dir` (default `rules`, if it exists) and `include` globs; an explicit rules_dir must exist and each glob match. */
+async function discoverRuleFiles(raw: Record<string, unknown>, sources: RuleFileSources, yaml: YamlFile, issues: ConfigIssue[]): Promise<string[]> {
+  const found = await findRuleFiles(sources);
+  if (!found.rulesDirFound && typeof raw.rules_dir === 'string') {
+    issues.push(issueAt(yaml, ['rules_dir'], `rules_dir "${raw.rules_dir}" is not a folder (resolved to ${sources.rulesDir})`));
+  }
+  for (const i of found.unmatchedIncludes) issues.push(issueAt(yaml, ['include', i], `no file matches "${sources.include[i]}"`));
+  return found.files;
 }
 
 function isDirectory(p: string): boolean {
@@ -256,20 +298,20 @@ async function readRuleFile(
   env: Environment,
   issues: ConfigIssue[],
   typedAt: Set<string>,
-): Promise<{ yaml: YamlFile; rules: { rule: unknown; prefix: ConfigPath }[] }> {
-  const { yaml, issues: envIssues } = await readYaml(file, env, typedAt);
+): Promise<{ yaml: YamlFile; digest: string; rules: { rule: unknown; prefix: ConfigPath }[] }> {
+  const { yaml, issues: envIssues, digest } = await readYaml(file, env, typedAt);
   issues.push(...envIssues);
   const content = toPlain(yaml);
-  if (content === null || content === undefined) return { yaml, rules: [] };
-  if (Array.isArray(content)) return { yaml, rules: content.map((rule, i) => ({ rule, prefix: [i] })) };
+  if (content === null || content === undefined) return { yaml, digest, rules: [] };
+  if (Array.isArray(content)) return { yaml, digest, rules: content.map((rule, i) => ({ rule, prefix: [i] })) };
   if (typeof content === 'object' && Array.isArray((content as Record<string, unknown>).processing_rules)) {
     const extra = Object.keys(content).filter((k) => k !== 'processing_rules');
     for (const key of extra) issues.push(issueAt(yaml, [key], `unknown key "${key}" in a rule file; it holds processing_rules only`, true));
     const list = (content as { processing_rules: unknown[] }).processing_rules;
-    return { yaml, rules: list.map((rule, i) => ({ rule, prefix: ['processing_rules', i] })) };
+    return { yaml, digest, rules: list.map((rule, i) => ({ rule, prefix: ['processing_rules', i] })) };
   }
   const { line, col } = locate(yaml, []);
   issues.push({ file: yaml.file, line, col, path: '', message: 'a rule file holds a list of rules, or processing_rules: [list of rules]' });
-  return { yaml, rules: [] };
+  return { yaml, digest, rules: [] };
 }
 

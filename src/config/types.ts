@@ -35,6 +35,12 @@ export interface LoadedConfig {
   readonly rules: readonly Rule[];
   /** The rule files merged in, in load order. */
   readonly ruleFiles: readonly string[];
+  /** The rules folder (`rules_dir`, default `rules`), absolute, whether it exists or not. */
+  readonly rulesDir: string;
+  /** The `include` globs as written, relative to `dir`. */
+  readonly include: readonly string[];
+  /** Per file read (the config and each rule file, absolute): the digest of what it held, for --watch to reload only on a real change. */
+  readonly contentDigests: ReadonlyMap<string, string>;
   /** Per rule: how repeated alerts are suppressed (dedup_key, realert). Absent: every rule dedups on all fields. */
   readonly dedup?: ReadonlyMap<string, DedupPolicy>;
   /** Per datasource with `incremental`: the field that orders its records. */

@@ -1,5 +1,6 @@
 import { ConfigError, formatIssue } from '../config/issues.js';
 import { loadConfig } from '../config/load-config.js';
+import type { LoadedConfig } from '../config/types.js';
 import { describeError, serializeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { closeReplaced, closeRuntime, openRuntime, type Runtime } from '../pipeline/runtime.js';
@@ -9,9 +10,10 @@ const RESTART_ONLY_SETTINGS = ['state_dir', 'state', 'metrics', 'log_level', 'sh
 
 /**
  * Holds the running config and its connectors, and swaps them for a newly loaded config on
- * request (SIGHUP, --watch). A config that does not load is rejected with its errors logged, and
- * the running one goes on. Connectors whose config did not change are taken over with their
- * connections; the others are created anew, and the old ones closed.
+ * request (SIGHUP, --watch). A config that does not load, or that has no enabled rules where the
+ * running one has some, is rejected with its errors logged, and the running one goes on.
+ * Connectors whose config did not change are taken over with their connections; the others are
+ * created anew, and the old ones closed.
  */
 export class Reloader {
   #runtime: Runtime;
@@ -43,6 +45,14 @@ export class Reloader {
       this.log.error({ config: file, problems: issues.length }, 'reload rejected; the previous config keeps running');
       return false;
     }
+    if (wouldSilenceEveryRule(previous.config, config)) {
+      this.log.error(
+        { config: file, rules_dir: config.rulesDir, running_rules: enabledRules(previous.config) },
+        'reload rejected: the new config has no enabled rules, which would silence every alert (a rules folder removed, or still being copied?); ' +
+          'it reloads once the rule files are back; to run with no rules on purpose, restart the service; the previous config keeps running',
+      );
+      return false;
+    }
     let next: Runtime;
     try {
       next = await openRuntime(config, previous.log, { dryRun: previous.dryRun, reuse: previous, spooledTargets: this.spooledTargets() });
@@ -58,11 +68,24 @@ export class Reloader {
         this.log.warn({ setting: key }, `settings.${key} changed: it takes effect at the next restart`);
       }
     }
-    this.log.info({ rules: config.rules.filter((r) => r.enabled).length, kept_connections: kept }, 'config reloaded; the next cycle uses it');
+    this.log.info({ rules: enabledRules(config), kept_connections: kept }, 'config reloaded; the next cycle uses it');
     return true;
   }
 
   async close(): Promise<void> {
     await closeRuntime(this.#runtime);
   }
+}
+
+function enabledRules(config: LoadedConfig): number {
+  return config.rules.filter((r) => r.enabled).length;
+}
+
+/**
+ * A rules folder being replaced (`rm -rf rules; cp -r ...`) reads as a valid config with no
+ * rules; running it would stop every alert without a word, so a reload never goes from some
+ * enabled rules to none. Starting with none is allowed: that is asked for, not half-copied.
+ */
+function wouldSilenceEveryRule(running: LoadedConfig, next: LoadedConfig): boolean {
+  return enabledRules(running) > 0 && enabledRules(next) === 0;
 }

@@ -1,9 +1,9 @@
 import { expect } from 'chai';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { freshDirPerTest, parseNdjson, runCli, startCli, writeFiles } from '../helpers.js';
+import { freshDirPerTest, parseNdjson, runCli, startCli, writeFiles, type RunningCli } from '../helpers.js';
 
 const BASE =
   'datasources:\n  feed: {type: csv, path: feed.csv}\n' +
@@ -11,6 +11,8 @@ const BASE =
   'rules_dir: rules\n';
 const HOT = '- {name: hot, threshold_field: v, threshold_type: greater_than, threshold_value: 10, export_target: out}\n';
 const COLD = '- {name: cold, threshold_field: v, threshold_type: less_than, threshold_value: 0, export_target: out}\n';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function linesOf(dir: string, rule: string): Record<string, unknown>[] {
   const file = path.join(dir, 'out', `${rule}.ndjson`);
@@ -24,12 +26,24 @@ async function get(url: string): Promise<{ status: number; text: string }> {
 
 describe('service reload (built CLI)', function () {
   this.timeout(60_000);
+  // A test that fails half-way leaves its service running, which would keep mocha from exiting
+  // (and write in the test's folder while it is removed: this hook runs first).
+  const running: RunningCli[] = [];
+  const start = (args: string[], options: { cwd: string }) => {
+    const cli = startCli(args, options);
+    running.push(cli);
+    return cli;
+  };
+  afterEach(async () => {
+    for (const cli of running) if (cli.child.exitCode === null && cli.child.signalCode === null) cli.child.kill('SIGKILL');
+    await Promise.all(running.splice(0).map((cli) => cli.done));
+  });
   let dir: string;
   freshDirPerTest((d) => (dir = d));
 
   it('SIGHUP with a valid change makes a new rule take effect on the next cycle; a broken file is rejected and the old rules keep running', async () => {
     writeFiles(dir, { 'c.yaml': BASE, 'rules/r.yaml': HOT, 'feed.csv': 'id,v\n1,50\n2,-5\n' });
-    const cli = startCli(['--config', 'c.yaml', '--continuous', '--interval', '0.5', '--log-format', 'json'], { cwd: dir });
+    const cli = start(['--config', 'c.yaml', '--continuous', '--interval', '0.5', '--log-format', 'json'], { cwd: dir });
     await cli.waitForStderr(/"msg":"run summary"/);
     expect(linesOf(dir, 'cold')).to.have.length(0);
 
@@ -59,13 +73,87 @@ describe('service reload (built CLI)', function () {
 
   it('--watch reloads when a rule file changes on disk', async () => {
     writeFiles(dir, { 'c.yaml': BASE, 'rules/r.yaml': HOT, 'feed.csv': 'id,v\n1,50\n2,-5\n' });
-    const cli = startCli(['--config', 'c.yaml', '--continuous', '--watch', '--interval', '0.5', '--log-format', 'json'], { cwd: dir });
+    const cli = start(['--config', 'c.yaml', '--continuous', '--watch', '--interval', '0.5', '--log-format', 'json'], { cwd: dir });
     await cli.waitForStderr(/"msg":"run summary"/);
     writeFileSync(path.join(dir, 'rules', 'r.yaml'), HOT + COLD);
     await cli.waitForStderr(/"reason":"changed: [^"]*r\.yaml"[^\n]*reloading the config/);
     await cli.waitForStderr(/"cold"[^\n]*"msg":"run summary"/);
     cli.child.kill('SIGTERM');
     expect((await cli.done).code).to.equal(0);
+    expect(linesOf(dir, 'cold').map((r) => r.id)).to.deep.equal(['2']);
+  });
+
+  it('--watch: a rules folder removed is not a reload to no rules (rejected, the old rules keep alerting), and once copied back it is watched and loaded', async () => {
+    const base = BASE.replace('rules_dir: rules\n', ''); // the default rules folder, which a load may find missing
+    writeFiles(dir, { 'c.yaml': base, 'rules/r.yaml': HOT, 'release/rules/r.yaml': HOT + COLD, 'feed.csv': 'id,v\n1,50\n2,-5\n' });
+    const cli = start(['--config', 'c.yaml', '--continuous', '--watch', '--interval', '0.5', '--log-format', 'json'], { cwd: dir });
+    await cli.waitForStderr(/"msg":"run summary"/);
+
+    rmSync(path.join(dir, 'rules'), { recursive: true });
+    await cli.waitForStderr(/reload rejected: [^\n]*no enabled rules[^\n]*; the previous config keeps running/);
+    writeFileSync(path.join(dir, 'feed.csv'), 'id,v\n1,50\n2,-5\n3,60\n');
+    await cli.waitForStderr(/"hot":\{"read":3[^\n]*"msg":"run summary"/);
+    expect(linesOf(dir, 'hot').map((r) => r.id)).to.deep.equal(['1', '3']);
+
+    cpSync(path.join(dir, 'release', 'rules'), path.join(dir, 'rules'), { recursive: true });
+    await cli.waitForStderr(/"rules":2[^\n]*config reloaded/);
+    await cli.waitForStderr(/"cold"[^\n]*"msg":"run summary"/);
+    cli.child.kill('SIGTERM');
+    const result = await cli.done;
+    expect(result.code, result.stderr.slice(-3000)).to.equal(0);
+    expect(result.stderr).to.match(/"reason":"removed: [^"]*rules\/r\.yaml"[^\n]*reloading the config/);
+    // The running config is still the one loaded before the removal, so the copy reads as a change to it.
+    expect(result.stderr).to.match(/"reason":"changed: [^"]*rules\/r\.yaml"[^\n]*reloading the config/);
+    expect(linesOf(dir, 'cold').map((r) => r.id)).to.deep.equal(['2']);
+  });
+
+  it('--watch notices a Kubernetes ConfigMap update (its ..data symlink swapped) and the new threshold takes effect', async () => {
+    // The layout the kubelet mounts: files in a dated folder, reached through ..data, which an update replaces in one rename.
+    const config = (threshold: number) =>
+      'datasources:\n  feed: {type: csv, path: ../feed.csv}\n' +
+      'export_targets:\n  out: {type: file, path: "../out/{rule}.ndjson", mode: append, include_metadata: false}\n' +
+      'settings: {state_dir: ../state}\n' +
+      `processing_rules:\n  - {name: hot, threshold_field: v, threshold_type: greater_than, threshold_value: ${threshold}, export_target: out}\n`;
+    const mount = path.join(dir, 'config');
+    writeFiles(dir, { 'config/..2026_12_01/config.yaml': config(100), 'feed.csv': 'id,v\n1,50\n2,-5\n' });
+    symlinkSync('..2026_12_01', path.join(mount, '..data'));
+    symlinkSync('..data/config.yaml', path.join(mount, 'config.yaml'));
+    const cli = start(['--config', 'config/config.yaml', '--continuous', '--watch', '--interval', '0.5', '--log-format', 'json'], { cwd: dir });
+    await cli.waitForStderr(/"msg":"run summary"/);
+    expect(linesOf(dir, 'hot')).to.have.length(0);
+
+    writeFiles(mount, { '..2026_12_02/config.yaml': config(10) });
+    symlinkSync('..2026_12_02', path.join(mount, '..data_tmp'));
+    renameSync(path.join(mount, '..data_tmp'), path.join(mount, '..data'));
+    rmSync(path.join(mount, '..2026_12_01'), { recursive: true });
+    await cli.waitForStderr(/"reason":"changed: [^"]*config\/config\.yaml"[^\n]*reloading the config/);
+    await cli.waitForStderr(/config reloaded/);
+    await cli.waitForStderr(/"hot":\{"read":2,"matched":1[^\n]*"msg":"run summary"/);
+    cli.child.kill('SIGTERM');
+    const result = await cli.done;
+    expect(result.code, result.stderr.slice(-3000)).to.equal(0);
+    expect(linesOf(dir, 'hot').map((r) => r.id)).to.deep.equal(['1']);
+  });
+
+  it('--watch watches a custom rules_dir, its subfolders included, and reloads on a change of content only', async () => {
+    const config = BASE.replace('rules_dir: rules\n', 'rules_dir: alerting\n') + 'processing_rules:\n' + HOT.replace(/^-/, '  -');
+    writeFiles(dir, { 'c.yaml': config, 'feed.csv': 'id,v\n1,50\n2,-5\n' });
+    mkdirSync(path.join(dir, 'alerting'));
+    const cli = start(['--config', 'c.yaml', '--continuous', '--watch', '--interval', '0.5', '--log-format', 'json'], { cwd: dir });
+    await cli.waitForStderr(/"msg":"run summary"/);
+
+    // Saved unchanged, and a file that is no rule: nothing to reload.
+    writeFileSync(path.join(dir, 'c.yaml'), config);
+    writeFileSync(path.join(dir, 'alerting', 'README.txt'), 'team rules go in subfolders\n');
+    await sleep(1000);
+    writeFiles(dir, { 'alerting/team-b/cold.yaml': COLD });
+    await cli.waitForStderr(/"cold"[^\n]*"msg":"run summary"/);
+    cli.child.kill('SIGTERM');
+    const result = await cli.done;
+    expect(result.code, result.stderr.slice(-3000)).to.equal(0);
+    const reloads = result.stderr.split('\n').filter((l) => l.includes('"msg":"reloading the config"'));
+    expect(reloads, result.stderr.slice(-3000)).to.have.length(1);
+    expect(reloads[0]).to.match(/"reason":"added: [^"]*alerting\/team-b\/cold\.yaml"/);
     expect(linesOf(dir, 'cold').map((r) => r.id)).to.deep.equal(['2']);
   });
 });
