@@ -15,7 +15,7 @@ export function summaryTable(report: CycleReport): string {
     for (const [name, status] of map) if (!status.ok) out += `${kind} "${name}" FAILED: ${status.error}\n`;
   }
   for (const [name, status] of report.datasources) if (status.skipped) out += `datasource "${name}": ${records(status.skipped)} skipped as already processed (incremental)\n`;
-  for (const [name, count] of report.spool ?? []) if (count > 0) out += `target "${name}": ${records(count)} in the dead-letter spool, sent again next cycle\n`;
+  for (const [name, count] of report.spool ?? []) if (count > 0) out += `target "${name}": ${records(count)} in the dead-letter spool (sent again next cycle; refused ones by --replay-dead-letters)\n`;
   if (report.stateError) out += `state NOT saved: ${report.stateError}\n`;
   return out;
 }
