@@ -20,8 +20,9 @@ export interface DeliveryListener {
    * The records behind a `failed` count of a cycle that was not cancelled, as a batch, in the
    * order they were sent: what a dead-letter spool keeps to send again. Not called for records
    * dropped by a cancellation (the cycle is then not committed, so they are read again).
-   * `refused` says why a per-write target refused the batch for good while it took other
-   * records in the same cycle (the batch is at fault, not the target).
+   * `refused` says why the target refused the batch for good (the batch is at fault, not the
+   * target): a per-write target that took other records in the same cycle, or an atomic one whose
+   * write failed on its records (isRecordFault).
    */
   undelivered?(batch: MatchBatch, refused?: string): void;
   /**
@@ -263,13 +264,17 @@ export class TargetQueue {
         this.listener.undelivered?.(batch);
         continue;
       }
-      const reason = describeError(err);
-      this.ctx.log.warn(
-        { rule: batch.rule, records: batch.rows.length, reason },
-        'the export target refused these records for good while taking others: kept in the dead-letter spool, not sent again each cycle; send them with --replay-dead-letters once fixed',
-      );
-      this.listener.undelivered?.(batch, reason);
+      this.spoolRefused(batch, describeError(err));
     }
+  }
+
+  /** Hands a refused batch to the spool with its reason, and says so once. */
+  private spoolRefused(batch: MatchBatch, reason: string): void {
+    this.ctx.log.warn(
+      { rule: batch.rule, records: batch.rows.length, reason },
+      'the export target refused these records for good: kept in the dead-letter spool as refused, not sent again each cycle; send them with --replay-dead-letters once fixed',
+    );
+    this.listener.undelivered?.(batch, reason);
   }
 
   private countExported(rule: string, count: number): void {
@@ -285,13 +290,11 @@ export class TargetQueue {
     if (!this.ctx.signal.aborted) {
       if (this.#tooManyToKeep) this.listener.unspoolable?.(this.#cycleRecords);
       else {
-        for (const [batch, reason] of this.#refusedInCycle) {
-          this.ctx.log.warn(
-            { rule: batch.rule, records: batch.rows.length, reason },
-            'the export target refused these records for good: kept in the dead-letter spool as refused, not sent again each cycle; send them with --replay-dead-letters once fixed',
-          );
+        for (const batch of this.#cycleBatches) {
+          const reason = this.#refusedInCycle.get(batch);
+          if (reason === undefined) this.listener.undelivered?.(batch);
+          else this.spoolRefused(batch, reason);
         }
-        for (const batch of this.#cycleBatches) this.listener.undelivered?.(batch, this.#refusedInCycle.get(batch));
       }
     }
     this.forgetCycle();
