@@ -8,7 +8,7 @@ import { isAbsent } from '../rules/coerce.js';
 import { explain, firstUndecidedLeaf } from '../rules/compile.js';
 import type { CycleRule, EvaluationContext, Rule } from '../rules/rule.js';
 import type { Logger } from '../log.js';
-import { RuleDedup } from '../state/dedup.js';
+import { MAX_DEDUP_KEYS_PER_RULE, RuleDedup } from '../state/dedup.js';
 import { fromSpooled, spoolRecords, toSpooled } from '../state/spool.js';
 import type { StateKeeper } from '../state/state-keeper.js';
 import { StateLockLostError, type ServiceState } from '../state/state-store.js';
@@ -385,7 +385,14 @@ class Cycle {
   private advanceWatermarks(work: ServiceState): void {
     for (const [name, filter] of this.#watermarks) {
       const next = filter.next();
-      if (this.report.datasources.get(name)?.ok && next) work.watermarks.set(name, next);
+      if (!this.report.datasources.get(name)?.ok || !next) continue;
+      work.watermarks.set(name, next);
+      if (filter.unlisted > 0) {
+        this.log.warn(
+          { datasource: name, field: next.field, value: next.value, listed: next.atValue.length, read_again: filter.unlisted },
+          'more records share the incremental field\'s latest value than the watermark lists: the others are read again next cycle (dedup keeps them from alerting twice); a finer field, such as a timestamp with milliseconds, avoids it',
+        );
+      }
     }
   }
 
@@ -400,6 +407,12 @@ class Cycle {
       const complete = rule.datasources.every((d) => this.report.datasources.get(d)?.ok === true);
       const dedup = this.#dedup.get(rule.name) ?? new RuleDedup(this.runtime.config.dedup?.get(rule.name) ?? {}, table, this.ctx.now);
       dedup.sweep(complete);
+      if (dedup.overflowed > 0) {
+        this.log.warn(
+          { rule: rule.name, forgotten: dedup.overflowed, max_keys: MAX_DEDUP_KEYS_PER_RULE },
+          'the rule matched more distinct records than its dedup memory holds: the keys that matched longest ago were forgotten, and their records may alert again (set dedup_key to name fewer, broader alerts)',
+        );
+      }
     }
   }
 

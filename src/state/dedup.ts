@@ -28,56 +28,92 @@ export type DedupTable = Map<string, DedupEntry>;
 export const MAX_DEDUP_KEYS_PER_RULE = 100_000;
 
 /**
+ * How far past MAX_DEDUP_KEYS_PER_RULE a cycle's keys may grow before the oldest are forgotten.
+ * Forgetting in steps of this size keeps the cost per match constant (a Map gives up its oldest
+ * key only through an iterator that walks the holes earlier deletes left).
+ */
+const EVICTION_STEP = MAX_DEDUP_KEYS_PER_RULE / 8;
+
+/**
  * A rule's dedup memory during one cycle. It works on the cycle's own copy of the table, which
  * becomes the remembered state only once the cycle's deliveries are done (or spooled).
+ *
+ * The keys this cycle matched are kept apart from the table until `sweep`, and bounded as they
+ * come: a first run over a large table can match millions of distinct records. Forgetting from
+ * the table's keys instead would drop the remembered alerts still to come in this cycle, and a
+ * rule matching a little more than the cap every cycle would then alert on every record, every
+ * cycle.
  */
 export class RuleDedup {
   readonly #keyFns = new Map<string, (row: unknown) => string>();
+  /** Keys matched this cycle, least recently first; moved back into the table by `sweep`. */
+  readonly #matched: DedupTable = new Map();
+  /** Every key exported this cycle shares one entry (entries are never changed, only replaced). */
+  readonly #exportedNow: DedupEntry;
   suppressed = 0;
+  /** Keys forgotten this cycle only because the rule had more than MAX_DEDUP_KEYS_PER_RULE: they may alert again. */
+  overflowed = 0;
 
   constructor(
     readonly policy: DedupPolicy,
     readonly table: DedupTable,
     private readonly now: number,
-  ) {}
+  ) {
+    this.#exportedNow = Object.freeze({ seen: now, exported: now });
+  }
 
   /** The rows to export: each key once per cycle, and only if the policy lets it alert again. */
   filter(datasource: string, layout: RowLayout, rows: readonly unknown[]): unknown[] {
     if (this.policy.realertMs === 0) return [...rows];
     const keyOf = this.keyFunction(datasource, layout);
+    const matched = this.#matched;
     const kept: unknown[] = [];
     for (const row of rows) {
       const key = keyOf(row);
-      const entry = this.table.get(key);
+      let entry = matched.get(key);
+      if (entry === undefined) {
+        entry = this.table.get(key);
+        if (entry !== undefined) this.table.delete(key);
+      } else {
+        matched.delete(key); // set again below, last: a key still matching is the last to be forgotten
+      }
       if (entry !== undefined && !this.mayRealert(entry)) {
-        // Moved last too: a key still matching is the last to be forgotten past MAX_DEDUP_KEYS_PER_RULE.
-        this.table.delete(key);
-        this.table.set(key, { seen: this.now, exported: entry.exported });
+        matched.set(key, entry.seen === this.now ? entry : { seen: this.now, exported: entry.exported });
         this.suppressed++;
         continue;
       }
-      this.table.delete(key); // re-inserted last: the Map's order is then least recently seen first
-      this.table.set(key, { seen: this.now, exported: this.now });
+      matched.set(key, this.#exportedNow);
       kept.push(row);
+      if (matched.size > MAX_DEDUP_KEYS_PER_RULE + EVICTION_STEP) this.forgetOldest(matched, matched.size - MAX_DEDUP_KEYS_PER_RULE);
     }
     return kept;
   }
 
   /**
-   * End of a cycle in which the rule saw all its records: forget what no longer needs
-   * remembering. `complete` is false when a datasource failed: a key it did not see may still match.
+   * End of the cycle: this cycle's keys join the table (until then they are not in it), and what
+   * no longer needs remembering is forgotten. `complete` is false when a datasource failed: a key
+   * it did not see may still match.
    */
   sweep(complete: boolean): void {
+    // After the keys not matched this cycle: the table's order is least recently matched first.
+    for (const [key, entry] of this.#matched) this.table.set(key, entry);
+    this.#matched.clear();
     const { realertMs } = this.policy;
     for (const [key, entry] of this.table) {
       const stale = realertMs === undefined ? complete && entry.seen < this.now : this.now - entry.exported >= realertMs;
       if (stale) this.table.delete(key);
     }
-    let excess = this.table.size - MAX_DEDUP_KEYS_PER_RULE;
-    for (const key of this.table.keys()) {
-      if (excess-- <= 0) break;
-      this.table.delete(key);
+    if (this.table.size > MAX_DEDUP_KEYS_PER_RULE) this.forgetOldest(this.table, this.table.size - MAX_DEDUP_KEYS_PER_RULE);
+  }
+
+  /** Forgets the `count` keys that matched longest ago (the Map's first ones). */
+  private forgetOldest(table: DedupTable, count: number): void {
+    let left = count;
+    for (const key of table.keys()) {
+      if (left-- <= 0) break;
+      table.delete(key);
     }
+    this.overflowed += count;
   }
 
   private mayRealert(entry: DedupEntry): boolean {

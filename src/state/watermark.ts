@@ -18,6 +18,14 @@ export interface Watermark {
 type Comparable = { readonly n: number } | { readonly s: string };
 
 /**
+ * Most records a watermark lists at its value. A field many records share (a date, a timestamp
+ * in whole minutes of a busy feed) would otherwise hold every such record in memory and write
+ * all their digests to the state each cycle; past it, the records at the value that are not
+ * listed are read again next cycle (dedup keeps them from alerting twice), never skipped.
+ */
+export const MAX_RECORDS_AT_WATERMARK = 10_000;
+
+/**
  * What a field value is compared as: a number (numbers and numeric text), a time (ISO 8601 and
  * the other timestamp forms the rules accept, as epoch milliseconds), else text.
  */
@@ -49,6 +57,8 @@ export class WatermarkFilter {
   skipped = 0;
   /** Records without a usable value in the field: always processed (dedup keeps them from alerting twice). */
   unordered = 0;
+  /** Records at the next watermark's value past MAX_RECORDS_AT_WATERMARK: not listed, so read again next cycle. */
+  unlisted = 0;
 
   constructor(
     readonly field: string,
@@ -107,8 +117,14 @@ export class WatermarkFilter {
         if (this.#max.at.size > 0) this.#max.at.clear();
         this.#max.pending.length = 0;
       }
+      this.unlisted = 0;
     }
-    this.#max!.pending.push({ layout, row });
+    const max = this.#max!;
+    if (max.at.size + max.pending.length >= MAX_RECORDS_AT_WATERMARK) {
+      this.unlisted++;
+      return;
+    }
+    max.pending.push({ layout, row });
   }
 
   private accessor(layout: RowLayout): Accessor {

@@ -115,6 +115,33 @@ describe('service state: exactly once across cycles and restarts (built CLI)', f
   });
 });
 
+describe('dedup memory past its cap (built CLI)', function () {
+  this.timeout(60_000);
+  let dir: string;
+  freshDirPerTest((d) => (dir = d));
+
+  it('a run matching more distinct records than a rule remembers exports all, warns with the rule and the count, and keeps the newest 100,000', async () => {
+    const rows = 130_000;
+    let csv = HEADER;
+    for (let id = 1; id <= rows; id++) csv += row(id, '2026-01-01T00:00:00Z', 50);
+    writeFiles(dir, { 'c.yaml': config().replace('    incremental: {field: created_at}\n', ''), 'feed.csv': csv });
+    const first = await runCli(['--config', 'c.yaml', '--log-format', 'json'], { cwd: dir });
+    expect(first.code, first.stderr).to.equal(0);
+    expect(summaries(first.stderr)[0]!.rules.hot).to.include({ matched: rows, exported: rows, deduplicated: 0 });
+    const warning = first.stderr.split('\n').find((l) => l.includes('dedup memory holds'));
+    expect(warning, first.stderr.slice(-2000)).to.be.a('string');
+    expect(JSON.parse(warning!)).to.include({ level: 'warn', rule: 'hot', forgotten: rows - 100_000, max_keys: 100_000 });
+    const remembered = JSON.parse(readFileSync(path.join(dir, '.state', 'dedup.json'), 'utf8')).rules.hot;
+    expect(Object.keys(remembered)).to.have.length(100_000);
+    // The same records again: the newest 100,000 are still suppressed, the forgotten ones alert again.
+    const second = await runCli(['--config', 'c.yaml', '--log-format', 'json'], { cwd: dir });
+    expect(summaries(second.stderr)[0]!.rules.hot).to.include({ matched: rows, deduplicated: 100_000, exported: rows - 100_000 });
+    const ids = exportedIds(dir).slice(rows);
+    expect(ids[0]).to.equal('1');
+    expect(ids.at(-1)).to.equal(String(rows - 100_000));
+  });
+});
+
 describe('the bundled default config in --continuous mode (built CLI)', function () {
   this.timeout(60_000);
   let dir: string;

@@ -1,14 +1,16 @@
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ColumnLayout, OBJECT_LAYOUT } from '../../src/records/layout.js';
 import { MAX_DEDUP_KEYS_PER_RULE, RuleDedup, type DedupTable } from '../../src/state/dedup.js';
+import { dedupKeyOf, digest } from '../../src/state/record-key.js';
 import { fromSpooled, toSpooled } from '../../src/state/spool.js';
 import { StateKeeper } from '../../src/state/state-keeper.js';
 import { applyDedup, DamagedStateError } from '../../src/state/state-documents.js';
 import { emptyState, StateInUseError, StateStore } from '../../src/state/state-store.js';
-import { WatermarkFilter } from '../../src/state/watermark.js';
+import { MAX_RECORDS_AT_WATERMARK, WatermarkFilter } from '../../src/state/watermark.js';
 import { freshDirPerTest } from '../helpers.js';
 
 const layout = new ColumnLayout(['id', 'at', 'v']);
@@ -45,6 +47,27 @@ describe('watermarks', () => {
     expect(f.next()).to.include({ value: 10 });
   });
 
+  it('many records at one value: the first 10,000 are listed, the rest are read again next cycle, never skipped', () => {
+    const rows = Array.from({ length: MAX_RECORDS_AT_WATERMARK + 2_500 }, (_, id) => ({ id, day: '2026-12-03' }));
+    const first = new WatermarkFilter('day', undefined);
+    expect(first.filter(OBJECT_LAYOUT, [{ id: -1, day: '2026-12-02' }, ...rows])).to.have.length(rows.length + 1);
+    const mark = first.next()!;
+    expect(mark.value).to.equal('2026-12-03');
+    expect(mark.atValue).to.have.length(MAX_RECORDS_AT_WATERMARK);
+    expect(first.unlisted).to.equal(2_500);
+    const second = new WatermarkFilter('day', mark);
+    const again = second.filter(OBJECT_LAYOUT, [...rows, { id: 'new', day: '2026-12-03' }]);
+    expect(again.map((r) => (r as { id: unknown }).id)).to.deep.equal([...rows.slice(MAX_RECORDS_AT_WATERMARK).map((r) => r.id), 'new']);
+    expect(second.skipped).to.equal(MAX_RECORDS_AT_WATERMARK);
+    expect(second.next()!.atValue, 'the list stays at its bound').to.have.length(MAX_RECORDS_AT_WATERMARK);
+    // A later value starts a fresh list.
+    const third = new WatermarkFilter('day', second.next());
+    third.filter(OBJECT_LAYOUT, [{ id: 1, day: '2026-12-04' }]);
+    expect(third.next()).to.deep.include({ value: '2026-12-04' });
+    expect(third.next()!.atValue).to.have.length(1);
+    expect(third.unlisted).to.equal(0);
+  });
+
   it('a watermark of another field (the config changed) is not used', () => {
     const f = new WatermarkFilter('b', { field: 'a', value: 100, atValue: [] });
     expect(f.filter(OBJECT_LAYOUT, [{ b: 1 }])).to.have.length(1);
@@ -69,7 +92,9 @@ describe('dedup memory', () => {
 
   it('an incomplete cycle (a datasource failed) forgets nothing', () => {
     const table: DedupTable = new Map();
-    new RuleDedup({}, table, 1000).filter('d', OBJECT_LAYOUT, rows);
+    const first = new RuleDedup({}, table, 1000);
+    first.filter('d', OBJECT_LAYOUT, rows);
+    first.sweep(true);
     new RuleDedup({}, table, 2000).sweep(false);
     expect(table.size).to.equal(2);
   });
@@ -77,9 +102,16 @@ describe('dedup memory', () => {
   it('dedup_key picks the fields; "42" and 42 are the same key; realert expires entries', () => {
     const table: DedupTable = new Map();
     const policy = { fields: ['id'], realertMs: 1000 };
-    expect(new RuleDedup(policy, table, 0).filter('d', OBJECT_LAYOUT, [{ id: 42, v: 1 }])).to.have.length(1);
-    expect(new RuleDedup(policy, table, 500).filter('d', OBJECT_LAYOUT, [{ id: '42', v: 2 }])).to.have.length(0);
-    expect(new RuleDedup(policy, table, 1000).filter('d', OBJECT_LAYOUT, [{ id: 42, v: 3 }])).to.have.length(1);
+    // Each cycle ends with its sweep, as the service does: the cycle's keys join the table there.
+    const cycle = (now: number, row: Record<string, unknown>) => {
+      const dedup = new RuleDedup(policy, table, now);
+      const kept = dedup.filter('d', OBJECT_LAYOUT, [row]);
+      dedup.sweep(true);
+      return kept;
+    };
+    expect(cycle(0, { id: 42, v: 1 })).to.have.length(1);
+    expect(cycle(500, { id: '42', v: 2 })).to.have.length(0);
+    expect(cycle(1000, { id: 42, v: 3 })).to.have.length(1);
     const late = new RuleDedup(policy, table, 5000);
     late.sweep(true);
     expect(table.size).to.equal(0);
@@ -93,6 +125,68 @@ describe('dedup memory', () => {
     expect(table.size).to.equal(MAX_DEDUP_KEYS_PER_RULE);
     expect(table.has('k0')).to.equal(false);
     expect(table.has(`k${MAX_DEDUP_KEYS_PER_RULE + 9}`)).to.equal(true);
+  });
+});
+
+describe('dedup memory: bounded within a cycle, keys unchanged', () => {
+  it('a cycle matching many times more distinct records than the cap never holds much more than the cap', () => {
+    const table: DedupTable = new Map();
+    const dedup = new RuleDedup({ fields: ['id'] }, table, 1);
+    const total = MAX_DEDUP_KEYS_PER_RULE * 4;
+    let largest = 0;
+    let exported = 0;
+    for (let start = 0; start < total; start += 2_000) {
+      exported += dedup.filter('d', OBJECT_LAYOUT, Array.from({ length: 2_000 }, (_, i) => ({ id: start + i }))).length;
+      largest = Math.max(largest, table.size);
+    }
+    expect(exported, 'every distinct record is exported once').to.equal(total);
+    expect(largest).to.be.at.most(MAX_DEDUP_KEYS_PER_RULE * 1.125);
+    dedup.sweep(true);
+    expect(table.size).to.equal(MAX_DEDUP_KEYS_PER_RULE);
+    expect(dedup.overflowed, 'the keys forgotten for the cap are counted').to.equal(total - MAX_DEDUP_KEYS_PER_RULE);
+    // The newest keys are the ones kept: the last record is still suppressed, the first alerts again.
+    const next = new RuleDedup({ fields: ['id'] }, table, 2);
+    expect(next.filter('d', OBJECT_LAYOUT, [{ id: total - 1 }, { id: 0 }])).to.deep.equal([{ id: 0 }]);
+    expect(next.overflowed).to.equal(0);
+  });
+
+  it('a rule matching a little more than the cap every cycle keeps suppressing the cap\'s worth (the remembered keys still to come are not the ones forgotten)', () => {
+    const table: DedupTable = new Map();
+    const records = Array.from({ length: MAX_DEDUP_KEYS_PER_RULE + 30_000 }, (_, id) => ({ id }));
+    for (const [now, expected] of [[1, records.length], [2, 30_000], [3, 30_000]] as const) {
+      const dedup = new RuleDedup({ fields: ['id'] }, table, now);
+      let exported = 0;
+      for (let i = 0; i < records.length; i += 2_000) exported += dedup.filter('d', OBJECT_LAYOUT, records.slice(i, i + 2_000)).length;
+      dedup.sweep(true);
+      expect(exported, `cycle ${now}`).to.equal(expected);
+      expect(table.size).to.equal(MAX_DEDUP_KEYS_PER_RULE);
+    }
+  });
+
+  it('a cycle within the cap forgets nothing for it', () => {
+    const table: DedupTable = new Map();
+    const dedup = new RuleDedup({}, table, 1);
+    dedup.filter('d', OBJECT_LAYOUT, Array.from({ length: 1_000 }, (_, id) => ({ id })));
+    dedup.sweep(true);
+    expect(dedup.overflowed).to.equal(0);
+    expect(table.size).to.equal(1_000);
+  });
+
+  it('keys are the SHA-256 of the JSON the state has always used, BigInts as digits, so dedup.json written before still suppresses', () => {
+    const before = (values: unknown) =>
+      createHash('sha256')
+        .update(JSON.stringify(values, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)))
+        .digest('base64url')
+        .slice(0, 16);
+    const samples: unknown[] = [
+      ['feed', { id: '1', v: 50, at: new Date(0), note: 'é\u2028"\\', nested: { a: [1, null] }, gone: undefined }],
+      ['feed', { big: 12345678901234567890n, inner: { list: [1n, -2n] } }],
+      ['feed', ['42', null, 'x']],
+    ];
+    for (const values of samples) expect(digest(values), JSON.stringify(values, (_k, v) => (typeof v === 'bigint' ? `${v}n` : v))).to.equal(before(values));
+    const layout = new ColumnLayout(['id', 'v']);
+    const keyOf = dedupKeyOf(undefined, 'feed', layout);
+    expect(keyOf(['1', '50'])).to.equal(before(['feed', { id: '1', v: '50' }]));
   });
 });
 
