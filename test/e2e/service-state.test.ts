@@ -142,6 +142,27 @@ describe('dedup memory past its cap (built CLI)', function () {
   });
 });
 
+describe('incremental reads past the watermark\'s list (built CLI)', function () {
+  this.timeout(60_000);
+  let dir: string;
+  freshDirPerTest((d) => (dir = d));
+
+  it('10,300 records sharing the latest value: all exported once, the 300 not listed are read again (not skipped) and deduplicated, with a warning', async () => {
+    let csv = HEADER + row(0, '2026-01-01T00:00:00Z', 50);
+    for (let id = 1; id <= 10_300; id++) csv += row(id, '2026-01-02T00:00:00Z', 50);
+    writeFiles(dir, { 'c.yaml': config(), 'feed.csv': csv });
+    const first = await runCli(['--config', 'c.yaml', '--log-format', 'json'], { cwd: dir });
+    expect(first.code, first.stderr).to.equal(0);
+    const warning = first.stderr.split('\n').find((l) => l.includes('the watermark lists'));
+    expect(warning, first.stderr.slice(-2000)).to.be.a('string');
+    expect(JSON.parse(warning!)).to.include({ level: 'warn', datasource: 'feed', field: 'created_at', value: '2026-01-02T00:00:00Z', listed: 10_000, read_again: 300 });
+    const second = await runCli(['--config', 'c.yaml', '--log-format', 'json'], { cwd: dir });
+    expect(summaries(second.stderr)[0]!.rules.hot).to.include({ read: 300, matched: 300, deduplicated: 300, exported: 0 });
+    expect(exportedIds(dir)).to.have.length(10_301);
+    expect(new Set(exportedIds(dir)).size).to.equal(10_301);
+  });
+});
+
 describe('the bundled default config in --continuous mode (built CLI)', function () {
   this.timeout(60_000);
   let dir: string;
