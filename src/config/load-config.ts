@@ -252,7 +252,7 @@ export async function findRuleFiles(sources: RuleFileSources): Promise<FoundRule
   if (rulesDirFound) {
     for (const entry of readdirSync(sources.rulesDir, { recursive: true, encoding: 'utf8' }).sort()) {
       const file = path.join(sources.rulesDir, entry);
-      if (RULE_FILE.test(entry) && !RULE_TEST_FILE.test(entry) && file !== configFile) files.add(file);
+      if (RULE_FILE.test(entry) && !RULE_TEST_FILE.test(entry) && !isHidden(entry) && file !== configFile) files.add(file);
     }
   }
   const unmatchedIncludes: number[] = [];
@@ -265,6 +265,16 @@ export async function findRuleFiles(sources: RuleFileSources): Promise<FoundRule
     }
   }
   return { files: [...files], rulesDirFound, unmatchedIncludes };
+}
+
+/**
+ * A path under the rules folder with a part that starts with a dot, which a load skips, as `include`
+ * globs do. A Kubernetes ConfigMap mounted as the rules folder holds each file three times: in a
+ * dated `..2026_...` folder, through the `..data` link to it, and as the link by its own name;
+ * only the last is the rule file. Editors' lock files (`.#hot.yaml`) and `.git` stay out too.
+ */
+function isHidden(entry: string): boolean {
+  return entry.split(path.sep).some((part) => part.startsWith('.'));
 }
 
 /** `rules_dir` (default `rules`) and `include` as the config writes them, resolved; malformed values are left to the schema. */

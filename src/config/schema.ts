@@ -202,7 +202,7 @@ export function buildConfigSchema(): JsonSchema {
         type: 'string',
         default: 'rules',
         description:
-          'Folder (relative to this file) whose *.yaml / *.yml files, at any depth, hold more rules; *.test.yaml files are rule tests and are not loaded as rules. When set, the folder must exist.',
+          'Folder (relative to this file) whose *.yaml / *.yml files, at any depth, hold more rules; *.test.yaml files are rule tests and are not loaded as rules, and names starting with a dot (a Kubernetes ConfigMap\'s ..data, editors\' lock files) are skipped. When set, the folder must exist.',
       },
       include: {
         type: 'array',

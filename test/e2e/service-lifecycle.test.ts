@@ -135,6 +135,32 @@ describe('service reload (built CLI)', function () {
     expect(linesOf(dir, 'hot').map((r) => r.id)).to.deep.equal(['1']);
   });
 
+  it('a rules folder mounted from a ConfigMap loads each rule once (not through ..data and the dated folder too), and --watch sees its update', async () => {
+    // The kubelet's layout: rules/..2026_12_01/hot.yaml, rules/..data -> ..2026_12_01, rules/hot.yaml -> ..data/hot.yaml.
+    const rules = path.join(dir, 'rules');
+    writeFiles(dir, { 'c.yaml': BASE, 'feed.csv': 'id,v\n1,50\n2,-5\n', 'rules/..2026_12_01/hot.yaml': HOT.replace('threshold_value: 10', 'threshold_value: 100') });
+    symlinkSync('..2026_12_01', path.join(rules, '..data'));
+    symlinkSync('..data/hot.yaml', path.join(rules, 'hot.yaml'));
+    writeFileSync(path.join(rules, '.#hot.yaml'), 'an editor lock file, not a rule: {');
+    const validated = await runCli(['--config', 'c.yaml', '--validate'], { cwd: dir });
+    expect(validated.code, validated.stderr).to.equal(0);
+    expect(validated.stdout + validated.stderr).to.include('1 rules (rule files: rules/hot.yaml)');
+
+    const cli = start(['--config', 'c.yaml', '--continuous', '--watch', '--interval', '0.5', '--log-format', 'json'], { cwd: dir });
+    await cli.waitForStderr(/"hot":\{"read":2,"matched":0[^\n]*"msg":"run summary"/);
+    writeFiles(rules, { '..2026_12_02/hot.yaml': HOT });
+    symlinkSync('..2026_12_02', path.join(rules, '..data_tmp'));
+    renameSync(path.join(rules, '..data_tmp'), path.join(rules, '..data'));
+    rmSync(path.join(rules, '..2026_12_01'), { recursive: true });
+    await cli.waitForStderr(/config reloaded/);
+    await cli.waitForStderr(/"hot":\{"read":2,"matched":1[^\n]*"msg":"run summary"/);
+    cli.child.kill('SIGTERM');
+    const result = await cli.done;
+    expect(result.code, result.stderr.slice(-3000)).to.equal(0);
+    expect(result.stderr).not.to.include('duplicate rule name');
+    expect(linesOf(dir, 'hot').map((r) => r.id)).to.deep.equal(['1']);
+  });
+
   it('--watch watches a custom rules_dir, its subfolders included, and reloads on a change of content only', async () => {
     const config = BASE.replace('rules_dir: rules\n', 'rules_dir: alerting\n') + 'processing_rules:\n' + HOT.replace(/^-/, '  -');
     writeFiles(dir, { 'c.yaml': config, 'feed.csv': 'id,v\n1,50\n2,-5\n' });
