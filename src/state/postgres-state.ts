@@ -67,9 +67,7 @@ export class PostgresStateBackend implements StateBackend {
         this.#readOnly = true;
         return;
       }
-      await client.query(
-        `CREATE TABLE IF NOT EXISTS ${quoteTable(this.#table)} (name text PRIMARY KEY, body text NOT NULL, updated_at timestamptz NOT NULL DEFAULT now())`,
-      );
+      await this.createTable(client);
       // The lock is the table's own, not its name's: `state` and `public.state` are one table.
       const { rows: [table] } = await client.query<{ oid: string }>('SELECT to_regclass($1)::oid::text AS oid', [quoteTable(this.#table)]);
       this.#lockKey = lockKeyOf(`threshold-processor state table oid ${table!.oid}`);
@@ -80,6 +78,23 @@ export class PostgresStateBackend implements StateBackend {
       throw this.clean(err);
     }
     this.#client = client;
+  }
+
+  /**
+   * Two processes starting at once on a new table both run CREATE TABLE IF NOT EXISTS, neither
+   * seeing the other's uncommitted table, and the second fails on the catalog's unique index
+   * (23505, or 42P07) once the first commits. The table then exists: asking again succeeds, and
+   * the lock that follows tells the second process who holds the state.
+   */
+  private async createTable(client: import('pg').Client): Promise<void> {
+    const sql = `CREATE TABLE IF NOT EXISTS ${quoteTable(this.#table)} (name text PRIMARY KEY, body text NOT NULL, updated_at timestamptz NOT NULL DEFAULT now())`;
+    try {
+      await client.query(sql);
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code !== '23505' && code !== '42P07') throw err;
+      await client.query(sql);
+    }
   }
 
   async load(): Promise<ServiceState> {

@@ -73,6 +73,26 @@ describe('state in PostgreSQL (real server)', function () {
     await second.open();
   });
 
+  it('two processes starting at once on a table not yet created: one takes it, the other is told who holds it (no catalog error)', async () => {
+    const tables: string[] = [];
+    try {
+      for (let i = 0; i < 10; i++) {
+        const name = uniqueName('tp_state_race');
+        tables.push(name);
+        const [a, b] = [0, 1].map(() => new PostgresStateBackend({ type: 'postgresql', url: TEST_DATABASE_URL, table: name }, '.'));
+        open.push(a!, b!);
+        const outcomes = await Promise.allSettled([a!.open(), b!.open()]);
+        const refused = outcomes.filter((o): o is PromiseRejectedResult => o.status === 'rejected').map((o) => o.reason as Error);
+        expect(outcomes.filter((o) => o.status === 'fulfilled'), `round ${i}`).to.have.length(1);
+        expect(refused, `round ${i}`).to.have.length(1);
+        expect(refused[0], `round ${i}: ${refused[0]?.message}`).to.be.instanceOf(StateInUseError);
+      }
+    } finally {
+      for (const b of open.splice(0)) await b.close();
+      for (const name of tables) await sql(`DROP TABLE IF EXISTS "${name}"`);
+    }
+  });
+
   it('the same table named two ways (through the search path, and schema-qualified) is one lock', async () => {
     const first = backend();
     await first.open();
