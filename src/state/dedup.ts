@@ -62,6 +62,11 @@ export class RuleDedup {
     this.#exportedNow = Object.freeze({ seen: now, exported: now });
   }
 
+  /** Keys the rule holds now: the remembered ones not matched yet this cycle, and the cycle's own. */
+  get heldKeys(): number {
+    return this.table.size + this.#matched.size;
+  }
+
   /** The rows to export: each key once per cycle, and only if the policy lets it alert again. */
   filter(datasource: string, layout: RowLayout, rows: readonly unknown[]): unknown[] {
     if (this.policy.realertMs === 0) return [...rows];
