@@ -12,7 +12,7 @@ import { MAX_DEDUP_KEYS_PER_RULE, RuleDedup } from '../state/dedup.js';
 import { fromSpooled, spoolRecords, toSpooled } from '../state/spool.js';
 import type { StateKeeper } from '../state/state-keeper.js';
 import { StateLockLostError, type ServiceState } from '../state/state-store.js';
-import { WatermarkFilter } from '../state/watermark.js';
+import { WATERMARK_LIST_WARNING, WatermarkFilter } from '../state/watermark.js';
 import { deliveryPolicyFor, endpointError, recreateFailedEndpoints, type Runtime } from './runtime.js';
 import { emptyRuleStats, type CycleReport, type EndpointStatus, type RuleStats } from './stats.js';
 
@@ -387,10 +387,11 @@ class Cycle {
       const next = filter.next();
       if (!this.report.datasources.get(name)?.ok || !next) continue;
       work.watermarks.set(name, next);
-      if (filter.unlisted > 0) {
+      const listedBefore = filter.committed?.field === next.field && filter.committed.value === next.value ? filter.committed.atValue.length : 0;
+      if (next.atValue.length > WATERMARK_LIST_WARNING && next.atValue.length > listedBefore) {
         this.log.warn(
-          { datasource: name, field: next.field, value: next.value, listed: next.atValue.length, read_again: filter.unlisted },
-          'more records share the incremental field\'s latest value than the watermark lists: the others are read again next cycle (dedup keeps them from alerting twice); a finer field, such as a timestamp with milliseconds, avoids it',
+          { datasource: name, field: next.field, value: next.value, listed: next.atValue.length },
+          'many records share the incremental field\'s latest value: the watermark lists each of them so that none is skipped or processed twice, and the state grows with them; a finer field, such as a timestamp with milliseconds or a sequence number, keeps it small',
         );
       }
     }

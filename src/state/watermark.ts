@@ -18,12 +18,18 @@ export interface Watermark {
 type Comparable = { readonly n: number } | { readonly s: string };
 
 /**
- * Most records a watermark lists at its value. A field many records share (a date, a timestamp
- * in whole minutes of a busy feed) would otherwise hold every such record in memory and write
- * all their digests to the state each cycle; past it, the records at the value that are not
- * listed are read again next cycle (dedup keeps them from alerting twice), never skipped.
+ * Records at the latest value kept as rows before they are digested. Digesting only when the
+ * cycle ends saves the work for ordered data, where each record is a new maximum; past this many
+ * a field many records share (a date, a timestamp in whole minutes) would hold all their rows.
  */
-export const MAX_RECORDS_AT_WATERMARK = 10_000;
+const PENDING_ROWS = 1_000;
+
+/**
+ * Past this many records listed at the watermark's value a warning says the field is too coarse:
+ * every one stays listed (a record at the value must be neither skipped nor processed twice), so
+ * the state grows with them, about 20 bytes each in the state and 60 in memory.
+ */
+export const WATERMARK_LIST_WARNING = 10_000;
 
 /**
  * What a field value is compared as: a number (numbers and numeric text), a time (ISO 8601 and
@@ -57,8 +63,6 @@ export class WatermarkFilter {
   skipped = 0;
   /** Records without a usable value in the field: always processed (dedup keeps them from alerting twice). */
   unordered = 0;
-  /** Records at the next watermark's value past MAX_RECORDS_AT_WATERMARK: not listed, so read again next cycle. */
-  unlisted = 0;
 
   constructor(
     readonly field: string,
@@ -100,8 +104,7 @@ export class WatermarkFilter {
   /** The watermark to commit once the cycle's deliveries are done; undefined when nothing was ever seen. */
   next(): Watermark | undefined {
     if (this.#max === undefined) return undefined;
-    for (const { layout, row } of this.#max.pending) this.#max.at.add(recordDigest(layout, row));
-    this.#max.pending = [];
+    this.digestPending();
     return { field: this.field, value: this.#max.raw, atValue: [...this.#max.at] };
   }
 
@@ -117,14 +120,16 @@ export class WatermarkFilter {
         if (this.#max.at.size > 0) this.#max.at.clear();
         this.#max.pending.length = 0;
       }
-      this.unlisted = 0;
     }
     const max = this.#max!;
-    if (max.at.size + max.pending.length >= MAX_RECORDS_AT_WATERMARK) {
-      this.unlisted++;
-      return;
-    }
     max.pending.push({ layout, row });
+    if (max.pending.length >= PENDING_ROWS) this.digestPending();
+  }
+
+  private digestPending(): void {
+    const max = this.#max!;
+    for (const { layout, row } of max.pending) max.at.add(recordDigest(layout, row));
+    max.pending = [];
   }
 
   private accessor(layout: RowLayout): Accessor {
