@@ -426,10 +426,47 @@ export class PendingObject {
   private async begin(signal: AbortSignal): Promise<void> {
     const { CreateMultipartUploadCommand } = await import('@aws-sdk/client-s3');
     const metadata = this.#metadata ?? this.earlyMetadata();
-    const created = await s3Call('starting the upload of', this, { ...this.call, signal }, (abortSignal) =>
-      this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: this.key, ...this.objectHeaders(metadata) }), { abortSignal }),
-    );
+    let mayHaveStarted = false;
+    const created = await s3Call('starting the upload of', this, { ...this.call, signal }, async (abortSignal) => {
+      try {
+        return await this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: this.key, ...this.objectHeaders(metadata) }), { abortSignal });
+      } catch (err) {
+        if (!refusedByServer(err)) mayHaveStarted = true;
+        throw err;
+      }
+    });
     this.#uploadId = created.UploadId!;
+    if (mayHaveStarted) await this.abortStrayUploads(signal);
+  }
+
+  /**
+   * An attempt to start the upload that failed without a refusal (its answer lost, a 5xx) may have
+   * started one all the same, which nothing would ever complete or abort: its parts-to-be cost
+   * nothing, but it stays listed until a lifecycle rule removes it. When the key holds this run's
+   * id, any other upload pending at exactly this key is this run's, so it is aborted; otherwise it
+   * cannot be told from another process's upload and is left, with a warning.
+   */
+  private async abortStrayUploads(signal: AbortSignal): Promise<void> {
+    const runId = this.earlyMetadata()['run-id'];
+    const where = { bucket: this.bucket, key: this.key };
+    if (runId === undefined || !this.key.includes(runId)) {
+      this.call.log.warn(where, 'an attempt to start this upload failed after the server may have started it; the key does not hold the run id, so such an upload cannot be told from another process\'s and is left pending: a bucket lifecycle rule (AbortIncompleteMultipartUpload) removes it');
+      return;
+    }
+    const { ListMultipartUploadsCommand } = await import('@aws-sdk/client-s3');
+    try {
+      const listed = await s3Call('listing the pending uploads of', this, { ...this.call, signal }, (abortSignal) =>
+        this.client.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: this.key }), { abortSignal }),
+      );
+      for (const upload of listed.Uploads ?? []) {
+        if (upload.Key !== this.key || upload.UploadId === undefined || upload.UploadId === this.#uploadId) continue;
+        await this.abortUpload(upload.UploadId, signal);
+        this.call.log.info({ ...where, upload_id: upload.UploadId }, 'aborted an upload that an earlier attempt to start this one had started');
+      }
+    } catch (err) {
+      if (signal.aborted) throw err;
+      this.call.log.warn({ ...where, err: serializeError(err) }, 'an upload an earlier attempt may have started could not be looked for or aborted; a bucket lifecycle rule (AbortIncompleteMultipartUpload) removes it');
+    }
   }
 }
 

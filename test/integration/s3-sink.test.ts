@@ -990,6 +990,31 @@ describe('S3 export target against a real S3 server (s3rver)', function () {
       });
     }
 
+    it('CreateMultipartUpload applied, its answer lost: the retry starts another, the first is aborted (the key holds the run id), nothing pending', async () => {
+      const { log, lines } = memoryLogger();
+      const sink = await sinkWith({ endpoint: proxy.endpoint, format: 'ndjson', key: 'r/{run_id}/{rule}-{part}.{ext}', max_records_per_object: 2, retry: { max_attempts: 3, initial_backoff: '5ms', max_backoff: '10ms' } }, log);
+      proxy.loseNext({ method: 'POST', url: new RegExp(`^/${bucket}/r/${RUN_ID}/hot-1\\.ndjson\\?uploads`), when: 'after the server' });
+      await sink.write(csvBatch(ids(1, 3)));
+      expect(proxy.lost).to.deep.equal([{ request: proxy.lost[0]!.request, applied: true }]);
+      expect(server.pendingUploads(bucket), 'only the upload in use is left').to.have.lengthOf(1);
+      await sink.flush();
+      expect(server.pendingUploads(bucket)).to.deep.equal([]);
+      expect(await server.keys(bucket)).to.deep.equal([`r/${RUN_ID}/hot-1.ndjson`, `r/${RUN_ID}/hot-2.ndjson`]);
+      expect(parseNdjson((await server.object(bucket, `r/${RUN_ID}/hot-1.ndjson`)).body.toString()).map((r) => r.id)).to.deep.equal(['s1', 's2']);
+      expect(lines().some((l) => /aborted an upload that an earlier attempt/.test(String(l.msg)))).to.equal(true);
+    });
+
+    it('CreateMultipartUpload applied, its answer lost, a key without the run id: the upload it started is left, with a warning that says what removes it', async () => {
+      const { log, lines } = memoryLogger();
+      const sink = await sinkWith({ endpoint: proxy.endpoint, format: 'ndjson', key: 'u/{rule}-{part}.{ext}', max_records_per_object: 2, retry: { max_attempts: 3, initial_backoff: '5ms', max_backoff: '10ms' } }, log);
+      proxy.loseNext({ method: 'POST', url: new RegExp(`^/${bucket}/u/hot-1\\.ndjson\\?uploads`), when: 'after the server' });
+      await sink.write(csvBatch(ids(1, 3)));
+      await sink.flush();
+      expect(await server.keys(bucket)).to.deep.equal(['u/hot-1.ndjson', 'u/hot-2.ndjson']);
+      expect(server.pendingUploads(bucket)).to.have.lengthOf(1);
+      expect(lines().some((l) => l.level === 40 && /AbortIncompleteMultipartUpload/.test(String(l.msg)))).to.equal(true);
+    });
+
     it("AbortMultipartUpload applied, its answer lost: the retry's NoSuchUpload counts as aborted, without a warning, nothing pending", async () => {
       const { log, lines } = memoryLogger();
       const sink = await sinkWith({ endpoint: proxy.endpoint, format: 'ndjson', key: 'u/{rule}-{part}.{ext}', max_records_per_object: 2, retry: { max_attempts: 3, initial_backoff: '5ms', max_backoff: '10ms' } }, log);
