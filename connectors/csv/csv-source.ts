@@ -210,10 +210,19 @@ function createDecoder(encoding: string): Decoder {
   return { write: (chunk) => decoder.decode(chunk, { stream: true }), end: () => decoder.decode() };
 }
 
+/**
+ * Most cells in one batch, whatever settings.batch_size says. A batch's memory grows with its
+ * width as much as with its rows: 2,000 rows of 1,000 columns are two million strings, and a
+ * file that wide took half a gigabyte to read with nothing matching. At the default batch size
+ * this cuts only batches of more than 50 columns.
+ */
+const MAX_BATCH_CELLS = 100_000;
+
 /** Turns tokenized rows into batches: the first row of a file is its header, the rest are cut into batch-size slices. */
 class RowBatcher {
   #layout: ColumnLayout | undefined;
   #rows: string[][] = [];
+  #cells = 0;
   #warnedRagged = false;
 
   constructor(
@@ -232,7 +241,8 @@ class RowBatcher {
       const row = rows[i]!;
       if (row.length !== this.#layout!.columns.length) this.noteRagged(row.length);
       this.#rows.push(row);
-      if (this.#rows.length >= this.read.batchSize) yield this.take();
+      this.#cells += row.length;
+      if (this.#rows.length >= this.read.batchSize || this.#cells >= MAX_BATCH_CELLS) yield this.take();
     }
   }
 
@@ -243,6 +253,7 @@ class RowBatcher {
   private take(): RecordBatch {
     const batch = { layout: this.#layout!, rows: this.#rows };
     this.#rows = [];
+    this.#cells = 0;
     return batch;
   }
 

@@ -140,7 +140,7 @@ export const s3Sink: SinkSpec<S3SinkConfig> = {
         type: 'integer',
         minimum: 1,
         default: DEFAULT_ROW_GROUP_SIZE,
-        description: 'Parquet: records per row group (the last group of an object may hold fewer; a batch is split across groups). Larger groups compress and scan a little better, and cost more memory while each is encoded.',
+        description: 'Parquet: records per row group (the last group of an object may hold fewer; a batch is split across groups), and at most 1,000,000 values (records times fields) whatever this says, so records with many fields make smaller groups. Larger groups compress and scan a little better, and cost more memory while each is encoded.',
       },
     },
   },

@@ -9,6 +9,14 @@ import { timerDelay } from '../util/timer-delay.js';
 
 /** Records of one cycle an atomic target keeps in memory for the spool, should its publish fail. */
 export const SPOOL_KEEP_LIMIT = 20_000;
+/**
+ * The same in bytes of record values (counted as batch_bytes counts them): 20,000 records of a
+ * thousand fields each would be twenty million values held for a failure that rarely comes. Held
+ * in memory, short values cost several times their bytes (a 3-character value is a 16-byte
+ * string and a slot in its row), so 8 MiB of values is up to about 40 MB; 20,000 records of
+ * ordinary width are a megabyte or two and never reach it.
+ */
+export const SPOOL_KEEP_BYTES = 8 * 1024 * 1024;
 
 /** Where a target's outcome per rule is counted: the cycle's summary. */
 export interface DeliveryListener {
@@ -76,7 +84,8 @@ export class TargetQueue {
   /** Atomic targets with a spool: every batch sent or refused this cycle, in order; none is delivered until the flush publishes. */
   readonly #cycleBatches: MatchBatch[] = [];
   #cycleRecords = 0;
-  /** More than SPOOL_KEEP_LIMIT records this cycle: no longer kept (see keepForSpool). */
+  #cycleBytes = 0;
+  /** More than SPOOL_KEEP_LIMIT records (or SPOOL_KEEP_BYTES) this cycle: no longer kept (see keepForSpool). */
   #tooManyToKeep = false;
 
   constructor(
@@ -169,7 +178,7 @@ export class TargetQueue {
     this.#notSentWhileDown += batch.rows.length;
     this.listener.failed(batch.rule, batch.rows.length);
     if (this.ctx.signal.aborted) return;
-    if (this.sink.delivery === 'atomic') this.keepForSpool(batch);
+    if (this.sink.delivery === 'atomic') this.keepForSpool(batch, batchBytes(batch));
     else this.listener.undelivered?.(batch);
   }
 
@@ -180,11 +189,12 @@ export class TargetQueue {
    * rarely comes. If it does come, the cycle is not committed instead (`unspoolable`), which
    * loses nothing either: its records are read and sent again.
    */
-  private keepForSpool(batch: MatchBatch): void {
+  private keepForSpool(batch: MatchBatch, bytes: number): void {
     if (!this.listener.undelivered) return;
     this.#cycleRecords += batch.rows.length;
+    this.#cycleBytes += bytes;
     if (this.#tooManyToKeep) return;
-    if (this.#cycleRecords > SPOOL_KEEP_LIMIT) {
+    if (this.#cycleRecords > SPOOL_KEEP_LIMIT || this.#cycleBytes > SPOOL_KEEP_BYTES) {
       this.#tooManyToKeep = true;
       this.#cycleBatches.length = 0;
       return;
@@ -196,6 +206,7 @@ export class TargetQueue {
     this.#refusedInCycle.clear();
     this.#cycleBatches.length = 0;
     this.#cycleRecords = 0;
+    this.#cycleBytes = 0;
     this.#tooManyToKeep = false;
   }
 
@@ -211,7 +222,7 @@ export class TargetQueue {
     while (this.#inFlight.size >= this.policy.maxInFlight) await Promise.race(this.#inFlight);
     const batch = deliveryBatch(this.name, group.parts);
     if (this.refuses()) return this.notSent(batch);
-    if (this.sink.delivery === 'atomic') this.keepForSpool(batch);
+    if (this.sink.delivery === 'atomic') this.keepForSpool(batch, group.bytes);
     const write = this.write(batch).finally(() => this.#inFlight.delete(write));
     this.#inFlight.add(write);
   }
@@ -366,6 +377,10 @@ function rowsWithinBudget(rows: readonly unknown[], from: number, maxRows: numbe
     if (bytes >= budget) break;
   }
   return { take: i - from, bytes };
+}
+
+function batchBytes(batch: MatchBatch): number {
+  return rowsWithinBudget(batch.rows, 0, batch.rows.length, Infinity).bytes;
 }
 
 function rowBytes(row: unknown): number {

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import pLimit from 'p-limit';
 import type { MatchBatch } from '../../connectors/types.js';
-import { SPOOL_KEEP_LIMIT, TargetQueue } from '../delivery/target-queue.js';
+import { SPOOL_KEEP_BYTES, SPOOL_KEEP_LIMIT, TargetQueue } from '../delivery/target-queue.js';
 import { describeError, serializeError } from '../errors.js';
 import type { RecordBatch } from '../records/layout.js';
 import { isAbsent } from '../rules/coerce.js';
@@ -375,7 +375,7 @@ class Cycle {
     }
     for (const { target, records } of this.#unspoolable) {
       this.log.warn(
-        { target, records, spool_keep_limit: SPOOL_KEEP_LIMIT, rules: rules.map((r) => r.name), datasources: [...datasources] },
+        { target, records, spool_keep_limit: SPOOL_KEEP_LIMIT, spool_keep_bytes: SPOOL_KEEP_BYTES, rules: rules.map((r) => r.name), datasources: [...datasources] },
         'too many records to spool: the dedup memory of these rules and the watermarks of these datasources are not saved, so the records are read and sent again next cycle',
       );
     }

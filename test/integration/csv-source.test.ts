@@ -31,6 +31,19 @@ describe('csv datasource', () => {
     ]);
   });
 
+  it('a wide file comes in batches of at most 100,000 values, whatever the batch size, every row in order', async () => {
+    const width = 300;
+    const header = Array.from({ length: width }, (_, c) => `c${c}`).join(',');
+    const lines = Array.from({ length: 1_000 }, (_, r) => Array.from({ length: width }, (_, c) => String(r * width + c)).join(','));
+    writeFiles(dir, { 'wide.csv': `${header}\n${lines.join('\n')}\n` });
+    const { batches, records } = await readAll({ path: 'wide.csv' }, dir, 2_000);
+    expect(batches.map((b) => b.rows.length)).to.deep.equal([334, 334, 332]);
+    expect(records.map((r) => r.c0)).to.deep.equal(Array.from({ length: 1_000 }, (_, r) => String(r * width)));
+    // Narrow rows keep the batch size.
+    writeFiles(dir, { 'narrow.csv': 'a,b\n' + Array.from({ length: 5_000 }, (_, r) => `${r},x`).join('\n') + '\n' });
+    expect((await readAll({ path: 'narrow.csv' }, dir, 2_000)).batches.map((b) => b.rows.length)).to.deep.equal([2_000, 2_000, 1_000]);
+  });
+
   it('converts typed columns, keeping text that does not convert', async () => {
     writeFiles(dir, { 'a.csv': 'v,t,b,s\n1.5,2026-11-24 08:00:00,yes,007\nn/a,1732435200,0,x\n2,99999999999999999,maybe,y\n' });
     const { records } = await readAll({ path: 'a.csv', columns: { v: 'number', t: 'timestamp', b: 'boolean', s: 'string' } }, dir);

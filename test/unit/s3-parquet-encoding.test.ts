@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { parquetMetadata, parquetReadObjects } from 'hyparquet';
 import type { MatchBatch } from '../../connectors/types.js';
 import { runInNewContext } from 'node:vm';
-import { fetchCollector, HEAP_GROWTH_BEFORE_COLLECTION, HeapGuard, ParquetEncoder, prepareFor, prepareNew, rawColumns } from '../../src/encoding/parquet.js';
+import { fetchCollector, HEAP_GROWTH_BEFORE_COLLECTION, HeapGuard, ParquetEncoder, prepareFor, prepareNew, rawColumns, ROW_GROUP_VALUES_AT_MOST } from '../../src/encoding/parquet.js';
 import { csvLine } from '../../src/encoding/csv.js';
 import type { FieldDescriptor } from '../../src/records/fields.js';
 import { ColumnLayout, OBJECT_LAYOUT } from '../../src/records/layout.js';
@@ -233,6 +233,17 @@ describe('Parquet encoding (src/encoding/parquet.ts)', () => {
       const want = record(n);
       expect(row).to.deep.equal({ ...want, id: BigInt(n) });
     });
+  });
+
+  it(`wide records make smaller row groups: at most ${ROW_GROUP_VALUES_AT_MOST.toLocaleString('en-US')} values each, every record kept`, async () => {
+    const width = 2_000;
+    const rows = Array.from({ length: 1_200 }, (_, r) => Object.fromEntries(Array.from({ length: width }, (_, c) => [`c${c}`, (r * 7 + c) % 97])));
+    const { metadata, rows: back } = await roundTrip([batch(rows.slice(0, 700)), batch(rows.slice(700))], 20_000);
+    const perGroup = Math.floor(ROW_GROUP_VALUES_AT_MOST / width);
+    expect(perGroup).to.equal(500);
+    expect(metadata.row_groups.map((g) => Number(g.num_rows))).to.deep.equal([500, 500, 200]);
+    expect(back).to.have.length(1_200);
+    expect(back[1_199]).to.deep.equal(Object.fromEntries(Object.entries(rows[1_199]!).map(([k, v]) => [k, BigInt(v)])));
   });
 
   it('an object with exactly two full row groups holds no empty third one', async () => {

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import type { DeliveryBatch, DeliveryGuarantee, MatchBatch, Sink } from '../../connectors/types.js';
 import type { DeliveryPolicy } from '../../src/delivery/policy.js';
-import { deliveryBatch, SPOOL_KEEP_LIMIT, TargetQueue } from '../../src/delivery/target-queue.js';
+import { deliveryBatch, SPOOL_KEEP_BYTES, SPOOL_KEEP_LIMIT, TargetQueue } from '../../src/delivery/target-queue.js';
 import { ConnectorError, describeError } from '../../src/errors.js';
 import { ColumnLayout } from '../../src/records/layout.js';
 import { memoryLogger } from '../helpers.js';
@@ -346,6 +346,25 @@ describe('TargetQueue: what an atomic target keeps for the spool', () => {
     await queue.finish();
     expect(spooled).to.deep.equal([]);
     expect(unspoolable).to.deep.equal([total]);
+  });
+
+  it(`past ${SPOOL_KEEP_BYTES / 1048576} MiB of values it keeps none either, though far fewer than ${SPOOL_KEEP_LIMIT} records (wide records)`, async () => {
+    const sink = new RecordingSink('atomic');
+    sink.flushError = new Error('rename failed');
+    const { queue, spooled, unspoolable } = spoolingQueue(sink);
+    const wide = 'v'.repeat(10_000); // 10 KB a record: 1,000 records are past the bytes bound
+    for (let i = 0; i < 1_000; i += 100) await queue.add(match(i, 100, { text: wide }));
+    await queue.finish();
+    expect(spooled).to.deep.equal([]);
+    expect(unspoolable).to.deep.equal([1_000]);
+    // The same count of narrow records is kept and spooled.
+    const narrow = new RecordingSink('atomic');
+    narrow.flushError = new Error('rename failed');
+    const kept = spoolingQueue(narrow);
+    for (let i = 0; i < 1_000; i += 100) await kept.queue.add(match(i, 100));
+    await kept.queue.finish();
+    expect(kept.unspoolable).to.deep.equal([]);
+    expect(kept.spooled.length).to.be.greaterThan(0);
   });
 
   it('a large cycle that publishes keeps nothing and reports nothing', async () => {
