@@ -62,8 +62,16 @@ export interface CycleRule {
 /** How many undecidable rows per batch are kept for the debug log. */
 const INVALID_ROWS_KEPT = 5;
 
+/**
+ * Most row layouts a rule keeps a bound predicate for. A rule lives as long as its config, and a
+ * service reading a glob of CSV files meets a new layout with every file whose header differs:
+ * kept for each, the predicates (and their keys, the whole header) grew with every cycle.
+ */
+export const PREDICATES_KEPT = 32;
+
 /** A threshold rule: a condition on each record, prepared once, its predicate bound once per row layout. */
 export class Rule implements CycleRule {
+  /** Least recently used first. */
   readonly #predicates = new Map<string, Predicate>();
 
   constructor(
@@ -77,11 +85,20 @@ export class Rule implements CycleRule {
 
   predicateFor(layout: RowLayout): Predicate {
     let predicate = this.#predicates.get(layout.key);
-    if (predicate === undefined) {
+    if (predicate !== undefined) {
+      // Most recently used last, so the layout forgotten first is the one not met for longest.
+      this.#predicates.delete(layout.key);
+    } else {
       predicate = bindPredicate(this.condition, (field) => layout.accessor(field));
-      this.#predicates.set(layout.key, predicate);
+      if (this.#predicates.size >= PREDICATES_KEPT) this.#predicates.delete(this.#predicates.keys().next().value!);
     }
+    this.#predicates.set(layout.key, predicate);
     return predicate;
+  }
+
+  /** How many row layouts have a bound predicate (for tests). */
+  get layoutsKept(): number {
+    return this.#predicates.size;
   }
 
   evaluate(batch: RecordBatch, ctx: EvaluationContext): BatchOutcome {
