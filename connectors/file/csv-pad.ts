@@ -4,7 +4,7 @@ import { StringDecoder } from 'node:string_decoder';
 import { once } from 'node:events';
 import { csvLine } from '../../src/encoding/csv.js';
 import { CancelledError } from '../../src/errors.js';
-import { createCsvTokenizer } from '../csv/csv-tokenizer.js';
+import { createCsvTokenizer, NO_RECORD_LIMITS } from '../csv/csv-tokenizer.js';
 
 /**
  * Rewrites a CSV file we wrote so that its header is `columns` and every row has as many cells:
@@ -14,7 +14,8 @@ import { createCsvTokenizer } from '../csv/csv-tokenizer.js';
 export async function padCsvFile(file: string, columns: readonly string[], signal: AbortSignal): Promise<void> {
   const padded = `${file}.pad`;
   const out = createWriteStream(padded, { highWaterMark: 1024 * 1024 });
-  const tokenizer = createCsvTokenizer({ delimiter: ',', quote: '"' });
+  // Our own output: its records were whole in memory when written, whatever their size.
+  const tokenizer = createCsvTokenizer({ delimiter: ',', quote: '"' }, NO_RECORD_LIMITS);
   const decoder = new StringDecoder('utf8');
   let header = true;
   let text = csvLine(columns);

@@ -339,3 +339,65 @@ describe('csv tokenizer', () => {
     });
   });
 });
+
+describe('csv tokenizer: record length', () => {
+  /** Feeds `pieces` in turn; returns the rows, or the error push or end threw and where. */
+  function feed(tokenizer: ReturnType<typeof createCsvTokenizer>, pieces: Iterable<string>): { rows: string[][]; error?: CsvSyntaxError; at?: 'push' | 'end' } {
+    const rows: string[][] = [];
+    try {
+      for (const piece of pieces) rows.push(...tokenizer.push(piece));
+    } catch (err) {
+      return { rows, error: err as CsvSyntaxError, at: 'push' };
+    }
+    try {
+      rows.push(...tokenizer.end());
+    } catch (err) {
+      return { rows, error: err as CsvSyntaxError, at: 'end' };
+    }
+    return { rows };
+  }
+
+  function* repeated(piece: string, times: number): Iterable<string> {
+    for (let i = 0; i < times; i++) yield piece;
+  }
+
+  it('a quote left open early in a large input fails as soon as the field passes the cap, naming the line it opened on', () => {
+    const chunk = 'x,1,2\n'.repeat(64 * 1024 / 6);
+    const tokenizer = createCsvTokenizer(COMMA);
+    const { rows, error, at } = feed(tokenizer, ['id,value\n1,2\n3,"never closed\n', ...repeated(chunk, 1100)]);
+    expect(at).to.equal('push');
+    expect(error).to.be.instanceOf(CsvSyntaxError);
+    expect(error!.line).to.equal(3);
+    expect(error!.message).to.match(/quoted field starting on line 3 goes on past 67108864 characters \(64 Mi\)/);
+    expect(rows).to.deep.equal([['id', 'value'], ['1', '2']]);
+  });
+
+  it('one enormous line of short fields fails at the cap instead of being held whole', () => {
+    const tokenizer = createCsvTokenizer(COMMA, { maxRecordChars: 1000, maxRecordFields: Infinity });
+    const { rows, error, at } = feed(tokenizer, ['a,b\n1,2\n\n', ...repeated('ab,', 400)]);
+    expect(at).to.equal('push');
+    expect(error!.line).to.equal(4);
+    expect(error!.message).to.match(/the record starting on line 4 goes on past 1000 characters without a line break/);
+    expect(rows).to.deep.equal([['a', 'b'], ['1', '2']]);
+  });
+
+  it('a record of more fields than the cap fails, however short they are', () => {
+    const { error, at } = feed(createCsvTokenizer(COMMA), ['a,b\n', ...repeated(',', 1_100_000), '\n']);
+    expect(at).to.equal('push');
+    expect(error!.message).to.equal('the record starting on line 2 has more than 1000000 fields; no record may have more');
+  });
+
+  it('records up to the cap are read as before, in any pieces, and the count starts again with each record', () => {
+    const field = 'y'.repeat(498);
+    const record = `"${field}",${field}\n`; // 998 characters of fields and delimiters
+    const text = `h1,h2\n${record.repeat(5)}`;
+    for (const size of [1, 7, 64, 1000, text.length]) {
+      const pieces: string[] = [];
+      for (let at = 0; at < text.length; at += size) pieces.push(text.slice(at, at + size));
+      const { rows, error } = feed(createCsvTokenizer(COMMA, { maxRecordChars: 1000, maxRecordFields: 2 }), pieces);
+      expect(error, `pieces of ${size}`).to.equal(undefined);
+      expect(rows).to.have.length(6);
+      expect(rows[5]).to.deep.equal([field, field]);
+    }
+  });
+});
