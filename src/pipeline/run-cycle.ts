@@ -9,7 +9,7 @@ import { explain, firstUndecidedLeaf } from '../rules/compile.js';
 import type { CycleRule, EvaluationContext, Rule } from '../rules/rule.js';
 import type { Logger } from '../log.js';
 import { MAX_DEDUP_KEYS_PER_RULE, RuleDedup } from '../state/dedup.js';
-import { fromSpooled, spoolRecords, toSpooled } from '../state/spool.js';
+import { fromSpooled, SPOOL_MAX_RECORDS, spoolRecords, toSpooled } from '../state/spool.js';
 import type { StateKeeper } from '../state/state-keeper.js';
 import { StateLockLostError, type ServiceState } from '../state/state-store.js';
 import { WATERMARK_LIST_WARNING, WatermarkFilter } from '../state/watermark.js';
@@ -98,6 +98,10 @@ class Cycle {
   readonly #unspoolable: { target: string; records: number }[] = [];
   /** Targets whose spool this cycle took over (replayed, or added to). */
   readonly #spoolTouched = new Set<string>();
+  /** Records in each touched target's spool, as the cycle changes it. */
+  readonly #spoolSizes = new Map<string, number>();
+  /** Targets whose spool would have passed SPOOL_MAX_RECORDS this cycle, and the records not spooled. */
+  readonly #spoolOverflow = new Map<string, number>();
 
   constructor(
     private readonly runtime: Runtime,
@@ -154,9 +158,24 @@ class Cycle {
   private spool(target: string, batch: MatchBatch, refused?: string): void {
     const work = this.#work!;
     this.#spoolTouched.add(target);
+    const count = batch.rows.length;
+    const overflow = this.#spoolOverflow.get(target);
+    if (overflow !== undefined) {
+      this.#spoolOverflow.set(target, overflow + count);
+      return;
+    }
     const list = work.spool.get(target) ?? [];
+    const size = (this.#spoolSizes.get(target) ?? spoolRecords(list)) + count;
+    if (size > SPOOL_MAX_RECORDS) {
+      // Let go of what this cycle spooled for the target: the commit keeps its spool as it was (holdBackUnspoolable).
+      this.#spoolOverflow.set(target, size);
+      this.#spoolSizes.delete(target);
+      work.spool.set(target, []);
+      return;
+    }
     list.push(toSpooled(batch, batch.rows, refused));
     work.spool.set(target, list);
+    this.#spoolSizes.set(target, size);
   }
 
   /**
@@ -181,6 +200,7 @@ class Cycle {
         const held = this.replayOnly ? [] : batches.filter((b) => b.refused !== undefined);
         const again = held.length === 0 ? batches : batches.filter((b) => b.refused === undefined);
         work.spool.set(target, held);
+        this.#spoolSizes.set(target, spoolRecords(held));
         this.#spoolTouched.add(target);
         if (held.length > 0) this.log.warn({ target, batches: held.length, records: spoolRecords(held) }, 'refused batches wait in the dead-letter spool: send them with --replay-dead-letters once fixed');
         if (again.length === 0) return;
@@ -358,8 +378,19 @@ class Cycle {
    * the other rules must not alert again each cycle because one target is down.
    */
   private holdBackUnspoolable(work: ServiceState): void {
-    if (this.#unspoolable.length === 0) return;
     const previous = this.state!.state;
+    for (const [target, records] of this.#spoolOverflow) {
+      // The spool as committed: what this cycle replayed from it and delivered goes out again next cycle.
+      const kept = previous.spool.get(target);
+      if (kept) work.spool.set(target, kept);
+      else work.spool.delete(target);
+      this.log.warn(
+        { target, spool_max_records: SPOOL_MAX_RECORDS, spooled: kept ? spoolRecords(kept) : 0 },
+        'the dead-letter spool of this target is full: it is kept as it was, and this cycle\'s records for it are not spooled',
+      );
+      this.#unspoolable.push({ target, records });
+    }
+    if (this.#unspoolable.length === 0) return;
     const targets = new Set(this.#unspoolable.map((u) => u.target));
     const rules = this.#rules.filter((r) => r.targets.some((t) => targets.has(t)));
     const datasources = new Set(rules.flatMap((r) => r.datasources));

@@ -3,6 +3,16 @@ import type { FieldDescriptor } from '../records/fields.js';
 import { OBJECT_LAYOUT } from '../records/layout.js';
 import { DamagedStateError } from './damaged-state-error.js';
 
+/**
+ * Most records one target's spool may hold. The spool is kept in memory and written whole at
+ * every commit: without a cap, a per-write target that was down while a cycle matched 5,000,000
+ * records held them all (2.1 GB RSS) and the commit failed with "Invalid string length", and a
+ * target down for many cycles made the spool, and every commit, grow with each cycle. Past the
+ * cap a cycle spools nothing more for that target: its spool stays as it was committed, and the
+ * dedup memory and watermarks feeding it are not saved, so the records are read and sent again.
+ */
+export const SPOOL_MAX_RECORDS = 100_000;
+
 /** A batch a target could not take, as kept on disk: one NDJSON line per batch, its records as the target would have received them. */
 export interface SpooledBatch {
   readonly rule: string;

@@ -1,7 +1,10 @@
 import { expect } from 'chai';
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { SPOOL_KEEP_LIMIT } from '../../src/delivery/target-queue.js';
+import { SPOOL_MAX_RECORDS } from '../../src/state/spool.js';
 import { freshDirPerTest, logLines, parseNdjson, runCli, writeFiles } from '../helpers.js';
 
 describe('an atomic target failing with more records than the spool keeps (built CLI)', function () {
@@ -33,6 +36,66 @@ describe('an atomic target failing with more records than the spool keeps (built
     expect(second.code, second.stderr.slice(-2000)).to.equal(0);
     const written = parseNdjson(readFileSync(path.join(dir, 'out', 'hot.ndjson'), 'utf8'));
     expect(written).to.have.length(rows);
+    // the healthy target's alert went out once: its rule's dedup memory was saved by the first run
+    expect(parseNdjson(readFileSync(path.join(dir, 'pages.ndjson'), 'utf8'))).to.deep.equal([{ id: 'p1', v: '5' }]);
+  });
+});
+
+describe('a per-write target down while a cycle matches more records than its spool may hold (built CLI)', function () {
+  this.timeout(120_000);
+  let dir: string;
+  freshDirPerTest((d) => (dir = d));
+
+  /** An HTTP receiver counting the records POSTed to it (a JSON array per request). */
+  async function receiver(): Promise<{ server: Server; port: number; records: () => number }> {
+    let records = 0;
+    const server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+        records += Array.isArray(body) ? body.length : 1;
+        res.writeHead(200).end();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return { server, port: (server.address() as AddressInfo).port, records: () => records };
+  }
+
+  it('spools none of them: the spool stays as it was, what feeds the target is not saved, and the next run sends every record', async () => {
+    const rows = SPOOL_MAX_RECORDS + 5_000;
+    const { server, port, records } = await receiver();
+    // The port, closed: the target is refused until the receiver listens there again.
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    const config = (p: number) =>
+      'datasources:\n  s: {type: csv, path: data.csv}\n  t: {type: csv, path: pages.csv}\n' +
+      'processing_rules:\n  - {name: hot, datasource: s, threshold_field: v, threshold_type: greater_than, threshold_value: 0, export_target: api}\n' +
+      '  - {name: page, datasource: t, threshold_field: v, threshold_type: greater_than, threshold_value: 0, export_target: pager}\n' +
+      `export_targets:\n  api: {type: rest_api, url: "http://127.0.0.1:${p}/alerts", batch_size: 1000, retry: {max_attempts: 1}}\n` +
+      '  pager: {type: file, path: pages.ndjson, mode: append, include_metadata: false}\n';
+    writeFiles(dir, {
+      'c.yaml': config(port),
+      'data.csv': `id,v\n${Array.from({ length: rows }, (_, i) => `${i},1`).join('\n')}\n`,
+      'pages.csv': 'id,v\np1,5\n',
+    });
+    const first = await runCli(['--config', 'c.yaml', '--log-format', 'json'], { cwd: dir });
+    expect(first.code, first.stderr.slice(-2000)).to.equal(1);
+    const lines = logLines(first.stderr);
+    expect(lines.find((l) => l.msg?.startsWith('the dead-letter spool of this target is full')), first.stderr.slice(-3000)).to.include({ target: 'api' });
+    expect(lines.find((l) => l.msg?.startsWith('too many records to spool')), first.stderr.slice(-3000)).to.deep.include({ target: 'api', rules: ['hot'] });
+    expect(lines.find((l) => l.msg === 'cannot save the state; this cycle\'s records will be read and sent again next cycle')).to.equal(undefined);
+    expect(existsSync(path.join(dir, '.state', 'spool', 'api.ndjson'))).to.equal(false);
+
+    const back = await receiver();
+    try {
+      writeFiles(dir, { 'c.yaml': config(back.port) });
+      const second = await runCli(['--config', 'c.yaml', '--log-format', 'json'], { cwd: dir });
+      expect(second.code, second.stderr.slice(-2000)).to.equal(0);
+      expect(back.records()).to.equal(rows);
+    } finally {
+      await new Promise<void>((resolve) => back.server.close(() => resolve()));
+    }
+    void records;
     // the healthy target's alert went out once: its rule's dedup memory was saved by the first run
     expect(parseNdjson(readFileSync(path.join(dir, 'pages.ndjson'), 'utf8'))).to.deep.equal([{ id: 'p1', v: '5' }]);
   });
