@@ -305,6 +305,12 @@ function tempName(base: string): string {
 
 const TEMP_FILE = /^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$/;
 const cleanedFolders = new Set<string>();
+/**
+ * Folders remembered as cleaned. A path with `{run_id}` or `{date}` in a folder makes a new folder
+ * every cycle or day, and a service would otherwise remember each for as long as it runs; past
+ * this many it forgets them all, and a folder written again is looked at once more (a readdir).
+ */
+export const CLEANED_FOLDERS_REMEMBERED = 1_024;
 
 /**
  * A process killed mid-cycle (SIGKILL, an OOM kill, power loss) leaves its temp files behind,
@@ -313,6 +319,7 @@ const cleanedFolders = new Set<string>();
  */
 async function removeStaleTempFiles(dir: string, ctx: OperationContext): Promise<void> {
   if (cleanedFolders.has(dir)) return;
+  if (cleanedFolders.size >= CLEANED_FOLDERS_REMEMBERED) cleanedFolders.clear();
   cleanedFolders.add(dir);
   const entries = await readdir(dir).catch(() => [] as string[]);
   for (const entry of entries) {

@@ -1,7 +1,8 @@
 import { expect } from 'chai';
+import { spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync, existsSync, writeFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { fileSink, type FileSinkConfig } from '../../connectors/file/file-sink.js';
+import { CLEANED_FOLDERS_REMEMBERED, fileSink, type FileSinkConfig } from '../../connectors/file/file-sink.js';
 import type { MatchBatch } from '../../connectors/types.js';
 import { ColumnLayout, OBJECT_LAYOUT } from '../../src/records/layout.js';
 import { describeError } from '../../src/errors.js';
@@ -32,6 +33,36 @@ describe('file export target', () => {
       { id: '1', value: 10.5, note: 'a "q"', _rule: 'hot', _datasource: 'sensors', _run_id: 'run-1', _matched_at: '2026-11-24T12:00:00.000Z' },
       { id: '2', value: null, note: null, _rule: 'hot', _datasource: 'sensors', _run_id: 'run-1', _matched_at: '2026-11-24T12:00:00.000Z' },
     ]);
+  });
+
+  it('the first write into a folder removes temp files of processes that no longer run, not those of live ones; a folder is looked at again once 1,024 others were', async () => {
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
+    const stale = (folder: string, pid: number) => {
+      mkdirSync(path.join(dir, folder), { recursive: true });
+      const file = path.join(dir, folder, `.hot.ndjson.${pid}.0badc0de.tmp`);
+      writeFileSync(file, 'half a file');
+      return file;
+    };
+    const first = stale('first', dead);
+    const live = stale('first', process.ppid);
+    const sink = await sinkOf({ path: '{run_id}/hot.ndjson' });
+    await sink.write({ ...batch([['1', '2', 'x']]), runId: 'first' });
+    await sink.flush();
+    expect(existsSync(first), 'a killed process\'s temp file').to.equal(false);
+    expect(existsSync(live), 'a running process\'s temp file').to.equal(true);
+    // Left again after the folder was looked at: remembered as cleaned, so not looked at again...
+    const again = stale('first', dead);
+    await sink.write({ ...batch([['2', '2', 'x']]), runId: 'first' });
+    await sink.flush();
+    expect(existsSync(again)).to.equal(true);
+    // ...until more folders than it remembers were written to.
+    for (let i = 0; i < CLEANED_FOLDERS_REMEMBERED; i++) {
+      await sink.write({ ...batch([['3', '2', 'x']]), runId: `r${i}` });
+      await sink.flush();
+    }
+    await sink.write({ ...batch([['4', '2', 'x']]), runId: 'first' });
+    await sink.flush();
+    expect(existsSync(again)).to.equal(false);
   });
 
   it('leaves metadata out when include_metadata is false', async () => {
