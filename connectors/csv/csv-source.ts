@@ -3,6 +3,7 @@ import { stat } from 'node:fs/promises';
 import { StringDecoder } from 'node:string_decoder';
 import path from 'node:path';
 import type { CreateContext, OperationContext, ReadContext, Source, SourceSpec } from '../types.js';
+import { BATCH_VALUES_AT_MOST } from '../../src/records/batch-values.js';
 import { ColumnLayout, type ColumnType, type RecordBatch } from '../../src/records/layout.js';
 import { createCsvTokenizer, csvDialectProblems, CsvSyntaxError } from './csv-tokenizer.js';
 import { uniqueColumnNames } from './csv-header.js';
@@ -210,14 +211,6 @@ function createDecoder(encoding: string): Decoder {
   return { write: (chunk) => decoder.decode(chunk, { stream: true }), end: () => decoder.decode() };
 }
 
-/**
- * Most cells in one batch, whatever settings.batch_size says. A batch's memory grows with its
- * width as much as with its rows: 2,000 rows of 1,000 columns are two million strings, and a
- * file that wide took half a gigabyte to read with nothing matching. At the default batch size
- * this cuts only batches of more than 50 columns.
- */
-const MAX_BATCH_CELLS = 100_000;
-
 /** Turns tokenized rows into batches: the first row of a file is its header, the rest are cut into batch-size slices. */
 class RowBatcher {
   #layout: ColumnLayout | undefined;
@@ -242,7 +235,7 @@ class RowBatcher {
       if (row.length !== this.#layout!.columns.length) this.noteRagged(row.length);
       this.#rows.push(row);
       this.#cells += row.length;
-      if (this.#rows.length >= this.read.batchSize || this.#cells >= MAX_BATCH_CELLS) yield this.take();
+      if (this.#rows.length >= this.read.batchSize || this.#cells >= BATCH_VALUES_AT_MOST) yield this.take();
     }
   }
 

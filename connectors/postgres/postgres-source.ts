@@ -12,6 +12,7 @@ import { isConnectionFailure, translatePgError } from './postgres-errors.js';
 import { descriptorsOf, PostgresRowLayout, typeParsers, type TypeParsers } from './postgres-types.js';
 import { copyableQuery, copyBatches } from './postgres-copy-reader.js';
 import { highestPlaceholder } from './postgres-placeholders.js';
+import { rowsPerBatch } from '../../src/records/batch-values.js';
 
 export interface PostgresSourceConfig extends PostgresConnectionConfig {
   type: 'postgresql';
@@ -24,6 +25,9 @@ export interface PostgresSourceConfig extends PostgresConnectionConfig {
 
 /** The targets' retry keys, with their meaning and defaults; a datasource has no batching keys, so the numbers passed here are not used. */
 const { retry: retrySchema } = deliverySchema({ batch_size: 1, batch_bytes: 1024, linger: '0s', max_in_flight: 1 });
+
+/** Rows of a cursor's first read, before its columns are known (rowsPerBatch then sets the size). */
+const FIRST_CURSOR_READ = 100;
 
 export const postgresSource: SourceSpec<PostgresSourceConfig> = {
   kind: 'source',
@@ -195,7 +199,7 @@ class PostgresSource implements Source {
   /** `COPY (query) TO STDOUT`: the server streams text, the fastest way out of PostgreSQL (see docs/postgresql.md), read with backpressure. */
   private openCopy(client: PoolClient, fields: ResultField[], batchSize: number): OpenResult {
     const stream = client.query(this.copyTo(`COPY (${copyableQuery(this.config.query)}\n) TO STDOUT`));
-    const batches = copyBatches(stream, this.types, fields.map((f) => f.dataTypeID), batchSize);
+    const batches = copyBatches(stream, this.types, fields.map((f) => f.dataTypeID), rowsPerBatch(batchSize, fields.length));
     return {
       fields,
       async next() {
@@ -222,15 +226,20 @@ class PostgresSource implements Source {
 
   private openCursor(client: PoolClient, values: (string | number | boolean | null)[], batchSize: number): OpenResult {
     const cursor = client.query(new this.CursorClass(this.config.query, values, { rowMode: 'array', types: this.types }));
+    const fieldsOf = () => (cursor as unknown as { _result?: { fields?: ResultField[] } })._result?.fields ?? [];
+    // The columns are known once the first rows come: until then a small read, so that a wide
+    // result is never read 2,000 rows at a time.
+    let size = Math.min(batchSize, FIRST_CURSOR_READ);
     let ended = false;
     return {
       get fields() {
-        return (cursor as unknown as { _result?: { fields?: ResultField[] } })._result?.fields ?? [];
+        return fieldsOf();
       },
       async next() {
         if (ended) return [];
-        const rows = (await cursor.read(batchSize)) as unknown[][];
-        ended = rows.length < batchSize;
+        const rows = (await cursor.read(size)) as unknown[][];
+        ended = rows.length < size;
+        size = rowsPerBatch(batchSize, fieldsOf().length);
         return rows;
       },
       close: () => cursor.close(),

@@ -146,7 +146,7 @@ const settingsSchema: JsonSchema = {
       type: 'integer',
       minimum: 1,
       default: SETTINGS_DEFAULTS.batch_size,
-      description: 'Records per batch between a datasource, the rules and the targets. A CSV batch also stops at 100,000 values, so a file with hundreds of columns comes in fewer rows per batch.',
+      description: 'Records per batch between a datasource, the rules and the targets. A batch from a CSV file or a PostgreSQL query also stops at 100,000 values, so records of hundreds of fields come in fewer rows per batch.',
     },
     log_level: { type: 'string', enum: [...LOG_LEVELS], default: SETTINGS_DEFAULTS.log_level, description: 'Least severe log level written (the --log-level flag wins).' },
     shutdown_timeout: duration(

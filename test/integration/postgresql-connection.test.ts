@@ -54,6 +54,31 @@ describe('postgresql connection, pool and checks (real server)', function () {
     expect(openPoolCount()).to.equal(before);
   });
 
+  it('a wide result comes in batches of at most 100,000 values, through COPY and through a cursor, every row in order', async () => {
+    const columns = Array.from({ length: 300 }, (_, c) => `g * 1000 + ${c} AS c${c}`).join(', ');
+    const query = `SELECT ${columns} FROM generate_series(1, 1000) AS g ORDER BY g`;
+    const cases: [string, { query: string; params?: number[] }][] = [
+      ['COPY', { query }],
+      ['cursor', { query: query.replace('generate_series(1, 1000)', 'generate_series(1, $1::int)'), params: [1000] }],
+    ];
+    for (const [how, config] of cases) {
+      const source = await postgresSource.create({ type: 'postgresql', url: TEST_DATABASE_URL, ...config }, createContext());
+      try {
+        const batches = await readAll(source, undefined, 2_000);
+        expect(Math.max(...batches.map((b) => b.rows.length)), how).to.be.at.most(333);
+        const rows = batches.flatMap((b) => b.rows as unknown[][]);
+        expect(rows.map((r) => r[0]), how).to.deep.equal(Array.from({ length: 1000 }, (_, i) => (i + 1) * 1000));
+        expect(rows[999]![299], how).to.equal(1000 * 1000 + 299);
+      } finally {
+        await source.close!();
+      }
+    }
+    // Narrow results keep the batch size.
+    const narrow = await postgresSource.create({ type: 'postgresql', url: TEST_DATABASE_URL, query: 'SELECT g FROM generate_series(1, 5000) AS g' }, createContext());
+    expect((await readAll(narrow, undefined, 2_000)).map((b) => b.rows.length)).to.deep.equal([2_000, 2_000, 1_000]);
+    await narrow.close!();
+  });
+
   it('connects lazily: creating against a closed port succeeds, reading fails with ECONNREFUSED after its retries', async () => {
     const source = await postgresSource.create(
       { type: 'postgresql', host: '127.0.0.1', port: 1, database: 'x', query: 'SELECT 1', retry: { max_attempts: 3, initial_backoff: '5ms' } },
