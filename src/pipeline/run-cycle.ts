@@ -9,7 +9,7 @@ import { explain, firstUndecidedLeaf } from '../rules/compile.js';
 import type { CycleRule, EvaluationContext, Rule } from '../rules/rule.js';
 import type { Logger } from '../log.js';
 import { MAX_DEDUP_KEYS_PER_RULE, RuleDedup } from '../state/dedup.js';
-import { fromSpooled, SPOOL_MAX_RECORDS, spoolRecords, toSpooled } from '../state/spool.js';
+import { fromSpooled, SPOOL_MAX_BYTES, SPOOL_MAX_RECORDS, spoolBytes, spoolRecords, toSpooled } from '../state/spool.js';
 import type { StateKeeper } from '../state/state-keeper.js';
 import { StateLockLostError, type ServiceState } from '../state/state-store.js';
 import { WATERMARK_LIST_WARNING, WatermarkFilter } from '../state/watermark.js';
@@ -98,8 +98,8 @@ class Cycle {
   readonly #unspoolable: { target: string; records: number }[] = [];
   /** Targets whose spool this cycle took over (replayed, or added to). */
   readonly #spoolTouched = new Set<string>();
-  /** Records in each touched target's spool, as the cycle changes it. */
-  readonly #spoolSizes = new Map<string, number>();
+  /** Records and bytes (SPOOL_MAX_BYTES) in each touched target's spool, as the cycle changes it. */
+  readonly #spoolSizes = new Map<string, { records: number; bytes: number }>();
   /** Targets whose spool would have passed SPOOL_MAX_RECORDS this cycle, and the records not spooled. */
   readonly #spoolOverflow = new Map<string, number>();
 
@@ -165,15 +165,17 @@ class Cycle {
       return;
     }
     const list = work.spool.get(target) ?? [];
-    const size = (this.#spoolSizes.get(target) ?? spoolRecords(list)) + count;
-    if (size > SPOOL_MAX_RECORDS) {
+    const before = this.#spoolSizes.get(target) ?? { records: spoolRecords(list), bytes: spoolBytes(list) };
+    const spooled = toSpooled(batch, batch.rows, refused);
+    const size = { records: before.records + count, bytes: before.bytes + spoolBytes([spooled]) };
+    if (size.records > SPOOL_MAX_RECORDS || size.bytes > SPOOL_MAX_BYTES) {
       // Let go of what this cycle spooled for the target: the commit keeps its spool as it was (holdBackUnspoolable).
-      this.#spoolOverflow.set(target, size);
+      this.#spoolOverflow.set(target, size.records);
       this.#spoolSizes.delete(target);
       work.spool.set(target, []);
       return;
     }
-    list.push(toSpooled(batch, batch.rows, refused));
+    list.push(spooled);
     work.spool.set(target, list);
     this.#spoolSizes.set(target, size);
   }
@@ -200,7 +202,7 @@ class Cycle {
         const held = this.replayOnly ? [] : batches.filter((b) => b.refused !== undefined);
         const again = held.length === 0 ? batches : batches.filter((b) => b.refused === undefined);
         work.spool.set(target, held);
-        this.#spoolSizes.set(target, spoolRecords(held));
+        this.#spoolSizes.set(target, { records: spoolRecords(held), bytes: spoolBytes(held) });
         this.#spoolTouched.add(target);
         if (held.length > 0) this.log.warn({ target, batches: held.length, records: spoolRecords(held) }, 'refused batches wait in the dead-letter spool: send them with --replay-dead-letters once fixed');
         if (again.length === 0) return;
@@ -385,7 +387,7 @@ class Cycle {
       if (kept) work.spool.set(target, kept);
       else work.spool.delete(target);
       this.log.warn(
-        { target, spool_max_records: SPOOL_MAX_RECORDS, spooled: kept ? spoolRecords(kept) : 0 },
+        { target, spool_max_records: SPOOL_MAX_RECORDS, spool_max_bytes: SPOOL_MAX_BYTES, spooled: kept ? spoolRecords(kept) : 0 },
         'the dead-letter spool of this target is full: it is kept as it was, and this cycle\'s records for it are not spooled',
       );
       this.#unspoolable.push({ target, records });

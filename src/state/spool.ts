@@ -13,6 +13,16 @@ import { DamagedStateError } from './damaged-state-error.js';
  */
 export const SPOOL_MAX_RECORDS = 100_000;
 
+/**
+ * The same in bytes of record values, counted as batch_bytes counts them (field names included,
+ * since the spool keeps records as objects). A record cap alone does not bound a spool of wide
+ * records: 100,000 records of 450 fields are 45 million values, several gigabytes in memory and a
+ * spool longer than V8's longest string, so the commit failed with "Invalid string length" again
+ * (and with it every later commit, so every rule alerted again each cycle). Records of ordinary
+ * width reach SPOOL_MAX_RECORDS first.
+ */
+export const SPOOL_MAX_BYTES = 64 * 1024 * 1024;
+
 /** A batch a target could not take, as kept on disk: one NDJSON line per batch, its records as the target would have received them. */
 export interface SpooledBatch {
   readonly rule: string;
@@ -56,6 +66,29 @@ export function fromSpooled(spooled: SpooledBatch): MatchBatch {
 
 export function spoolRecords(batches: readonly SpooledBatch[]): number {
   return batches.reduce((sum, b) => sum + b.records.length, 0);
+}
+
+/** Bytes of the spooled records' names and values, as SPOOL_MAX_BYTES counts them. */
+export function spoolBytes(batches: readonly SpooledBatch[]): number {
+  let total = 0;
+  for (const b of batches) total += recordsBytes(b.records);
+  return total;
+}
+
+/** Rough bytes of records as the spool keeps them (objects): each field's name and value, as batch_bytes counts them. */
+export function recordsBytes(records: readonly unknown[]): number {
+  let total = 0;
+  for (const record of records) {
+    if (record === null || typeof record !== 'object') {
+      total += 16;
+      continue;
+    }
+    for (const key in record) {
+      const value = (record as Record<string, unknown>)[key];
+      total += key.length + (typeof value === 'string' ? value.length : typeof value === 'object' && value !== null ? 64 : 8) + 4;
+    }
+  }
+  return total;
 }
 
 export function encodeSpool(batches: readonly SpooledBatch[]): string {

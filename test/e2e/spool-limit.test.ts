@@ -4,7 +4,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { SPOOL_KEEP_LIMIT } from '../../src/delivery/target-queue.js';
-import { SPOOL_MAX_RECORDS } from '../../src/state/spool.js';
+import { SPOOL_MAX_BYTES, SPOOL_MAX_RECORDS } from '../../src/state/spool.js';
 import { freshDirPerTest, logLines, parseNdjson, runCli, writeFiles } from '../helpers.js';
 
 describe('an atomic target failing with more records than the spool keeps (built CLI)', function () {
@@ -98,5 +98,33 @@ describe('a per-write target down while a cycle matches more records than its sp
     void records;
     // the healthy target's alert went out once: its rule's dedup memory was saved by the first run
     expect(parseNdjson(readFileSync(path.join(dir, 'pages.ndjson'), 'utf8'))).to.deep.equal([{ id: 'p1', v: '5' }]);
+  });
+
+  it('wide records: the spool is bounded by bytes too (SPOOL_MAX_BYTES), long before SPOOL_MAX_RECORDS, and the next run sends every record', async () => {
+    // 1,000 records of 70,000 characters: far fewer records than the cap, more bytes than the spool may hold.
+    const rows = 1_000;
+    const pad = 'x'.repeat(Math.ceil((SPOOL_MAX_BYTES * 1.05) / rows));
+    const { server, port } = await receiver();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    const config = (p: number) =>
+      'datasources:\n  s: {type: csv, path: data.csv}\n' +
+      'processing_rules:\n  - {name: hot, datasource: s, threshold_field: v, threshold_type: greater_than, threshold_value: 0, export_target: api}\n' +
+      `export_targets:\n  api: {type: rest_api, url: "http://127.0.0.1:${p}/alerts", batch_size: 10, retry: {max_attempts: 1}}\n`;
+    writeFiles(dir, { 'c.yaml': config(port), 'data.csv': `id,v,pad\n${Array.from({ length: rows }, (_, i) => `${i},1,${pad}`).join('\n')}\n` });
+    const first = await runCli(['--config', 'c.yaml', '--log-format', 'json'], { cwd: dir });
+    expect(first.code, first.stderr.slice(-2000)).to.equal(1);
+    const full = logLines(first.stderr).find((l) => l.msg?.startsWith('the dead-letter spool of this target is full'));
+    expect(full, first.stderr.slice(-3000)).to.include({ target: 'api', spool_max_bytes: SPOOL_MAX_BYTES });
+    expect(existsSync(path.join(dir, '.state', 'spool', 'api.ndjson'))).to.equal(false);
+
+    const back = await receiver();
+    try {
+      writeFiles(dir, { 'c.yaml': config(back.port) });
+      const second = await runCli(['--config', 'c.yaml', '--log-format', 'json'], { cwd: dir });
+      expect(second.code, second.stderr.slice(-2000)).to.equal(0);
+      expect(back.records()).to.equal(rows);
+    } finally {
+      await new Promise<void>((resolve) => back.server.close(() => resolve()));
+    }
   });
 });
