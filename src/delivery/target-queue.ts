@@ -125,13 +125,22 @@ export class TargetQueue {
     }
   }
 
-  /** End of a cycle that was not cancelled: write what is buffered, wait for every write, publish (atomic) or flush. */
-  async finish(): Promise<void> {
+  /**
+   * Writes every partly filled batch now, lingering or not. The spooled batches a cycle sends
+   * again are grouped apart from its new matches (their records are objects, not the source's
+   * rows): a partial one left lingering was overtaken by the new matches of the same rule.
+   */
+  async sendBuffered(): Promise<void> {
     for (const [key, group] of [...this.#groups]) {
       this.#groups.delete(key);
       if (group.timer) clearTimeout(group.timer);
       await this.send(group);
     }
+  }
+
+  /** End of a cycle that was not cancelled: write what is buffered, wait for every write, publish (atomic) or flush. */
+  async finish(): Promise<void> {
+    await this.sendBuffered();
     await Promise.all(this.#inFlight);
     if (this.ctx.signal.aborted) return this.cancel();
     if (this.sink.delivery === 'per-write') {

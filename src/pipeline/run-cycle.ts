@@ -212,6 +212,8 @@ class Cycle {
           if (!this.report.rules.has(match.rule)) this.report.rules.set(match.rule, emptyRuleStats());
           await queue.add(match);
         }
+        // Before any new match: a partly filled batch of spooled records must not wait out its linger behind them.
+        await queue.sendBuffered();
       }),
     );
   }

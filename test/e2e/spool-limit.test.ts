@@ -128,3 +128,40 @@ describe('a per-write target down while a cycle matches more records than its sp
     }
   });
 });
+
+describe('a per-write target back after a cycle it was down in (built CLI)', function () {
+  this.timeout(60_000);
+  let dir: string;
+  freshDirPerTest((d) => (dir = d));
+
+  it('receives the spooled records before the new ones, in order, also a partly filled batch of them (max_in_flight: 1, linger)', async () => {
+    const ids: string[] = [];
+    const server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { id: string } | { id: string }[];
+        for (const r of Array.isArray(body) ? body : [body]) ids.push(r.id);
+        res.writeHead(200).end();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    try {
+      const config = (p: number) =>
+        'datasources:\n  s: {type: csv, path: data.csv, incremental: {field: n}}\n' +
+        'processing_rules:\n  - {name: hot, datasource: s, threshold_field: v, threshold_type: greater_than, threshold_value: 0, export_target: api}\n' +
+        `export_targets:\n  api: {type: rest_api, url: "http://127.0.0.1:${p}/alerts", batch_size: 2, max_in_flight: 1, linger: 5s, retry: {max_attempts: 1}}\n`;
+      // Down: a port nothing listens on.
+      writeFiles(dir, { 'c.yaml': config(9), 'data.csv': 'id,n,v\nr1,1,1\nr2,2,1\nr3,3,1\n' });
+      const first = await runCli(['--config', 'c.yaml', '--log-format', 'json'], { cwd: dir });
+      expect(first.code, first.stderr.slice(-2000)).to.equal(1);
+      writeFiles(dir, { 'c.yaml': config(port), 'data.csv': 'id,n,v\nr1,1,1\nr2,2,1\nr3,3,1\nr4,4,1\nr5,5,1\nr6,6,1\nr7,7,1\n' });
+      const second = await runCli(['--config', 'c.yaml', '--log-format', 'json'], { cwd: dir });
+      expect(second.code, second.stderr.slice(-2000)).to.equal(0);
+      expect(ids).to.deep.equal(['r1', 'r2', 'r3', 'r4', 'r5', 'r6', 'r7']);
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+});
