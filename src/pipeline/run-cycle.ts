@@ -95,7 +95,7 @@ class Cycle {
   readonly #dedup = new Map<string, RuleDedup>();
   readonly #watermarks = new Map<string, WatermarkFilter>();
   /** Atomic targets whose failed cycle was too large to spool: what feeds them is not committed. */
-  readonly #unspoolable: { target: string; records: number }[] = [];
+  readonly #unspoolable: { target: string; records: number; spoolFull?: Record<string, number> }[] = [];
   /** Targets whose spool this cycle took over (replayed, or added to). */
   readonly #spoolTouched = new Set<string>();
   /** Records and bytes (SPOOL_MAX_BYTES) in each touched target's spool, as the cycle changes it. */
@@ -388,11 +388,7 @@ class Cycle {
       const kept = previous.spool.get(target);
       if (kept) work.spool.set(target, kept);
       else work.spool.delete(target);
-      this.log.warn(
-        { target, spool_max_records: SPOOL_MAX_RECORDS, spool_max_bytes: SPOOL_MAX_BYTES, spooled: kept ? spoolRecords(kept) : 0 },
-        'the dead-letter spool of this target is full: it is kept as it was, and this cycle\'s records for it are not spooled',
-      );
-      this.#unspoolable.push({ target, records });
+      this.#unspoolable.push({ target, records, spoolFull: { spool_max_records: SPOOL_MAX_RECORDS, spool_max_bytes: SPOOL_MAX_BYTES, spooled: kept ? spoolRecords(kept) : 0 } });
     }
     if (this.#unspoolable.length === 0) return;
     const targets = new Set(this.#unspoolable.map((u) => u.target));
@@ -408,11 +404,19 @@ class Cycle {
       if (mark) work.watermarks.set(name, mark);
       else work.watermarks.delete(name);
     }
-    for (const { target, records } of this.#unspoolable) {
-      this.log.warn(
-        { target, records, spool_keep_limit: SPOOL_KEEP_LIMIT, spool_keep_bytes: SPOOL_KEEP_BYTES, rules: rules.map((r) => r.name), datasources: [...datasources] },
-        'too many records to spool: the dedup memory of these rules and the watermarks of these datasources are not saved, so the records are read and sent again next cycle',
-      );
+    const heldBack = { rules: rules.map((r) => r.name), datasources: [...datasources] };
+    for (const { target, records, spoolFull } of this.#unspoolable) {
+      if (spoolFull) {
+        this.log.warn(
+          { target, records, ...spoolFull, ...heldBack },
+          'the dead-letter spool of this target is full: it is kept as it was and this cycle\'s records for it are not spooled; the dedup memory of these rules and the watermarks of these datasources are not saved, so the records are read and sent again next cycle',
+        );
+      } else {
+        this.log.warn(
+          { target, records, spool_keep_limit: SPOOL_KEEP_LIMIT, spool_keep_bytes: SPOOL_KEEP_BYTES, ...heldBack },
+          'too many records to spool: the dedup memory of these rules and the watermarks of these datasources are not saved, so the records are read and sent again next cycle',
+        );
+      }
     }
   }
 
