@@ -6,6 +6,7 @@ import { withRows } from '../records/export-record.js';
 import type { DeliveryPolicy } from './policy.js';
 import { withRetry } from './retry.js';
 import { timerDelay } from '../util/timer-delay.js';
+import { rowBytes, rowsBytes } from '../records/batch-values.js';
 
 /** Records of one cycle an atomic target keeps in memory for the spool, should its publish fail. */
 export const SPOOL_KEEP_LIMIT = 20_000;
@@ -187,7 +188,7 @@ export class TargetQueue {
     this.#notSentWhileDown += batch.rows.length;
     this.listener.failed(batch.rule, batch.rows.length);
     if (this.ctx.signal.aborted) return;
-    if (this.sink.delivery === 'atomic') this.keepForSpool(batch, batchBytes(batch));
+    if (this.sink.delivery === 'atomic') this.keepForSpool(batch, rowsBytes(batch.rows));
     else this.listener.undelivered?.(batch);
   }
 
@@ -388,19 +389,3 @@ function rowsWithinBudget(rows: readonly unknown[], from: number, maxRows: numbe
   return { take: i - from, bytes };
 }
 
-function batchBytes(batch: MatchBatch): number {
-  return rowsWithinBudget(batch.rows, 0, batch.rows.length, Infinity).bytes;
-}
-
-function rowBytes(row: unknown): number {
-  let total = 0;
-  if (Array.isArray(row)) {
-    for (let c = 0; c < row.length; c++) total += typeof row[c] === 'string' ? row[c].length + 1 : 9;
-  } else if (row !== null && typeof row === 'object') {
-    for (const key in row) {
-      const value = (row as Record<string, unknown>)[key];
-      total += key.length + (typeof value === 'string' ? value.length : typeof value === 'object' && value !== null ? 64 : 8) + 4;
-    }
-  } else total += 16;
-  return total;
-}

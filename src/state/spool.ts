@@ -2,6 +2,7 @@ import type { MatchBatch } from '../../connectors/types.js';
 import type { FieldDescriptor } from '../records/fields.js';
 import { OBJECT_LAYOUT } from '../records/layout.js';
 import { DamagedStateError } from './damaged-state-error.js';
+import { rowsBytes } from '../records/batch-values.js';
 
 /**
  * Most records one target's spool may hold. The spool is kept in memory and written whole at
@@ -71,23 +72,7 @@ export function spoolRecords(batches: readonly SpooledBatch[]): number {
 /** Bytes of the spooled records' names and values, as SPOOL_MAX_BYTES counts them. */
 export function spoolBytes(batches: readonly SpooledBatch[]): number {
   let total = 0;
-  for (const b of batches) total += recordsBytes(b.records);
-  return total;
-}
-
-/** Rough bytes of records as the spool keeps them (objects): each field's name and value, as batch_bytes counts them. */
-export function recordsBytes(records: readonly unknown[]): number {
-  let total = 0;
-  for (const record of records) {
-    if (record === null || typeof record !== 'object') {
-      total += 16;
-      continue;
-    }
-    for (const key in record) {
-      const value = (record as Record<string, unknown>)[key];
-      total += key.length + (typeof value === 'string' ? value.length : typeof value === 'object' && value !== null ? 64 : 8) + 4;
-    }
-  }
+  for (const b of batches) total += rowsBytes(b.records);
   return total;
 }
 

@@ -62,11 +62,29 @@ describe('a per-write target down while a cycle matches more records than its sp
     return { server, port: (server.address() as AddressInfo).port, records: () => records };
   }
 
+  /** A port nothing listens on: the target is refused until a receiver listens again. */
+  async function closedPort(): Promise<number> {
+    const { server, port } = await receiver();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    return port;
+  }
+
+  /** The next run, with a receiver listening, exits 0 and delivers every record. */
+  async function runWithReceiverBack(config: (port: number) => string, rows: number): Promise<void> {
+    const back = await receiver();
+    try {
+      writeFiles(dir, { 'c.yaml': config(back.port) });
+      const second = await runCli(['--config', 'c.yaml', '--log-format', 'json'], { cwd: dir });
+      expect(second.code, second.stderr.slice(-2000)).to.equal(0);
+      expect(back.records()).to.equal(rows);
+    } finally {
+      await new Promise<void>((resolve) => back.server.close(() => resolve()));
+    }
+  }
+
   it('spools none of them: the spool stays as it was, what feeds the target is not saved, and the next run sends every record', async () => {
     const rows = SPOOL_MAX_RECORDS + 5_000;
-    const { server, port, records } = await receiver();
-    // The port, closed: the target is refused until the receiver listens there again.
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    const port = await closedPort();
     const config = (p: number) =>
       'datasources:\n  s: {type: csv, path: data.csv}\n  t: {type: csv, path: pages.csv}\n' +
       'processing_rules:\n  - {name: hot, datasource: s, threshold_field: v, threshold_type: greater_than, threshold_value: 0, export_target: api}\n' +
@@ -87,16 +105,7 @@ describe('a per-write target down while a cycle matches more records than its sp
     expect(lines.find((l) => l.msg === 'cannot save the state; this cycle\'s records will be read and sent again next cycle')).to.equal(undefined);
     expect(existsSync(path.join(dir, '.state', 'spool', 'api.ndjson'))).to.equal(false);
 
-    const back = await receiver();
-    try {
-      writeFiles(dir, { 'c.yaml': config(back.port) });
-      const second = await runCli(['--config', 'c.yaml', '--log-format', 'json'], { cwd: dir });
-      expect(second.code, second.stderr.slice(-2000)).to.equal(0);
-      expect(back.records()).to.equal(rows);
-    } finally {
-      await new Promise<void>((resolve) => back.server.close(() => resolve()));
-    }
-    void records;
+    await runWithReceiverBack(config, rows);
     // the healthy target's alert went out once: its rule's dedup memory was saved by the first run
     expect(parseNdjson(readFileSync(path.join(dir, 'pages.ndjson'), 'utf8'))).to.deep.equal([{ id: 'p1', v: '5' }]);
   });
@@ -105,8 +114,7 @@ describe('a per-write target down while a cycle matches more records than its sp
     // 1,000 records of 70,000 characters: far fewer records than the cap, more bytes than the spool may hold.
     const rows = 1_000;
     const pad = 'x'.repeat(Math.ceil((SPOOL_MAX_BYTES * 1.05) / rows));
-    const { server, port } = await receiver();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    const port = await closedPort();
     const config = (p: number) =>
       'datasources:\n  s: {type: csv, path: data.csv}\n' +
       'processing_rules:\n  - {name: hot, datasource: s, threshold_field: v, threshold_type: greater_than, threshold_value: 0, export_target: api}\n' +
@@ -118,15 +126,7 @@ describe('a per-write target down while a cycle matches more records than its sp
     expect(full, first.stderr.slice(-3000)).to.include({ target: 'api', spool_max_bytes: SPOOL_MAX_BYTES });
     expect(existsSync(path.join(dir, '.state', 'spool', 'api.ndjson'))).to.equal(false);
 
-    const back = await receiver();
-    try {
-      writeFiles(dir, { 'c.yaml': config(back.port) });
-      const second = await runCli(['--config', 'c.yaml', '--log-format', 'json'], { cwd: dir });
-      expect(second.code, second.stderr.slice(-2000)).to.equal(0);
-      expect(back.records()).to.equal(rows);
-    } finally {
-      await new Promise<void>((resolve) => back.server.close(() => resolve()));
-    }
+    await runWithReceiverBack(config, rows);
   });
 });
 
