@@ -28,11 +28,19 @@ export type DedupTable = Map<string, DedupEntry>;
 export const MAX_DEDUP_KEYS_PER_RULE = 100_000;
 
 /**
- * How far past MAX_DEDUP_KEYS_PER_RULE a cycle's keys may grow before the oldest are forgotten.
+ * Most keys a rule holds for the records one cycle matched. Within a cycle
+ * every key up to this many is kept, so repeats in the same cycle (a file whose rows come twice,
+ * two reads of one table) are exported once; only past it do the oldest go, and at the end of
+ * the cycle MAX_DEDUP_KEYS_PER_RULE of them are remembered. Without a bound, a first run matching
+ * 5,000,000 distinct records held every key (2 GB).
+ */
+export const MAX_CYCLE_KEYS_PER_RULE = 200_000;
+
+/**
  * Forgetting in steps of this size keeps the cost per match constant (a Map gives up its oldest
  * key only through an iterator that walks the holes earlier deletes left).
  */
-const EVICTION_STEP = MAX_DEDUP_KEYS_PER_RULE / 8;
+const EVICTION_STEP = MAX_CYCLE_KEYS_PER_RULE / 8;
 
 /**
  * A rule's dedup memory during one cycle. It works on the cycle's own copy of the table, which
@@ -89,7 +97,7 @@ export class RuleDedup {
       }
       matched.set(key, this.#exportedNow);
       kept.push(row);
-      if (matched.size > MAX_DEDUP_KEYS_PER_RULE + EVICTION_STEP) this.forgetOldest(matched, matched.size - MAX_DEDUP_KEYS_PER_RULE);
+      if (matched.size > MAX_CYCLE_KEYS_PER_RULE) this.forgetOldest(matched, matched.size - (MAX_CYCLE_KEYS_PER_RULE - EVICTION_STEP));
     }
     return kept;
   }

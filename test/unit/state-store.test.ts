@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ColumnLayout, OBJECT_LAYOUT } from '../../src/records/layout.js';
-import { MAX_DEDUP_KEYS_PER_RULE, RuleDedup, type DedupTable } from '../../src/state/dedup.js';
+import { MAX_CYCLE_KEYS_PER_RULE, MAX_DEDUP_KEYS_PER_RULE, RuleDedup, type DedupTable } from '../../src/state/dedup.js';
 import { dedupKeyOf, digest } from '../../src/state/record-key.js';
 import { fromSpooled, toSpooled } from '../../src/state/spool.js';
 import { StateKeeper } from '../../src/state/state-keeper.js';
@@ -128,10 +128,22 @@ describe('dedup memory', () => {
 });
 
 describe('dedup memory: bounded within a cycle, keys unchanged', () => {
-  it('a cycle matching many times more distinct records than the cap never holds much more than the cap', () => {
+  it('repeats within one cycle are exported once, for as many distinct keys as a cycle holds (here 180,000, past the remembered cap)', () => {
     const table: DedupTable = new Map();
     const dedup = new RuleDedup({ fields: ['id'] }, table, 1);
-    const total = MAX_DEDUP_KEYS_PER_RULE * 4;
+    const ids = Array.from({ length: 180_000 }, (_, id) => ({ id }));
+    let exported = 0;
+    for (let pass = 0; pass < 2; pass++) for (let i = 0; i < ids.length; i += 2_000) exported += dedup.filter('d', OBJECT_LAYOUT, ids.slice(i, i + 2_000)).length;
+    expect(exported).to.equal(180_000);
+    expect(dedup.suppressed).to.equal(180_000);
+    dedup.sweep(true);
+    expect(table.size).to.equal(MAX_DEDUP_KEYS_PER_RULE);
+  });
+
+  it('a cycle matching more distinct records than it holds stays bounded, and remembers the cap\'s worth of the newest', () => {
+    const table: DedupTable = new Map();
+    const dedup = new RuleDedup({ fields: ['id'] }, table, 1);
+    const total = MAX_CYCLE_KEYS_PER_RULE + 200_000;
     let largest = 0;
     let exported = 0;
     for (let start = 0; start < total; start += 2_000) {
@@ -141,7 +153,7 @@ describe('dedup memory: bounded within a cycle, keys unchanged', () => {
     }
     expect(exported, 'every distinct record is exported once').to.equal(total);
     expect(largest).to.be.above(MAX_DEDUP_KEYS_PER_RULE);
-    expect(largest).to.be.at.most(MAX_DEDUP_KEYS_PER_RULE * 1.125);
+    expect(largest).to.be.at.most(MAX_DEDUP_KEYS_PER_RULE + MAX_CYCLE_KEYS_PER_RULE);
     dedup.sweep(true);
     expect(table.size).to.equal(MAX_DEDUP_KEYS_PER_RULE);
     expect(dedup.overflowed, 'the keys forgotten for the cap are counted').to.equal(total - MAX_DEDUP_KEYS_PER_RULE);
